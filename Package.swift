@@ -1,0 +1,42 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// The data path, from the wire to the analyzers, reads top to bottom:
+//   LBCore    parse, decapsulate, hash (no syscalls, no Foundation)
+//   LBRing    the shared-memory rings (the one module with Unsafe pointers into shared memory)
+//   LBBroker  ingress sources, dispatch into rings, control socket, stats
+//   LBWorker  the consumer side of a ring, for analyzers
+//   lb        the executable: one file per subcommand
+let package = Package(
+    name: "lb",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lb", targets: ["lb"]),
+        .library(name: "LBCore", targets: ["LBCore"]),
+        .library(name: "LBRing", targets: ["LBRing"]),
+        .library(name: "LBBroker", targets: ["LBBroker"]),
+        .library(name: "LBWorker", targets: ["LBWorker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "CLBRing"),
+        .target(name: "CLBShim"),
+        .target(name: "LBSys", dependencies: ["CLBShim"]),
+        .target(name: "LBCore"),
+        .target(name: "LBRing", dependencies: ["CLBRing", "CLBShim", "LBSys", "LBCore"]),
+        .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim"]),
+        .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
+        .executableTarget(
+            name: "lb",
+            dependencies: [
+                "LBBroker", "LBWorker", "LBCore", "LBSys",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
+        .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
+        .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore"]),
+    ]
+)

@@ -1,0 +1,318 @@
+/// Owns the bitmap of tunnel ports; the decoder reads it through a raw pointer so that using
+/// it costs no reference counting on the data path.
+@usableFromInline
+final class PortBitmap: @unchecked Sendable {
+    @usableFromInline let bits: UnsafeMutablePointer<UInt64>
+
+    init(_ ports: [TunnelPort]) {
+        bits = .allocate(capacity: 1024)
+        bits.initialize(repeating: 0, count: 1024)
+        for p in ports { bits[Int(p.port) >> 6] |= 1 << UInt64(p.port & 63) }
+    }
+
+    deinit { bits.deallocate() }
+}
+
+/// Decodes frames: finds the innermost flow, removes tunnels, and says what to deliver.
+///
+/// `decode` reads only inside the buffer it is given; every header is length-checked before
+/// it is read, nesting is bounded by `maxDepth` and every loop by a fixed budget, so no input
+/// can make it read out of bounds, allocate, or spin.
+public struct Decoder: @unchecked Sendable {  // the port bitmap is immutable after init
+    public let config: DecodeConfig
+    @usableFromInline let portOwner: PortBitmap
+    @usableFromInline let portBits: UnsafeMutablePointer<UInt64>
+    @usableFromInline let ports: [TunnelPort]
+
+    public init(_ config: DecodeConfig = DecodeConfig()) {
+        self.config = config
+        self.ports = config.tunnelPorts
+        portOwner = PortBitmap(config.tunnelPorts)
+        portBits = portOwner.bits
+    }
+
+    /// Decodes one frame of the given link type. `subframe` selects an 802.11 A-MSDU subframe
+    /// (the result's `nextSubframe` says whether there is another one).
+    public func decode(_ frame: UnsafeRawBufferPointer, link: LinkType, subframe: Int = 0) -> Decoded {
+        var w = Walk(frame: frame, decoder: self, subframe: subframe)
+        w.run(link: link)
+        return w.d
+    }
+
+    /// Decodes a datagram rebuilt from IP fragments: `packet` starts with an IP header. The
+    /// tunnels and VLAN of `context` (the decode of its first fragment) are carried over.
+    public func decodeReassembled(_ packet: UnsafeRawBufferPointer, context: Decoded) -> Decoded {
+        var w = Walk(frame: packet, decoder: self, subframe: 0)
+        w.d.depth = context.depth
+        w.d.encap = context.encap
+        w.d.encapMask = context.encapMask
+        w.d.outer = context.outer
+        w.d.vni = context.vni
+        w.d.vlan = context.vlan
+        w.d.hasVLAN = context.hasVLAN
+        w.d.start = 0
+        w.d.end = packet.count
+        w.end = packet.count
+        w.d.synthType = packet.count > 0 && packet.u8(0) >> 4 == 6 ? 0x86DD : 0x0800
+        w.loop(.ip)
+        return w.d
+    }
+
+    /// The tunnel carried on a UDP port pair, if any (destination port first).
+    @inlinable @inline(__always)
+    func udpTunnel(_ sport: UInt16, _ dport: UInt16) -> EncapKind {
+        let hitD = portBits[Int(dport) >> 6] & (1 << UInt64(dport & 63)) != 0
+        let hitS = portBits[Int(sport) >> 6] & (1 << UInt64(sport & 63)) != 0
+        if !hitD && !hitS { return .none }
+        return slowTunnelLookup(sport, dport, hitD)
+    }
+
+    @usableFromInline @inline(never)
+    func slowTunnelLookup(_ sport: UInt16, _ dport: UInt16, _ hitD: Bool) -> EncapKind {
+        if hitD { for p in ports where p.port == dport { return p.kind } }
+        for p in ports where p.port == sport { return p.kind }
+        return .none
+    }
+}
+
+/// The next header the walk expects.
+@usableFromInline
+enum Next {
+    case ethernet
+    case etherType(UInt16)
+    case ip          // by the version nibble
+    case ipv4
+    case ipv6
+    case wifi
+    case done
+}
+
+/// One decode in progress: a cursor over the frame and the result being built.
+@usableFromInline
+struct Walk {
+    let f: UnsafeRawBufferPointer
+    let dec: Decoder
+    let subframe: Int
+    var d = Decoded()
+    /// current header offset, and the end of the current layer (never beyond f.count)
+    var off = 0
+    var end: Int
+    /// layers left; each loop turn uses one, so no frame can make the walk spin
+    var budget = 64
+    /// the most recent IP header's addresses (the outer flow when a tunnel starts)
+    var ipSrcHi: UInt64 = 0, ipSrcLo: UInt64 = 0, ipDstHi: UInt64 = 0, ipDstLo: UInt64 = 0
+    var ipIsV6 = false
+    /// tags seen on the current Ethernet header
+    var tags = 0
+
+    init(frame: UnsafeRawBufferPointer, decoder: Decoder, subframe: Int) {
+        f = frame
+        dec = decoder
+        self.subframe = subframe
+        end = frame.count
+        d.end = frame.count
+    }
+
+    mutating func run(link: LinkType) {
+        switch link {
+        case .ethernet: loop(.ethernet)
+        case .raw, .ipv4, .ipv6:
+            d.synthType = f.count > 0 && f.u8(0) >> 4 == 6 ? 0x86DD : 0x0800
+            loop(.ip)
+        case .null, .loop: loop(nullHeader())
+        case .linuxSLL: loop(sll())
+        case .linuxSLL2: loop(sll2())
+        case .ieee80211: loop(.wifi)
+        case .radiotap: loop(radiotap())
+        }
+    }
+
+    mutating func loop(_ first: Next) {
+        var next = first
+        while budget > 0 {
+            budget -= 1
+            switch next {
+            case .ethernet: next = ethernet()
+            case .etherType(let t): next = etherType(t)
+            case .ip: next = ipByVersion()
+            case .ipv4: next = ipv4()
+            case .ipv6: next = ipv6()
+            case .wifi: next = wifi()
+            case .done: return
+            }
+        }
+    }
+
+    @inline(__always)
+    mutating func fail(_ e: ParseError) -> Next {
+        d.error = e
+        return .done
+    }
+
+    // MARK: Ethernet and what rides directly on it
+
+    mutating func ethernet() -> Next {
+        guard end - off >= 14 else { return fail(.truncatedLink) }
+        setLinkKey(dst: off, src: off + 6)
+        tags = 0
+        let t = f.be16(off + 12)
+        off += 14
+        return etherType(t)
+    }
+
+    mutating func etherType(_ t: UInt16) -> Next {
+        switch t {
+        case 0x0800: return .ipv4
+        case 0x86DD: return .ipv6
+        case 0x8100, 0x88A8, 0x9100, 0x9200:
+            tags += 1
+            guard tags <= 8 else { return fail(.tooManyTags) }
+            guard end - off >= 4 else { return fail(.truncatedLink) }
+            if tags == 1 { d.vlan = f.be16(off) & 0x0FFF; d.hasVLAN = true }
+            let inner = f.be16(off + 2)
+            off += 4
+            return .etherType(inner)
+        case 0x8926:    // VN-Tag: 4 bytes of tag, then the EtherType
+            tags += 1
+            guard tags <= 8 else { return fail(.tooManyTags) }
+            guard end - off >= 6 else { return fail(.truncatedLink) }
+            let inner = f.be16(off + 4)
+            off += 6
+            return .etherType(inner)
+        case 0x8847, 0x8848: return mpls()
+        case 0x8864: return pppoe()
+        case 0x0806: return arp()
+        default:
+            if t < 0x0600 { return llc() }
+            d.nonIP = true
+            return .done
+        }
+    }
+
+    /// 802.3 length field: LLC, and SNAP carrying an EtherType.
+    mutating func llc() -> Next {
+        guard end - off >= 8, f.u8(off) == 0xAA, f.u8(off + 1) == 0xAA, f.u8(off + 2) == 0x03 else {
+            d.nonIP = true
+            return .done
+        }
+        let t = f.be16(off + 6)
+        off += 8
+        return .etherType(t)
+    }
+
+    mutating func mpls() -> Next {
+        var labels = 0
+        while true {
+            guard end - off >= 4 else { return fail(.truncatedLink) }
+            let entry = f.be32(off)
+            off += 4
+            labels += 1
+            if entry & 0x100 != 0 { break }          // bottom of stack
+            guard labels < 16 else { return fail(.tooManyTags) }
+        }
+        guard end - off >= 1 else { return fail(.truncatedLink) }
+        switch f.u8(off) >> 4 {
+        case 4: return .ipv4
+        case 6: return .ipv6
+        case 0:                                      // pseudowire control word, then Ethernet
+            off += 4
+            return .ethernet
+        default:
+            d.nonIP = true
+            return .done
+        }
+    }
+
+    mutating func pppoe() -> Next {
+        guard end - off >= 8 else { return fail(.truncatedLink) }
+        let len = Int(f.be16(off + 4))
+        let proto = f.be16(off + 6)
+        let payloadEnd = off + 6 + len
+        if payloadEnd < end && len >= 2 { end = payloadEnd }
+        off += 8
+        return ppp(proto)
+    }
+
+    /// A PPP protocol number: IPv4 and IPv6 continue, anything else is a non-IP frame.
+    mutating func ppp(_ proto: UInt16) -> Next {
+        switch proto {
+        case 0x0021: return .ipv4
+        case 0x0057: return .ipv6
+        default:
+            d.nonIP = true
+            return .done
+        }
+    }
+
+    mutating func arp() -> Next {
+        // Ethernet/IPv4 ARP: hash on the two protocol addresses, so request and reply agree.
+        guard end - off >= 28, f.be16(off) == 1, f.be16(off + 2) == 0x0800 else {
+            d.nonIP = true
+            return .done
+        }
+        var k = FlowKey()
+        k.srcLo = FlowKey.v4Mapped(f.be32(off + 14))
+        k.dstLo = FlowKey.v4Mapped(f.be32(off + 24))
+        k.proto = 0
+        k.kind = .addresses
+        d.key = k
+        d.nonIP = true
+        return .done
+    }
+
+    /// Sets what is delivered: frame[start..<end], behind a synthesized Ethernet header of type
+    /// `synth` (0: none) with MACs from the given offsets. With `--decap keep` only the
+    /// outermost link layer is converted; tunnels stay.
+    mutating func setDelivery(start: Int, end: Int? = nil, synth: UInt16, dst: Int = -1, src: Int = -1) {
+        guard !dec.config.keepEncapsulation || d.depth == 0 else { return }
+        d.start = start
+        if let end { d.end = end }
+        d.synthType = synth
+        d.synthDst = dst
+        d.synthSrc = src
+    }
+
+    mutating func setLinkKey(dst: Int, src: Int) {
+        var k = FlowKey()
+        k.srcHi = 1 << 63
+        k.dstHi = 1 << 63
+        k.srcLo = f.mac(src)
+        k.dstLo = f.mac(dst)
+        k.kind = .link
+        d.key = k
+    }
+
+    // MARK: Tunnels
+
+    /// Records that a tunnel of `kind` ends here and its payload is frame[innerStart..<innerEnd].
+    /// Returns false (and marks the error) when the tunnel is nested too deep.
+    mutating func enterTunnel(_ kind: EncapKind, innerStart: Int, innerEnd: Int, synth: UInt16,
+                              outerProto: UInt8, sport: UInt16 = 0, dport: UInt16 = 0, id: UInt32? = nil) -> Bool {
+        guard Int(d.depth) < dec.config.maxDepth else {
+            d.error = .tunnelTooDeep
+            return false
+        }
+        if d.depth == 0 {
+            d.encap = kind
+            d.outer.srcHi = ipSrcHi; d.outer.srcLo = ipSrcLo
+            d.outer.dstHi = ipDstHi; d.outer.dstLo = ipDstLo
+            d.outer.isIPv6 = ipIsV6
+            d.outer.proto = outerProto
+            d.outer.sport = sport
+            d.outer.dport = dport
+        }
+        d.depth &+= 1
+        d.encapMask |= 1 << UInt32(kind.rawValue)
+        if let id { d.vni = id }
+        if !dec.config.keepEncapsulation {
+            d.start = innerStart
+            d.end = innerEnd
+            d.synthType = synth
+            d.synthDst = -1
+            d.synthSrc = -1
+        }
+        off = innerStart
+        end = innerEnd
+        return true
+    }
+}
