@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LBRing", targets: ["LBRing"]),
         .library(name: "LBBroker", targets: ["LBBroker"]),
         .library(name: "LBWorker", targets: ["LBWorker"]),
+        .library(name: "LBGen", targets: ["LBGen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -25,16 +26,17 @@ let package = Package(
         .target(name: "CLBShim"),
         .target(name: "LBSys", dependencies: ["CLBShim"]),
         .target(name: "LBCore"),
+        .target(name: "LBGen", dependencies: ["LBCore"]),
         .target(name: "LBRing", dependencies: ["CLBRing", "CLBShim", "LBSys", "LBCore"]),
         .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim"]),
         .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
         .executableTarget(
             name: "lb",
             dependencies: [
-                "LBBroker", "LBWorker", "LBCore", "LBSys",
+                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
+        .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen"]),
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore"]),
