@@ -116,6 +116,10 @@ ssize_t lb_shim_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max
     return n;
 }
 
+int lb_shim_accept(int sock) {
+    return accept4(sock, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}
+
 int lb_shim_peer_cred(int sock, pid_t *pid, uid_t *uid, gid_t *gid) {
     struct ucred cred;
     socklen_t len = sizeof cred;

@@ -68,6 +68,7 @@
 
 /* Offset 0 of the DATA region. Written once by lb before the region is handed out. */
 struct lb_ring_info {
+    /* cache line 0: fixed */
     uint64_t magic;             /* LB_RING_MAGIC */
     uint32_t version;           /* LB_RING_VERSION */
     uint32_t info_size;         /* sizeof(struct lb_ring_info) */
@@ -77,17 +78,21 @@ struct lb_ring_info {
     uint32_t link_type;         /* LB_LINKTYPE_ETHERNET */
     uint32_t desc_count;        /* descriptors per lane, a power of two */
     uint32_t desc_size;         /* sizeof(struct lb_desc) */
-    uint64_t lane_offset;       /* offset of lane 0 */
-    uint64_t lane_stride;       /* lane i starts at lane_offset + i * lane_stride */
-    uint64_t desc_offset;       /* offset of the descriptor array within a lane */
-    uint64_t data_offset;       /* offset of the packet byte area within a lane */
-    uint64_t data_size;         /* bytes of the packet byte area, a multiple of 64 */
     uint32_t max_caplen;        /* longest packet stored; longer ones are truncated (LB_F_TRUNCATED) */
     uint32_t ring_index;        /* K of NAME:K */
     uint32_t ring_count;        /* rings in the group */
     int32_t  producer_pid;      /* lb's pid */
-    char     group[LB_GROUP_NAME_MAX];
-    /* cache line 2: changes while running */
+    /* cache line 1: fixed */
+    uint64_t lane_offset;       /* offset of lane 0 */
+    uint64_t lane_stride;       /* lane i starts at lane_offset + i * lane_stride */
+    uint64_t desc_offset;       /* offset of the descriptor array within a lane */
+    uint64_t data_offset;       /* offset of the packet byte area within a lane */
+    uint64_t data_size;         /* bytes of the packet byte area, a power of two */
+    uint64_t reserved1[3];
+    /* cache line 2: fixed */
+    char     group[LB_GROUP_NAME_MAX]; /* NAME of NAME:K, NUL-terminated */
+    uint64_t reserved2[4];
+    /* cache line 3: changes while running */
     uint32_t state;             /* LB_STATE_* (release-stored by lb) */
     uint32_t reserved0;
     uint64_t heartbeat_ns;      /* CLOCK_REALTIME of lb's last heartbeat (about once a second) */
@@ -165,8 +170,10 @@ struct lb_lane_control {
 };
 
 #define LB_CONTROL_LANES     256u
-#define LB_CONTROL_SIZE(lanes) \
-    ((((uint64_t)LB_CONTROL_LANES + (uint64_t)(lanes) * 128u) + LB_PAGE - 1) / LB_PAGE * LB_PAGE)
+/* Bytes of the CONTROL region for a ring of `lanes` lanes. */
+static inline uint64_t lb_control_size(uint32_t lanes) {
+    return (((uint64_t)LB_CONTROL_LANES + (uint64_t)lanes * 128u) + LB_PAGE - 1) / LB_PAGE * LB_PAGE;
+}
 
 /* ---- control socket messages --------------------------------------------------------------- */
 
@@ -196,12 +203,14 @@ struct lb_attach_reply {
 
 /* ---- layout checks ------------------------------------------------------------------------- */
 
-_Static_assert(sizeof(struct lb_ring_info) == 192, "lb_ring_info size");
-_Static_assert(offsetof(struct lb_ring_info, lane_offset) == 40, "lane_offset");
-_Static_assert(offsetof(struct lb_ring_info, max_caplen) == 80, "max_caplen");
-_Static_assert(offsetof(struct lb_ring_info, group) == 96, "group");
-_Static_assert(offsetof(struct lb_ring_info, state) == 128, "state on its own cache line");
-_Static_assert(offsetof(struct lb_ring_info, heartbeat_ns) == 136, "heartbeat_ns");
+_Static_assert(sizeof(struct lb_ring_info) == 256, "lb_ring_info size");
+_Static_assert(offsetof(struct lb_ring_info, max_caplen) == 48, "max_caplen");
+_Static_assert(offsetof(struct lb_ring_info, producer_pid) == 60, "producer_pid");
+_Static_assert(offsetof(struct lb_ring_info, lane_offset) == 64, "lane_offset");
+_Static_assert(offsetof(struct lb_ring_info, data_size) == 96, "data_size");
+_Static_assert(offsetof(struct lb_ring_info, group) == 128, "group");
+_Static_assert(offsetof(struct lb_ring_info, state) == 192, "state on its own cache line");
+_Static_assert(offsetof(struct lb_ring_info, heartbeat_ns) == 200, "heartbeat_ns");
 _Static_assert(sizeof(struct lb_lane_header) == LB_CACHELINE, "lane header");
 _Static_assert(sizeof(struct lb_desc) == 64, "descriptor is one cache line");
 _Static_assert(offsetof(struct lb_desc, data_off) == 8, "data_off");

@@ -31,6 +31,9 @@ ssize_t lb_shim_send_with_fds(int sock, const void *buf, size_t len, const int *
  * Descriptors are received with MSG_CMSG_CLOEXEC. Truncated control data closes what came. */
 ssize_t lb_shim_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
 
+/* accept4(2) with SOCK_CLOEXEC | SOCK_NONBLOCK. */
+int lb_shim_accept(int sock);
+
 /* SO_PEERCRED of a connected unix socket. */
 int lb_shim_peer_cred(int sock, pid_t *pid, uid_t *uid, gid_t *gid);
 

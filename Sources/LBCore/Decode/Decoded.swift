@@ -71,6 +71,13 @@ public struct Decoded: Sendable {
     @inlinable
     public var deliveredLength: Int { end - start + (synthType != 0 ? 14 : 0) }
 
+    /// Wire length of the delivered packet: what was cut from the frame's end by the capture
+    /// still counts when the delivered bytes run to the end of the frame.
+    @inlinable
+    public func deliveredWireLength(frameCount: Int, wireLength: Int) -> Int {
+        end == frameCount ? deliveredLength + max(0, wireLength - frameCount) : deliveredLength
+    }
+
     /// Offset of the innermost IP header within the delivered packet, or nil.
     @inlinable
     public var deliveredL3: Int? {

@@ -58,6 +58,16 @@ public struct Decoder: @unchecked Sendable {  // the port bitmap is immutable af
         return w.d
     }
 
+    /// The flow hash of a decoded packet, under this decoder's tuple mode, seed and key
+    /// options (VNI and/or VLAN).
+    @inlinable @inline(__always)
+    public func flowHash(_ d: Decoded) -> UInt64 {
+        var extra: UInt32 = 0
+        if config.hashVNI { extra = d.vni }
+        if config.hashVLAN && d.hasVLAN { extra = extra &* 0x9E37_79B1 &+ UInt32(d.vlan) &+ 1 }
+        return FlowHash.hash(d.key, mode: config.tuple, extra: extra, seeds: config.seeds)
+    }
+
     /// The tunnel carried on a UDP port pair, if any (destination port first).
     @inlinable @inline(__always)
     func udpTunnel(_ sport: UInt16, _ dport: UInt16) -> EncapKind {

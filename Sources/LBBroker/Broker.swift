@@ -1,0 +1,193 @@
+import CLBRing
+import Glibc
+import LBCore
+import LBRing
+import LBSys
+import Synchronization
+
+/// `-p [NAME:]N`: a group of N rings; every group gets every packet.
+public struct GroupSpec: Equatable, Sendable {
+    public var name: String
+    public var count: Int
+    public init(name: String, count: Int) { self.name = name; self.count = count }
+}
+
+/// Where packets come from.
+public enum InputSpec: Equatable, Sendable {
+    case pcapFile(path: String, rate: UInt64)
+
+    public var name: String {
+        switch self {
+        case .pcapFile(let path, _): "pcap:\(path)"
+        }
+    }
+}
+
+/// Everything `lb` (the main command) needs to run.
+public struct BrokerConfig: Sendable {
+    public var input: InputSpec
+    public var groups: [GroupSpec]
+    public var geometry = RingGeometry.default
+    public var dispatch = DispatchConfig()
+    public var runDir: String? = nil
+    /// print stats every this many seconds (0: only the final report)
+    public var statsInterval: Double = 0
+    /// wait at most this long for every ring to have a consumer before reading input
+    public var waitForConsumers: Double = 10
+    /// after the end of a capture, wait at most this long for consumers to read everything
+    public var drainTimeout: Double = 60
+    public init(input: InputSpec, groups: [GroupSpec]) { self.input = input; self.groups = groups }
+}
+
+/// The stop flag the signal handlers set (a signal handler can reach only globals).
+let signalStop = Atomic<UInt32>(0)
+
+/// Runs lb: creates the rings, serves consumers, moves packets, reports.
+public enum Broker {
+    /// Runs to completion; returns the process exit status.
+    public static func run(_ config: BrokerConfig, stdout: Int32 = 1, stderr: Int32 = 2) throws(BrokerError) -> Int32 {
+        let log: @Sendable (String) -> Void = { msg in try? Sys.write(stderr, "lb: \(msg)\n") }
+        if let problem = config.geometry.problem { throw BrokerError(problem) }
+        let runDir = RunDirectory.resolve(config.runDir)
+
+        // Rings: groups that share a name continue its numbering (netmap lb's rule).
+        let instance = UInt64.random(in: 1...UInt64.max)
+        var records: [RingRecord] = []
+        var groupMemories: [[RingMemory]] = []
+        var nextIndex: [String: Int] = [:]
+        for g in config.groups {
+            var memories: [RingMemory] = []
+            let ringTotal = config.groups.filter { $0.name == g.name }.reduce(0) { $0 + $1.count }
+            for _ in 0..<g.count {
+                let k = nextIndex[g.name, default: 0]
+                nextIndex[g.name] = k + 1
+                let name = RingName(group: g.name, index: k)
+                let memory: RingMemory
+                do {
+                    memory = try RingMemory(name: name, ringCount: ringTotal, geometry: config.geometry, instanceID: instance)
+                } catch {
+                    throw BrokerError("cannot create ring \(name): \(error) (lower --ring-size or --ring-slots?)")
+                }
+                memories.append(memory)
+                records.append(RingRecord(name: name, global: records.count, memory: memory))
+            }
+            groupMemories.append(memories)
+        }
+        let shared = SharedState(ringCount: records.count)
+        let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
+        try server.start()
+        defer { server.shutdown() }
+
+        var source: PcapFileSource
+        switch config.input {
+        case .pcapFile(let path, let rate): source = try PcapFileSource(path: path, rate: rate)
+        }
+        var dispatch = config.dispatch
+        dispatch.backpressure = !source.isLive
+        var dispatcher = Dispatcher(config: dispatch, groups: groupMemories, shared: shared)
+        let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
+        installSignalHandlers()
+
+        // The control thread: attaches, heartbeats, periodic stats.
+        let controlStop = Atomic<UInt32>(0)
+        let controlDone = Atomic<UInt32>(0)
+        let control = ControlThread(server: server, reporter: reporter, records: records, shared: shared,
+                                    interval: config.statsInterval, out: stdout)
+        let tid = Threads.spawn("lb-control") {
+            control.loop(stop: controlStop)
+            controlDone.store(1, ordering: .releasing)
+        }
+
+        waitForConsumers(server: server, records: records, seconds: config.waitForConsumers, shared: shared, log: log)
+        if signalStop.load(ordering: .relaxed) == 0 {
+            dispatcher.run(&source)
+        }
+        if let why = source.stoppedEarly { log("\(config.input.name): \(why); replay stopped there") }
+
+        // End of stream: tell every consumer, let them drain, report, leave.
+        for r in records { r.memory.setState(LB_STATE_EOS) }
+        drain(records: records, shared: shared, seconds: config.drainTimeout, log: log)
+        controlStop.store(1, ordering: .releasing)
+        Threads.join(tid)
+        _ = controlDone.load(ordering: .acquiring)
+        for line in reporter.lines(final: true) { try? Sys.write(stdout, line + "\n") }
+        for r in records { r.memory.setState(LB_STATE_CLOSED) }
+        return 0
+    }
+
+    static func installSignalHandlers() {
+        signal(SIGINT) { _ in signalStop.store(1, ordering: .relaxed) }
+        signal(SIGTERM) { _ in signalStop.store(1, ordering: .relaxed) }
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    static func waitForConsumers(server: ControlServer, records: [RingRecord], seconds: Double, shared: SharedState,
+                                 log: (String) -> Void) {
+        guard seconds > 0 else { return }
+        let deadline = Sys.monoNanos() &+ UInt64(seconds * 1e9)
+        var said = false
+        while Sys.monoNanos() < deadline && signalStop.load(ordering: .relaxed) == 0 {
+            if records.allSatisfy({ shared.isAttached($0.global) }) { return }
+            if !said {
+                let missing = records.filter { !shared.isAttached($0.global) }.map { $0.name.description }
+                log("waiting up to \(Int(seconds)) s for consumers of \(missing.joined(separator: " "))")
+                said = true
+            }
+            Sys.sleep(nanos: 10_000_000)
+        }
+        let missing = records.filter { !shared.isAttached($0.global) }.map { $0.name.description }
+        if !missing.isEmpty { log("starting without consumers for \(missing.joined(separator: " ")); their packets are dropped and counted") }
+    }
+
+    /// Waits until every attached consumer has read everything (or detached), or the timeout.
+    static func drain(records: [RingRecord], shared: SharedState, seconds: Double, log: (String) -> Void) {
+        let deadline = Sys.monoNanos() &+ UInt64(seconds * 1e9)
+        while Sys.monoNanos() < deadline {
+            let busy = records.filter { shared.isAttached($0.global) && $0.memory.tail(lane: 0) != $0.memory.head(lane: 0) }
+            if busy.isEmpty { return }
+            if signalStop.load(ordering: .relaxed) != 0 { return }
+            Sys.sleep(nanos: 5_000_000)
+        }
+        let busy = records.filter { shared.isAttached($0.global) && $0.memory.tail(lane: 0) != $0.memory.head(lane: 0) }
+        if !busy.isEmpty { log("gave up waiting for \(busy.map { $0.name.description }.joined(separator: " ")) to drain") }
+    }
+}
+
+/// The control thread's loop: serve the sockets, heartbeat the rings, print periodic stats.
+final class ControlThread: @unchecked Sendable {
+    let server: ControlServer
+    let reporter: StatsReporter
+    let records: [RingRecord]
+    let shared: SharedState
+    let interval: Double
+    let out: Int32
+
+    init(server: ControlServer, reporter: StatsReporter, records: [RingRecord], shared: SharedState, interval: Double, out: Int32) {
+        self.server = server
+        self.reporter = reporter
+        self.records = records
+        self.shared = shared
+        self.interval = interval
+        self.out = out
+    }
+
+    func loop(stop: borrowing Atomic<UInt32>) {
+        var nextBeat: UInt64 = 0
+        var nextStats = interval > 0 ? Sys.monoNanos() &+ UInt64(interval * 1e9) : UInt64.max
+        while stop.load(ordering: .acquiring) == 0 {
+            if signalStop.load(ordering: .relaxed) != 0 { shared.requestStop() }
+            server.poll(timeoutMillis: 50)
+            let now = Sys.monoNanos()
+            if now >= nextBeat {
+                let wall = Sys.wallNanos()
+                for r in records { r.memory.heartbeat(wall) }
+                nextBeat = now &+ 1_000_000_000
+            }
+            if now >= nextStats {
+                for line in reporter.lines(final: false) { try? Sys.write(out, line + "\n") }
+                nextStats = now &+ UInt64(interval * 1e9)
+            }
+        }
+    }
+}
+

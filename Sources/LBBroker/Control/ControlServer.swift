@@ -1,0 +1,227 @@
+import Glibc
+import LBRing
+import LBSys
+
+/// One ring as the control plane sees it.
+public final class RingRecord: @unchecked Sendable {
+    public let name: RingName
+    public let global: Int
+    public let memory: RingMemory
+    /// the consumer's connection (-1: none); touched by the control thread only
+    var consumerFD: Int32 = -1
+    public internal(set) var consumerPID: Int32 = 0
+    public internal(set) var attaches: UInt64 = 0
+
+    init(name: RingName, global: Int, memory: RingMemory) {
+        self.name = name
+        self.global = global
+        self.memory = memory
+    }
+}
+
+/// Serves the control sockets: `<run-dir>/<group>.sock`, one per group name. A consumer
+/// connects, asks for ring K, gets the ring's two memfds, and stays attached until its
+/// connection closes (which the kernel does for it if it dies).
+final class ControlServer {
+    struct Listener { let fd: Int32; let group: String; let path: String }
+    struct Pending { let fd: Int32; let group: String; let deadline: UInt64 }
+    struct Tap { let fd: Int32; let ring: Int }
+
+    let runDir: String
+    let rings: [RingRecord]
+    let shared: SharedState
+    var byGroup: [String: [RingRecord]] = [:]
+    var listeners: [Listener] = []
+    var pending: [Pending] = []
+    var taps: [Tap] = []
+    /// messages for the operator (stderr), one per event
+    let log: (String) -> Void
+
+    init(runDir: String, rings: [RingRecord], shared: SharedState, log: @escaping (String) -> Void) {
+        self.runDir = runDir
+        self.rings = rings
+        self.shared = shared
+        self.log = log
+        for r in rings { byGroup[r.name.group, default: []].append(r) }
+    }
+
+    /// Creates the run directory and one listening socket per group. A socket left by an lb
+    /// that died is replaced; one that answers belongs to a running lb and is an error.
+    func start() throws(BrokerError) {
+        do { try Sys.mkdirs(runDir) } catch { throw BrokerError("--run-dir \(runDir): \(error)") }
+        for group in byGroup.keys.sorted() {
+            let path = RunDirectory.socketPath(runDir, group: group)
+            if let probe = try? Sys.connectUnix(path) {
+                Sys.close(probe)
+                throw BrokerError("group '\(group)' is already served by another lb (\(path)); stop it or choose another -p name")
+            }
+            Sys.unlink(path)
+            let fd: Int32
+            do { fd = try Sys.listenUnix(path) } catch { throw BrokerError("cannot listen on \(path): \(error)") }
+            Sys.setNonBlocking(fd, true)
+            _ = chmod(path, 0o660)
+            listeners.append(Listener(fd: fd, group: group, path: path))
+        }
+    }
+
+    /// Handles whatever is ready within `timeoutMillis`.
+    func poll(timeoutMillis: Int32) {
+        var fds: [pollfd] = []
+        let waiting = pending
+        let tapsNow = taps
+        for l in listeners { fds.append(pollfd(fd: l.fd, events: Int16(POLLIN), revents: 0)) }
+        for p in waiting { fds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)) }
+        let consumers = rings.filter { $0.consumerFD >= 0 }
+        for r in consumers { fds.append(pollfd(fd: r.consumerFD, events: Int16(POLLIN) | pollRDHUP, revents: 0)) }
+        for t in tapsNow { fds.append(pollfd(fd: t.fd, events: Int16(POLLIN) | pollRDHUP, revents: 0)) }
+        do { try Sys.poll(&fds, timeoutMillis: timeoutMillis) } catch { log("control: \(error)"); return }
+
+        // Walk fds in the order they were built; new connections go to `accepted`.
+        var i = 0
+        var accepted: [Pending] = []
+        for l in listeners {
+            if fds[i].revents != 0 { acceptAll(l, into: &accepted) }
+            i += 1
+        }
+        var stillPending: [Pending] = []
+        let now = Sys.monoNanos()
+        for p in waiting {
+            if fds[i].revents != 0 {
+                handleRequest(p)
+            } else if now > p.deadline {
+                log("control: a client connected to \(p.group) but sent no request; closed")
+                Sys.close(p.fd)
+            } else {
+                stillPending.append(p)
+            }
+            i += 1
+        }
+        for r in consumers {
+            if fds[i].revents != 0 { detach(r, reason: "disconnected") }
+            i += 1
+        }
+        var stillTaps: [Tap] = []
+        for t in tapsNow {
+            if fds[i].revents != 0 { Sys.close(t.fd) } else { stillTaps.append(t) }
+            i += 1
+        }
+        // Taps attached above (handleRequest appends to `taps`) are kept too.
+        taps = stillTaps + taps.filter { t in !tapsNow.contains { $0.fd == t.fd } }
+        // Requests that arrived in the same wake-up as their connection.
+        for p in accepted where !tryRequest(p) { stillPending.append(p) }
+        pending = stillPending
+    }
+
+    func acceptAll(_ l: Listener, into accepted: inout [Pending]) {
+        while true {
+            let c: Int32?
+            do { c = try Sys.accept(l.fd) } catch { log("control: \(error)"); return }
+            guard let c else { return }
+            accepted.append(Pending(fd: c, group: l.group, deadline: Sys.monoNanos() + 2_000_000_000))
+        }
+    }
+
+    /// Reads and answers a request if one is there; false if nothing arrived yet.
+    func tryRequest(_ p: Pending) -> Bool {
+        var fds = [pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)]
+        try? Sys.poll(&fds, timeoutMillis: 0)
+        guard fds[0].revents != 0 else { return false }
+        handleRequest(p)
+        return true
+    }
+
+    func handleRequest(_ p: Pending) {
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let got = buffer.withUnsafeMutableBytes { b in try? Sys.receive(p.fd, into: b, maxFDs: 0) }
+        guard let msg = got, msg.count > 0 else {
+            Sys.close(p.fd)
+            return
+        }
+        let request = buffer.withUnsafeBytes { AttachProtocol.decodeRequest(UnsafeRawBufferPointer(rebasing: $0[..<msg.count])) }
+        guard let request else {
+            refuse(p.fd, EPROTO, "malformed attach request (this lb speaks ring protocol version \(LBRingVersion.current))")
+            return
+        }
+        guard request.group == p.group, let group = byGroup[request.group] else {
+            refuse(p.fd, ENOENT, "no group '\(request.group)' on this socket")
+            return
+        }
+        guard request.ring >= 0, request.ring < group.count else {
+            refuse(p.fd, ENOENT, "no ring \(request.group):\(request.ring); this lb has \(request.group):0 to \(request.group):\(group.count - 1)")
+            return
+        }
+        let ring = group[request.ring]
+        let g = ring.memory.geometry
+        switch request.mode {
+        case .consumer:
+            if ring.consumerFD >= 0 {
+                refuse(p.fd, EBUSY, "\(ring.name) already has a consumer (pid \(ring.consumerPID))")
+                return
+            }
+            ring.memory.clearConsumerFlags()
+            let reply = AttachProtocol.encode(AttachProtocol.Reply(error: 0, message: "attached to \(ring.name)", fdCount: 2,
+                                                                  dataSize: g.dataRegionSize, controlSize: g.controlRegionSize))
+            do {
+                try Sys.send(p.fd, reply, fds: [ring.memory.dataDescriptor, ring.memory.controlDescriptor])
+            } catch {
+                Sys.close(p.fd)
+                return
+            }
+            ring.consumerFD = p.fd
+            ring.consumerPID = Sys.peerCredentials(p.fd)?.pid ?? 0
+            ring.attaches += 1
+            shared.setAttached(ring.global, true)
+            log("\(ring.name): consumer attached (pid \(ring.consumerPID))")
+        case .tap:
+            let reply = AttachProtocol.encode(AttachProtocol.Reply(error: 0, message: "tapping \(ring.name)", fdCount: 1,
+                                                                  dataSize: g.dataRegionSize, controlSize: 0))
+            do {
+                try Sys.send(p.fd, reply, fds: [ring.memory.dataDescriptor])
+            } catch {
+                Sys.close(p.fd)
+                return
+            }
+            taps.append(Tap(fd: p.fd, ring: ring.global))
+        }
+    }
+
+    func refuse(_ fd: Int32, _ code: Int32, _ message: String) {
+        let reply = AttachProtocol.encode(AttachProtocol.Reply(error: code, message: message))
+        try? Sys.send(fd, reply)
+        Sys.close(fd)
+    }
+
+    func detach(_ r: RingRecord, reason: String) {
+        shared.setAttached(r.global, false)
+        Sys.close(r.consumerFD)
+        r.consumerFD = -1
+        r.memory.clearConsumerFlags()
+        log("\(r.name): consumer \(reason) (pid \(r.consumerPID))")
+    }
+
+    var allAttached: Bool { rings.allSatisfy { $0.consumerFD >= 0 } }
+
+    /// Closes every connection and removes the sockets.
+    func shutdown() {
+        for r in rings where r.consumerFD >= 0 {
+            shared.setAttached(r.global, false)
+            Sys.close(r.consumerFD)
+            r.consumerFD = -1
+        }
+        for t in taps { Sys.close(t.fd) }
+        taps = []
+        for p in pending { Sys.close(p.fd) }
+        pending = []
+        for l in listeners {
+            Sys.close(l.fd)
+            Sys.unlink(l.path)
+        }
+        listeners = []
+    }
+}
+
+let pollRDHUP: Int16 = 0x2000   // POLLRDHUP (a GNU extension the Glibc module leaves out)
+
+public enum LBRingVersion {
+    public static let current = 1
+}

@@ -1,0 +1,215 @@
+import CLBRing
+import LBCore
+import LBRing
+import LBSys
+
+/// How the data path behaves.
+public struct DispatchConfig: Sendable {
+    public var decode = DecodeConfig()
+    /// wait for a full ring's consumer instead of dropping (capture-file replay)
+    public var backpressure = false
+    /// how long a consumer may make no progress before lb stops waiting for it
+    public var stallTimeoutNanos: UInt64 = 30_000_000_000
+    public var fragments = FragmentTable.Limits()
+    /// frames taken from the source at a time
+    public var batch = 64
+    public init() {}
+}
+
+/// Bucket → ring for one group. Buckets are the top 12 bits of the flow hash.
+public struct IndirectionTable {
+    public static let bits = 12
+    public static let size = 1 << bits
+    let entries: UnsafeMutablePointer<UInt16>
+    public let firstRing: Int
+    public let ringCount: Int
+
+    init(firstRing: Int, ringCount: Int) {
+        self.firstRing = firstRing
+        self.ringCount = ringCount
+        entries = .allocate(capacity: Self.size)
+        for b in 0..<Self.size { entries[b] = UInt16(b % ringCount) }
+    }
+
+    /// The global index of the ring that gets flows with this hash.
+    @inline(__always)
+    func ring(for hash: UInt64) -> Int {
+        firstRing &+ Int(truncatingIfNeeded: entries[Int(truncatingIfNeeded: hash >> UInt64(64 - Self.bits))])
+    }
+}
+
+/// The data path: frames in, decoded, hashed, written into one ring of every group.
+///
+/// Owns everything it touches per packet (decoder, fragment table, the producer end of every
+/// ring, the indirection tables), so the loop takes no lock, allocates nothing and calls no
+/// existential. One instance per data-path thread.
+public struct Dispatcher: ~Copyable {
+    let decoder: Decoder
+    var fragments: FragmentTable
+    let producers: UnsafeMutablePointer<LaneProducer>
+    let ringCount: Int
+    let tables: UnsafeMutablePointer<IndirectionTable>
+    let groupCount: Int
+    let shared: SharedState
+    let counters: Counters
+    let maxCaplen: Int
+    let keep: Bool
+    let backpressure: Bool
+    let stallTimeout: UInt64
+    let batch: Int
+    let frames: UnsafeMutablePointer<Frame>
+    var lastTimestamp: UInt64 = 0
+
+    /// `groups` lists, per group, its rings' memory in ring order.
+    public init(config: DispatchConfig, groups: [[RingMemory]], shared: SharedState) {
+        decoder = Decoder(config.decode)
+        fragments = FragmentTable(decoder: decoder, limits: config.fragments)
+        ringCount = groups.reduce(0) { $0 + $1.count }
+        producers = .allocate(capacity: ringCount)
+        tables = .allocate(capacity: groups.count)
+        var r = 0
+        for (g, rings) in groups.enumerated() {
+            (tables + g).initialize(to: IndirectionTable(firstRing: r, ringCount: rings.count))
+            for m in rings {
+                (producers + r).initialize(to: m.producer(lane: 0))
+                r += 1
+            }
+        }
+        groupCount = groups.count
+        self.shared = shared
+        counters = shared.counters
+        maxCaplen = groups.first?.first?.geometry.maxCaplen ?? 9216
+        keep = config.decode.keepEncapsulation
+        backpressure = config.backpressure
+        stallTimeout = config.stallTimeoutNanos
+        batch = config.batch
+        frames = .allocate(capacity: config.batch)
+    }
+
+    deinit {
+        for g in 0..<groupCount { tables[g].entries.deallocate() }
+        tables.deinitialize(count: groupCount)
+        tables.deallocate()
+        producers.deinitialize(count: ringCount)
+        producers.deallocate()
+        frames.deallocate()
+    }
+
+    /// Runs until the source is finished or a stop is requested. At the end every fragment
+    /// still held is released and everything written is published.
+    public mutating func run<S: PacketSource & ~Copyable>(_ source: inout S) {
+        while !shared.stopRequested {
+            let n = source.receive(into: frames, max: batch)
+            if n == 0 {
+                if source.finished { break }
+                publishAll()
+                continue
+            }
+            for i in 0..<n { handle(frames[i]) }
+            fragments.sweep(now: lastTimestamp)
+            drainFragments()
+            publishAll()
+            mirrorFragmentCounters()
+        }
+        fragments.flush()
+        drainFragments()
+        publishAll()
+        mirrorFragmentCounters()
+    }
+
+    /// Decodes one frame and delivers it (each A-MSDU subframe on its own).
+    @inline(__always)
+    public mutating func handle(_ f: Frame) {
+        counters.add(.received)
+        counters.add(.receivedBytes, UInt64(f.wireLength))
+        lastTimestamp = f.timestampNanos
+        guard let link = LinkType(linktype: f.linkType) else {
+            deliverOpaque(f)
+            return
+        }
+        var subframe = 0
+        repeat {
+            let d = decoder.decode(f.bytes, link: link, subframe: subframe)
+            account(d)
+            if d.isFragment {
+                switch fragments.offer(d, frame: f.bytes, timestampNanos: f.timestampNanos, wireLength: f.wireLength) {
+                case .deliver(let hash):
+                    deliver(f.bytes, d, hash: hash, ts: f.timestampNanos,
+                            wire: d.deliveredWireLength(frameCount: f.bytes.count, wireLength: f.wireLength),
+                            extraFlags: 0, input: f.input)
+                case .held:
+                    break
+                }
+                drainFragments()
+            } else {
+                deliver(f.bytes, d, hash: decoder.flowHash(d), ts: f.timestampNanos,
+                        wire: d.deliveredWireLength(frameCount: f.bytes.count, wireLength: f.wireLength),
+                        extraFlags: 0, input: f.input)
+            }
+            if subframe > 0 { counters.add(.subframes) }
+            subframe = d.nextSubframe
+        } while subframe != 0
+    }
+
+    @inline(__always)
+    func account(_ d: Decoded) {
+        if d.encapMask != 0 {
+            var m = d.encapMask
+            while m != 0 {
+                let bit = m.trailingZeroBitCount
+                m &= m - 1
+                if let e = EncapKind(rawValue: UInt8(bit)) { counters.add(encap: e) }
+            }
+        }
+        if d.error != .none {
+            counters.add(.unparsed)
+            counters.add(error: d.error)
+        }
+        if d.nonIP { counters.add(.nonIP) }
+    }
+
+    /// Delivers what the fragment table released.
+    mutating func drainFragments() {
+        while let r = fragments.popReady() {
+            var flags: UInt32 = r.synthesized ? LB_F_SYNTH_ETHERNET : 0
+            if r.reassembled { flags |= LB_F_REASSEMBLED }
+            deliver(r.bytes, r.decoded, hash: r.hash, ts: r.timestampNanos, wire: r.wireLength, extraFlags: flags, input: 0)
+        }
+    }
+
+    mutating func mirrorFragmentCounters() {
+        let c = fragments.counters
+        counters.set(.fragments, c.fragments)
+        counters.set(.fragmentsHeld, c.held)
+        counters.set(.fragmentsReassembled, c.reassembled)
+        counters.set(.fragmentsMerged, c.merged)
+        counters.set(.fragmentsUnmatched, c.unmatched)
+        counters.set(.fragmentsIncomplete, c.incomplete)
+        counters.set(.fragmentsEvicted, c.evicted)
+        counters.set(.fragmentsNotHeld, c.notHeld)
+    }
+
+    /// A frame of a link type lb cannot decode: delivered whole behind an opaque Ethernet
+    /// header, all to the same ring of each group.
+    mutating func deliverOpaque(_ f: Frame) {
+        counters.add(.opaqueLink)
+        counters.add(.unparsed)
+        counters.add(error: .unknownLinkType)
+        var d = Decoded()
+        d.start = 0
+        d.end = f.bytes.count
+        d.synthType = opaqueEtherType
+        d.nonIP = true
+        d.error = .unknownLinkType
+        deliver(f.bytes, d, hash: 0, ts: f.timestampNanos, wire: f.wireLength + 14, extraFlags: 0, input: f.input)
+    }
+
+    /// Publishes every ring's new descriptors (once per batch).
+    @inline(__always)
+    mutating func publishAll() {
+        for r in 0..<ringCount { producers[r].publish() }
+        var bad: UInt64 = 0
+        for r in 0..<ringCount { bad &+= producers[r].badTails }
+        if bad != 0 { counters.set(.badTails, bad) }
+    }
+}

@@ -1,0 +1,41 @@
+import Synchronization
+
+/// State shared between the control thread (which attaches and detaches consumers) and the
+/// data-path thread (which reads it per packet with relaxed loads).
+public final class SharedState: @unchecked Sendable {
+    public let ringCount: Int
+    /// 1 while ring r has a consumer
+    let attached: UnsafeMutablePointer<Atomic<UInt32>>
+    /// 1 while the data path gave up waiting for ring r's consumer (capture replay only)
+    let stalled: UnsafeMutablePointer<Atomic<UInt32>>
+    public let counters: Counters
+    /// set by a signal handler or the control plane: stop reading input
+    public let stop = Atomic<UInt32>(0)
+
+    public init(ringCount: Int) {
+        self.ringCount = ringCount
+        attached = .allocate(capacity: ringCount)
+        stalled = .allocate(capacity: ringCount)
+        for i in 0..<ringCount {
+            (attached + i).initialize(to: Atomic(0))
+            (stalled + i).initialize(to: Atomic(0))
+        }
+        counters = Counters(ringCount: ringCount)
+    }
+
+    deinit {
+        attached.deinitialize(count: ringCount)
+        stalled.deinitialize(count: ringCount)
+        attached.deallocate()
+        stalled.deallocate()
+    }
+
+    public func isAttached(_ r: Int) -> Bool { attached[r].load(ordering: .relaxed) != 0 }
+    public func setAttached(_ r: Int, _ on: Bool) {
+        if on { stalled[r].store(0, ordering: .relaxed) }
+        attached[r].store(on ? 1 : 0, ordering: .releasing)
+    }
+    public func isStalled(_ r: Int) -> Bool { stalled[r].load(ordering: .relaxed) != 0 }
+    public var stopRequested: Bool { stop.load(ordering: .relaxed) != 0 }
+    public func requestStop() { stop.store(1, ordering: .relaxed) }
+}

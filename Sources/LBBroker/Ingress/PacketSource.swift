@@ -1,0 +1,32 @@
+/// One received frame, pointing into memory its source owns until the next `receive`.
+public struct Frame {
+    public var bytes: UnsafeRawBufferPointer
+    public var wireLength: Int
+    public var timestampNanos: UInt64
+    /// LINKTYPE_* value
+    public var linkType: UInt32
+    /// ingress index (RX queue, socket, file interface)
+    public var input: UInt32
+
+    public init(bytes: UnsafeRawBufferPointer, wireLength: Int, timestampNanos: UInt64, linkType: UInt32, input: UInt32) {
+        self.bytes = bytes
+        self.wireLength = wireLength
+        self.timestampNanos = timestampNanos
+        self.linkType = linkType
+        self.input = input
+    }
+}
+
+/// Where packets come from: a capture file now; AF_XDP, AF_PACKET and UDP sockets later.
+/// The dispatcher is generic over it, so a source's `receive` is specialised into the loop.
+public protocol PacketSource: ~Copyable {
+    /// Fills up to `max` frames; returns how many. Frames stay valid until the next call.
+    /// Returns 0 when nothing is available now (live) or at the end (`finished`).
+    mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int
+    /// No more frames will come.
+    var finished: Bool { get }
+    /// A live source never waits for a consumer: a full ring drops.
+    var isLive: Bool { get }
+    /// For the stats (`interface` of the aggregate line).
+    var name: String { get }
+}

@@ -1,0 +1,83 @@
+import CLBRing
+
+/// The messages on the control socket (struct lb_attach_request / lb_attach_reply).
+public enum AttachProtocol {
+    public static let requestSize = MemoryLayout<lb_attach_request>.size
+    public static let replySize = MemoryLayout<lb_attach_reply>.size
+
+    public enum Mode: UInt16, Sendable {
+        case consumer = 1
+        case tap = 2
+    }
+
+    public struct Request: Equatable, Sendable {
+        public var group: String
+        public var ring: Int
+        public var mode: Mode
+        public init(group: String, ring: Int, mode: Mode) { self.group = group; self.ring = ring; self.mode = mode }
+    }
+
+    public struct Reply: Equatable, Sendable {
+        public var error: Int32
+        public var message: String
+        public var fdCount: Int
+        public var dataSize: Int
+        public var controlSize: Int
+        public init(error: Int32, message: String, fdCount: Int = 0, dataSize: Int = 0, controlSize: Int = 0) {
+            self.error = error; self.message = message; self.fdCount = fdCount
+            self.dataSize = dataSize; self.controlSize = controlSize
+        }
+    }
+
+    public static func encode(_ r: Request) -> [UInt8] {
+        var m = lb_attach_request()
+        m.magic = LB_ATTACH_MAGIC
+        m.version = UInt16(LB_RING_VERSION)
+        m.mode = r.mode.rawValue
+        m.ring = UInt32(clamping: r.ring)
+        withUnsafeMutableBytes(of: &m.group) { dst in
+            for (i, b) in r.group.utf8.prefix(Int(LB_GROUP_NAME_MAX) - 1).enumerated() { dst[i] = b }
+        }
+        return withUnsafeBytes(of: &m) { Array($0) }
+    }
+
+    /// Parses a request; nil for anything that is not exactly a well-formed request.
+    public static func decodeRequest(_ bytes: UnsafeRawBufferPointer) -> Request? {
+        guard bytes.count == requestSize else { return nil }
+        var m = lb_attach_request()
+        withUnsafeMutableBytes(of: &m) { $0.copyMemory(from: bytes) }
+        guard m.magic == LB_ATTACH_MAGIC, m.version == UInt16(LB_RING_VERSION),
+              let mode = Mode(rawValue: m.mode) else { return nil }
+        let group = withUnsafeBytes(of: &m.group) { cString($0) }
+        return Request(group: group, ring: Int(m.ring), mode: mode)
+    }
+
+    public static func encode(_ r: Reply) -> [UInt8] {
+        var m = lb_attach_reply()
+        m.magic = LB_ATTACH_MAGIC
+        m.version = UInt16(LB_RING_VERSION)
+        m.error = r.error
+        m.fd_count = UInt32(r.fdCount)
+        m.data_size = UInt64(r.dataSize)
+        m.control_size = UInt64(r.controlSize)
+        withUnsafeMutableBytes(of: &m.message) { dst in
+            for (i, b) in r.message.utf8.prefix(dst.count - 1).enumerated() { dst[i] = b }
+        }
+        return withUnsafeBytes(of: &m) { Array($0) }
+    }
+
+    public static func decodeReply(_ bytes: UnsafeRawBufferPointer) -> Reply? {
+        guard bytes.count == replySize else { return nil }
+        var m = lb_attach_reply()
+        withUnsafeMutableBytes(of: &m) { $0.copyMemory(from: bytes) }
+        guard m.magic == LB_ATTACH_MAGIC, m.version == UInt16(LB_RING_VERSION) else { return nil }
+        let message = withUnsafeBytes(of: &m.message) { cString($0) }
+        return Reply(error: m.error, message: message, fdCount: Int(m.fd_count), dataSize: Int(m.data_size),
+                     controlSize: Int(m.control_size))
+    }
+
+    static func cString(_ b: UnsafeRawBufferPointer) -> String {
+        let n = b.firstIndex(of: 0) ?? b.count
+        return String(decoding: b[..<n], as: UTF8.self)
+    }
+}

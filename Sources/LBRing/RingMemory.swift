@@ -1,0 +1,135 @@
+import CLBRing
+import Glibc
+import LBSys
+import Synchronization
+
+/// lb's side of one ring: the two sealed memfds, lb's mappings of them, and lb-private state.
+///
+/// The DATA region is sealed with F_SEAL_FUTURE_WRITE after lb maps it, so a consumer can map
+/// it only read-only and cannot write(2) or resize it. The CONTROL region (the consumer's tail
+/// and reports) is writable by the consumer but sealed against resizing, so no consumer can
+/// make lb fault on a truncated mapping.
+public final class RingMemory: @unchecked Sendable {
+    public let name: RingName
+    public let geometry: RingGeometry
+    public let instanceID: UInt64
+    let dataFD: OwnedFD
+    let controlFD: OwnedFD
+    let dataMap: Mapping
+    let controlMap: Mapping
+    let starts: UnsafeMutablePointer<UInt64>
+
+    public init(name: RingName, ringCount: Int, geometry g: RingGeometry, instanceID: UInt64) throws(SysError) {
+        self.name = name
+        self.geometry = g
+        self.instanceID = instanceID
+        dataFD = OwnedFD(try Sys.memfd("lb:\(name):data"))
+        try Sys.truncate(dataFD.raw, g.dataRegionSize)
+        dataMap = try Mapping(fd: dataFD.raw, size: g.dataRegionSize, writable: true)
+        controlFD = OwnedFD(try Sys.memfd("lb:\(name):control"))
+        try Sys.truncate(controlFD.raw, g.controlRegionSize)
+        controlMap = try Mapping(fd: controlFD.raw, size: g.controlRegionSize, writable: true)
+        starts = .allocate(capacity: g.lanes * g.slots)
+        starts.initialize(repeating: 0, count: g.lanes * g.slots)
+
+        let info = dataMap.base.assumingMemoryBound(to: lb_ring_info.self)
+        info.pointee.magic = LB_RING_MAGIC
+        info.pointee.version = LB_RING_VERSION
+        info.pointee.info_size = UInt32(MemoryLayout<lb_ring_info>.size)
+        info.pointee.region_size = UInt64(g.dataRegionSize)
+        info.pointee.instance_id = instanceID
+        info.pointee.lane_count = UInt32(g.lanes)
+        info.pointee.link_type = LB_LINKTYPE_ETHERNET
+        info.pointee.desc_count = UInt32(g.slots)
+        info.pointee.desc_size = UInt32(MemoryLayout<lb_desc>.size)
+        info.pointee.max_caplen = UInt32(g.maxCaplen)
+        info.pointee.ring_index = UInt32(name.index)
+        info.pointee.ring_count = UInt32(ringCount)
+        info.pointee.producer_pid = getpid()
+        info.pointee.lane_offset = UInt64(g.laneOffset)
+        info.pointee.lane_stride = UInt64(g.laneStride)
+        info.pointee.desc_offset = UInt64(g.descOffset)
+        info.pointee.data_offset = UInt64(g.dataOffset)
+        info.pointee.data_size = UInt64(g.dataBytes)
+        withUnsafeMutableBytes(of: &info.pointee.group) { dst in
+            for (i, b) in name.group.utf8.prefix(Int(LB_GROUP_NAME_MAX) - 1).enumerated() { dst[i] = b }
+        }
+        stateWord.pointee.store(LB_STATE_RUNNING, ordering: .releasing)
+        try Sys.seal(dataFD.raw, futureWrite: true)
+        try Sys.seal(controlFD.raw, futureWrite: false)
+    }
+
+    deinit { starts.deallocate() }
+
+    public var dataDescriptor: Int32 { dataFD.raw }
+    public var controlDescriptor: Int32 { controlFD.raw }
+
+    var stateWord: UnsafeMutablePointer<Atomic<UInt32>> {
+        (dataMap.base + MemoryLayout<lb_ring_info>.offset(of: \.state)!).assumingMemoryBound(to: Atomic<UInt32>.self)
+    }
+
+    func laneBase(_ lane: Int) -> UnsafeMutableRawPointer { dataMap.base + geometry.laneOffset + lane * geometry.laneStride }
+
+    func laneControl(_ lane: Int) -> UnsafeMutableRawPointer {
+        controlMap.base + Int(LB_CONTROL_LANES) + lane * MemoryLayout<lb_lane_control>.size
+    }
+
+    /// The producer end of `lane`. Valid while this object lives; one thread per lane.
+    public func producer(lane: Int) -> LaneProducer {
+        precondition(lane >= 0 && lane < geometry.lanes)
+        let base = laneBase(lane)
+        return LaneProducer(head: base, control: laneControl(lane), descs: base + geometry.descOffset,
+                            data: base + geometry.dataOffset, starts: starts + lane * geometry.slots, geometry: geometry)
+    }
+
+    /// Marks end of stream (or closed) and wakes every sleeping consumer.
+    public func setState(_ state: UInt32) {
+        stateWord.pointee.store(state, ordering: .releasing)
+        for lane in 0..<geometry.lanes { Sys.futexWake(UnsafeRawPointer(laneBase(lane))) }
+    }
+
+    public func heartbeat(_ nanos: UInt64) {
+        let p = (dataMap.base + MemoryLayout<lb_ring_info>.offset(of: \.heartbeat_ns)!).assumingMemoryBound(to: Atomic<UInt64>.self)
+        p.pointee.store(nanos, ordering: .relaxed)
+    }
+
+    /// Published head of a lane (what the consumer can see).
+    public func head(lane: Int) -> UInt64 {
+        laneBase(lane).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .acquiring)
+    }
+
+    /// The consumer's tail of a lane, as written by the consumer (not validated).
+    public func tail(lane: Int) -> UInt64 {
+        laneControl(lane).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .acquiring)
+    }
+
+    /// Clears the "consumer sleeps" flags a departed consumer may have left set, so lb does not
+    /// keep waking nobody.
+    public func clearConsumerFlags() {
+        for lane in 0..<geometry.lanes {
+            let p = (laneControl(lane) + MemoryLayout<lb_lane_control>.offset(of: \.consumer_waiting)!)
+                .assumingMemoryBound(to: Atomic<UInt32>.self)
+            p.pointee.store(0, ordering: .relaxed)
+        }
+    }
+
+    /// What the consumer last reported about itself. Written by another process: the values
+    /// are shown, never trusted.
+    public func consumerReport() -> ConsumerReport {
+        let p = controlMap.base.assumingMemoryBound(to: Atomic<UInt64>.self)
+        // lb_consumer_report: pid+flags (word 0), heartbeat (1), processed (2), gaps (3), acks (4)
+        let w0 = p[0].load(ordering: .relaxed)
+        return ConsumerReport(pid: Int32(truncatingIfNeeded: w0 & 0xFFFF_FFFF), heartbeatNanos: p[1].load(ordering: .relaxed),
+                              packetsProcessed: p[2].load(ordering: .relaxed), lossGaps: p[3].load(ordering: .relaxed),
+                              lossAcks: p[4].load(ordering: .relaxed))
+    }
+}
+
+/// A consumer's own report (struct lb_consumer_report).
+public struct ConsumerReport: Equatable, Sendable {
+    public var pid: Int32
+    public var heartbeatNanos: UInt64
+    public var packetsProcessed: UInt64
+    public var lossGaps: UInt64
+    public var lossAcks: UInt64
+}

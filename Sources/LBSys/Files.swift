@@ -1,0 +1,81 @@
+import CLBShim
+import Glibc
+
+/// Thin wrappers around the file and memory syscalls lb uses. Each retries EINTR and throws
+/// a SysError carrying the errno read right after the call.
+public enum Sys {
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0) throws(SysError) -> Int32 {
+        let fd = retrying { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        guard fd >= 0 else { throw SysError("open \(path)") }
+        return fd
+    }
+
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)       // never retried: the descriptor is gone either way on Linux
+    }
+
+    public static func fileSize(_ fd: Int32) throws(SysError) -> Int {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SysError("fstat") }
+        return Int(st.st_size)
+    }
+
+    public static func truncate(_ fd: Int32, _ size: Int) throws(SysError) {
+        guard retrying({ ftruncate(fd, off_t(size)) }) == 0 else { throw SysError("ftruncate") }
+    }
+
+    public static func unlink(_ path: String) { _ = Glibc.unlink(path) }
+
+    public static func mkdirs(_ path: String, mode: mode_t = 0o755) throws(SysError) {
+        var prefix = ""
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + part
+            if Glibc.mkdir(prefix, mode) != 0 && errno != EEXIST { throw SysError("mkdir \(prefix)") }
+        }
+    }
+
+    /// Writes all of `buffer`, retrying short writes. Returns false on EPIPE (reader gone).
+    public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(SysError) {
+        var done = 0
+        while done < buffer.count {
+            let n = retrying { Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done) }
+            guard n >= 0 else { throw SysError("write") }
+            done += n
+        }
+    }
+
+    public static func write(_ fd: Int32, _ text: String) throws(SysError) {
+        let bytes = Array(text.utf8)
+        let result = bytes.withUnsafeBytes { b in Result { () throws(SysError) in try writeAll(fd, b) } }
+        try result.get()
+    }
+
+    public static func memfd(_ name: String) throws(SysError) -> Int32 {
+        let fd = lb_shim_memfd_create(name)
+        guard fd >= 0 else { throw SysError("memfd_create") }
+        return fd
+    }
+
+    /// Seals a memfd against resizing; with `futureWrite`, against new writable mappings too.
+    public static func seal(_ fd: Int32, futureWrite: Bool) throws(SysError) {
+        guard lb_shim_seal(fd, futureWrite ? 1 : 0) == 0 else { throw SysError("fcntl(F_ADD_SEALS)") }
+    }
+
+    public static func map(_ fd: Int32, size: Int, writable: Bool, populate: Bool = false) throws(SysError) -> UnsafeMutableRawPointer {
+        let prot = writable ? PROT_READ | PROT_WRITE : PROT_READ
+        let flags = MAP_SHARED | (populate ? MAP_POPULATE : 0)
+        guard let p = mmap(nil, size, prot, flags, fd, 0), p != MAP_FAILED else { throw SysError("mmap") }
+        return p
+    }
+
+    /// A private read-only mapping of a whole file (capture files).
+    public static func mapFile(_ fd: Int32, size: Int) throws(SysError) -> UnsafeMutableRawPointer {
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else { throw SysError("mmap") }
+        _ = madvise(p, size, MADV_SEQUENTIAL)
+        return p
+    }
+
+    public static func unmap(_ p: UnsafeMutableRawPointer, size: Int) { _ = munmap(p, size) }
+
+    public static func adviseHugePages(_ p: UnsafeMutableRawPointer, size: Int) { _ = madvise(p, size, MADV_HUGEPAGE) }
+}

@@ -1,0 +1,158 @@
+import CLBRing
+import Glibc
+import LBRing
+import LBSys
+
+/// Why attaching failed.
+public struct AttachError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    /// errno from lb (EBUSY: the ring already has a consumer), or 0
+    public let code: Int32
+    public init(_ d: String, code: Int32 = 0) { description = d; self.code = code }
+}
+
+/// A consumer (or tap) attached to one ring of a running lb.
+///
+/// Attach with `RingConsumer.attach`; read with `poll`; sleep with `wait`. Dropping the value
+/// detaches (closing the connection tells lb at once; so does dying).
+public struct RingConsumer: ~Copyable {
+    let socket: OwnedFD
+    let ring: AttachedRing
+    var lanes: [LaneConsumer]
+    var nextLane = 0
+    public let name: RingName
+    public let isTap: Bool
+    /// packets handed to `poll`'s body so far
+    public private(set) var packets: UInt64 = 0
+
+    /// What `wait` saw.
+    public enum Event: Equatable, Sendable {
+        /// packets are ready
+        case packets
+        /// lb marked end of stream and every packet has been read
+        case endOfStream
+        /// lb closed the connection without marking end of stream (it exited or died)
+        case producerGone
+        /// nothing happened within the timeout
+        case timeout
+    }
+
+    /// Connects to lb's socket for `name.group` in `runDir` and attaches to ring `name.index`.
+    /// Retries while lb is not (yet) there, for up to `waitNanos` (nil: forever).
+    public static func attach(_ name: RingName, runDir: String? = nil, waitNanos: UInt64? = nil,
+                              tap: Bool = false) throws(AttachError) -> RingConsumer {
+        let dir = RunDirectory.resolve(runDir)
+        let path = RunDirectory.socketPath(dir, group: name.group)
+        let deadline = waitNanos.map { Sys.monoNanos() &+ $0 }
+        while true {
+            do {
+                let fd = try Sys.connectUnix(path)
+                return try handshake(fd: fd, name: name, tap: tap)
+            } catch let e as SysError where e.code == ENOENT || e.code == ECONNREFUSED {
+                if let deadline, Sys.monoNanos() >= deadline {
+                    throw AttachError("no lb serves '\(name.group)' at \(path) (is lb running with -p \(name.group):N and the same --run-dir?)")
+                }
+                Sys.sleep(nanos: 100_000_000)
+            } catch let e as SysError {
+                throw AttachError("\(path): \(e)")
+            } catch let e as AttachError {
+                throw e
+            } catch {
+                throw AttachError("\(error)")
+            }
+        }
+    }
+
+    static func handshake(fd: Int32, name: RingName, tap: Bool) throws -> RingConsumer {
+        let owned = OwnedFD(fd)
+        let request = AttachProtocol.encode(AttachProtocol.Request(group: name.group, ring: name.index, mode: tap ? .tap : .consumer))
+        try Sys.send(fd, request)
+        var buffer = [UInt8](repeating: 0, count: AttachProtocol.replySize + 64)
+        var got: (count: Int, fds: [Int32])? = nil
+        var fdsPoll = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        try Sys.poll(&fdsPoll, timeoutMillis: 5000)
+        got = try buffer.withUnsafeMutableBytes { b in try Sys.receive(fd, into: b, maxFDs: 2) }
+        guard let got, got.count > 0 else { throw AttachError("lb closed the connection without answering") }
+        let descriptors = got.fds.map { OwnedFDBox($0) }
+        let reply = buffer.withUnsafeBytes { AttachProtocol.decodeReply(UnsafeRawBufferPointer(rebasing: $0[..<got.count])) }
+        guard let reply else { throw AttachError("unreadable reply from lb (ring protocol version mismatch?)") }
+        guard reply.error == 0 else { throw AttachError(reply.message, code: reply.error) }
+        guard descriptors.count == (tap ? 1 : 2) else { throw AttachError("lb sent \(descriptors.count) descriptors") }
+        let ring: AttachedRing
+        do {
+            ring = try AttachedRing(dataFD: descriptors[0].fd, dataSize: reply.dataSize,
+                                    controlFD: tap ? nil : descriptors[1].fd, controlSize: reply.controlSize)
+        } catch {
+            throw AttachError("\(name): \(error)")
+        }
+        return RingConsumer(socket: owned, ring: ring, name: name, isTap: tap)
+    }
+
+    init(socket: consuming OwnedFD, ring: consuming AttachedRing, name: RingName, isTap: Bool) {
+        self.socket = socket
+        self.name = name
+        self.isTap = isTap
+        var lanes: [LaneConsumer] = []
+        for k in 0..<ring.lanes { lanes.append(ring.lane(k)) }
+        self.lanes = lanes
+        self.ring = ring
+    }
+
+    /// The largest packet the ring stores (the snaplen to write into a pcap header).
+    public var maxCaplen: Int { Int(ring.info.max_caplen) }
+    public var group: String { ring.group }
+
+    /// Calls `body` for up to `max` packets, then hands them back to lb. Returns how many.
+    public mutating func poll(max: Int, _ body: (RingPacket) -> Void) -> Int {
+        var n = 0
+        var emptyLanes = 0
+        while n < max && emptyLanes < lanes.count {
+            let k = nextLane
+            if let p = lanes[k].next() {
+                body(p)
+                n += 1
+                emptyLanes = 0
+            } else {
+                emptyLanes += 1
+                nextLane = (nextLane + 1) % lanes.count
+            }
+        }
+        if n > 0 {
+            for k in lanes.indices { lanes[k].release() }
+            packets &+= UInt64(n)
+        }
+        return n
+    }
+
+    /// Sleeps until packets arrive, the stream ends, lb goes away, or the timeout passes.
+    public mutating func wait(timeoutNanos: Int64) -> Event {
+        for k in lanes.indices where lanes[k].currentHead() != lanes[k].position { return .packets }
+        if ring.state == LB_STATE_EOS || ring.state == LB_STATE_CLOSED { return .endOfStream }
+        if producerGone() { return .producerGone }
+        lanes[nextLane].wait(timeoutNanos: timeoutNanos)
+        for k in lanes.indices where lanes[k].currentHead() != lanes[k].position { return .packets }
+        if ring.state == LB_STATE_EOS || ring.state == LB_STATE_CLOSED { return .endOfStream }
+        return producerGone() ? .producerGone : .timeout
+    }
+
+    /// Packets published but not yet read (a tap that falls behind uses this to skip).
+    public func backlog() -> [UInt64] { lanes.map { $0.currentHead() &- $0.position } }
+
+    /// Writes the consumer's report into the ring's control area (lb shows it in its stats).
+    public func report(processed: UInt64, lossGaps: UInt64 = 0, lossAcks: UInt64 = 0) {
+        ring.report(processed: processed, lossGaps: lossGaps, lossAcks: lossAcks)
+    }
+
+    func producerGone() -> Bool {
+        var fds = [pollfd(fd: socket.raw, events: Int16(POLLIN), revents: 0)]
+        try? Sys.poll(&fds, timeoutMillis: 0)
+        return fds[0].revents != 0
+    }
+}
+
+/// Closes received descriptors once mapped (the mappings keep the memory alive).
+final class OwnedFDBox {
+    let fd: Int32
+    init(_ fd: Int32) { self.fd = fd }
+    deinit { Sys.close(fd) }
+}

@@ -1,0 +1,135 @@
+import ArgumentParser
+import Glibc
+import LBCore
+import LBRing
+import LBSys
+import LBWorker
+import Synchronization
+
+let catStop = Atomic<UInt32>(0)
+
+struct Cat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Consume a ring and write its packets as classic pcap (for tcpdump, tshark, zeek -r -).")
+
+    @Argument(help: "The ring, NAME:K.")
+    var ring: String
+
+    @Option(name: .customShort("w"), help: "Write to FILE ('-': standard output, the default).")
+    var write: String = "-"
+
+    @Flag(help: "Nanosecond timestamps (pcap magic a1b23c4d) instead of microseconds.")
+    var nano = false
+
+    @Option(name: .customShort("c"), help: "Exit after COUNT packets.")
+    var count: UInt64?
+
+    @Option(help: "Wait up to SECS seconds for lb to serve the ring (0: forever).")
+    var wait: Double = 60
+
+    @Option(help: "Directory of lb's control sockets (as given to lb).")
+    var runDir: String?
+
+    func run() throws {
+        let name: RingName
+        do { name = try RingName(parsing: ring) } catch { throw ValidationError("\(error)") }
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGINT) { _ in catStop.store(1, ordering: .relaxed) }
+        signal(SIGTERM) { _ in catStop.store(1, ordering: .relaxed) }
+
+        var consumer: RingConsumer
+        do {
+            consumer = try RingConsumer.attach(name, runDir: runDir, waitNanos: wait > 0 ? UInt64(wait * 1e9) : nil)
+        } catch {
+            try? printError("lb cat: \(error)")
+            throw ExitCode(1)
+        }
+        let fd: Int32
+        if write == "-" {
+            fd = 1
+        } else {
+            do { fd = try Sys.open(write, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644) } catch {
+                try? printError("lb cat: -w \(write): \(error)")
+                throw ExitCode(1)
+            }
+        }
+        var out = PcapOutput(fd: fd, nanosecond: nano)
+        defer { if fd != 1 { Sys.close(fd) } }
+        do {
+            try out.header(snaplen: UInt32(consumer.maxCaplen))
+            let status = try copy(&consumer, into: &out)
+            try out.flush()
+            try? printError("lb cat: \(name): \(out.packets) packets")
+            if status != 0 { throw ExitCode(status) }
+        } catch let e as SysError {
+            if e.code == EPIPE { return }            // the reader went away: not an error
+            try? printError("lb cat: \(e)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Copies packets until end of stream, --count, a signal, or lb going away (status 1).
+    func copy(_ consumer: inout RingConsumer, into out: inout PcapOutput) throws -> Int32 {
+        while catStop.load(ordering: .relaxed) == 0 {
+            var failure: SysError? = nil
+            let limit = count.map { Int(min($0 - out.packets, 1024)) } ?? 1024
+            let n = consumer.poll(max: limit) { p in
+                guard failure == nil else { return }
+                do throws(SysError) { try out.append(p) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            consumer.report(processed: out.packets)
+            if let count, out.packets >= count { return 0 }
+            if n > 0 { continue }
+            try out.flush()
+            switch consumer.wait(timeoutNanos: 100_000_000) {
+            case .packets, .timeout: continue
+            case .endOfStream: return 0
+            case .producerGone:
+                try? printError("lb cat: \(consumer.name): lb went away before the end of the stream")
+                return 1
+            }
+        }
+        return 0
+    }
+}
+
+/// Buffered classic-pcap writing: one write(2) per megabyte, no allocation per packet.
+struct PcapOutput: ~Copyable {
+    let fd: Int32
+    let nanosecond: Bool
+    let buffer: UnsafeMutableRawPointer
+    let capacity = 1 << 20
+    var used = 0
+    var packets: UInt64 = 0
+
+    init(fd: Int32, nanosecond: Bool) {
+        self.fd = fd
+        self.nanosecond = nanosecond
+        buffer = .allocate(byteCount: capacity, alignment: 64)
+    }
+
+    deinit { buffer.deallocate() }
+
+    mutating func header(snaplen: UInt32) throws {
+        Pcap.writeFileHeader(to: buffer, linkType: 1, snaplen: snaplen, nanosecond: nanosecond)
+        used = Pcap.fileHeaderSize
+    }
+
+    mutating func append(_ p: RingPacket) throws(SysError) {
+        let need = Pcap.recordHeaderSize + p.bytes.count
+        if used + need > capacity { try flush() }
+        Pcap.writeRecordHeader(to: buffer + used, timestampNanos: p.descriptor.ts_ns, caplen: UInt32(p.bytes.count),
+                               wirelen: p.descriptor.wirelen, nanosecond: nanosecond)
+        used += Pcap.recordHeaderSize
+        if p.bytes.count > 0 { (buffer + used).copyMemory(from: p.bytes.baseAddress!, byteCount: p.bytes.count) }
+        used += p.bytes.count
+        packets += 1
+    }
+
+    mutating func flush() throws(SysError) {
+        guard used > 0 else { return }
+        try Sys.writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: used))
+        used = 0
+    }
+}

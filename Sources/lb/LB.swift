@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct LB: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lb",
+        abstract: "Flow load balancer and packet broker: splits traffic over analyzer workers, flow by flow.",
+        discussion: """
+            lb -i pcap:trace.pcap -p zeek:4        split a capture over 4 consumers (lb cat zeek:K ...)
+            lb cat zeek:3 -w part3.pcap            write what ring zeek:3 gets as pcap
+            """,
+        subcommands: [Run.self, Cat.self],
+        defaultSubcommand: Run.self)
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import LBBroker
+import LBCore
+import LBRing
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read packets, decapsulate, hash the inner flow, and deliver each packet to one ring of every group.")
+
+    @Option(name: .shortAndLong, help: "Input: pcap:FILE (classic pcap or pcapng).")
+    var input: String
+
+    @Option(name: [.customShort("p"), .long], help: "A group of rings, [NAME:]N; repeat for more groups. Every group gets every packet. Default: one group of 2 named after the input.")
+    var pipes: [String] = []
+
+    @Option(name: .customShort("o"), help: "Print JSON stats lines every SECS seconds (a final set is always printed).")
+    var statsInterval: Double = 0
+
+    @Option(name: [.customShort("w"), .customLong("wait")], help: "Wait up to SECS seconds for every ring to have a consumer before reading the input.")
+    var wait: Double = 10
+
+    @Option(help: "strip: deliver the inner packet (default); keep: deliver the original frame, hashed on the inner flow.")
+    var decap: String = "strip"
+
+    @Option(help: "Hash on the 5-tuple (5), addresses and protocol (3), or addresses only (2).")
+    var hash: Int = 5
+
+    @Flag(help: "Put the outermost VLAN id into the hash.")
+    var hashVlan = false
+
+    @Flag(help: "Put the innermost VNI / GRE key / GTP TEID into the hash.")
+    var hashVni = false
+
+    @Option(help: "Hash seed (all lb instances with the same seed and options agree on flow placement).")
+    var seed: UInt64?
+
+    @Option(help: "Another UDP port that carries a tunnel, KIND:PORT (vxlan, geneve, gtpu, teredo, ayiya, gre); repeatable.")
+    var tunnelPort: [String] = []
+
+    @Flag(help: "Do not use the standard tunnel ports (vxlan:4789 geneve:6081 gtpu:2152 teredo:3544 ayiya:5072 gre:4754).")
+    var noDefaultTunnelPorts = false
+
+    @Option(help: "Remove at most N nested tunnels.")
+    var maxDepth: Int = 8
+
+    @Option(help: "Descriptors per ring (a power of two).")
+    var ringSlots: Int = RingGeometry.default.slots
+
+    @Option(help: "Packet bytes per ring (a power of two; k, M, G suffixes).")
+    var ringSize: String = "16M"
+
+    @Option(help: "Longest packet a ring stores; longer ones are truncated and counted.")
+    var slotSize: Int = RingGeometry.default.maxCaplen
+
+    @Option(help: "Directory of the control sockets (default: $LB_RUN_DIR, /run/lb for root, else $XDG_RUNTIME_DIR/lb).")
+    var runDir: String?
+
+    @Option(help: "Capture replay: stop waiting for a consumer that makes no progress for SECS seconds (its packets are then dropped and counted).")
+    var stallTimeout: Double = 30
+
+    @Option(help: "Capture replay: after the end, wait up to SECS seconds for consumers to read everything.")
+    var drainTimeout: Double = 60
+
+    @Option(help: "Capture replay: packets per second (0: as fast as the consumers read).")
+    var replayRate: UInt64 = 0
+
+    @Option(help: "Seconds (of packet time) to keep fragments that wait for the rest of their datagram.")
+    var fragTimeout: Double = 2
+
+    @Option(name: .customShort("b"), help: "Frames taken from the input at a time.")
+    var batch: Int = 64
+
+    func validate() throws {
+        guard decap == "strip" || decap == "keep" else { throw ValidationError("--decap \(decap): use strip or keep") }
+        guard [5, 3, 2].contains(hash) else { throw ValidationError("--hash \(hash): use 5 (5-tuple), 3 (addresses and protocol) or 2 (addresses)") }
+        guard maxDepth >= 0 && maxDepth <= 32 else { throw ValidationError("--max-depth \(maxDepth): use 0 to 32") }
+        guard batch >= 1 && batch <= 1024 else { throw ValidationError("-b \(batch): use 1 to 1024") }
+        guard wait >= 0, drainTimeout >= 0, stallTimeout > 0, statsInterval >= 0, fragTimeout > 0 else {
+            throw ValidationError("times must not be negative (-o, -w, --drain-timeout, --stall-timeout, --frag-timeout)")
+        }
+    }
+
+    func makeConfig() throws -> BrokerConfig {
+        guard input.hasPrefix("pcap:"), input.count > 5 else {
+            throw ValidationError("-i \(input): use pcap:FILE (live interfaces, AF_XDP and AF_PACKET, and udp:: sources are not built yet)")
+        }
+        let path = String(input.dropFirst(5))
+        let defaultName = defaultGroupName(for: path)
+        var groups = try pipes.map { try parseGroup($0, defaultName: defaultName) }
+        if groups.isEmpty { groups = [GroupSpec(name: defaultName, count: 2)] }
+        var config = BrokerConfig(input: .pcapFile(path: path, rate: replayRate), groups: groups)
+        config.geometry = RingGeometry(slots: ringSlots, dataBytes: try parseSize(ringSize, option: "--ring-size"),
+                                       maxCaplen: slotSize, lanes: 1)
+        var ports = noDefaultTunnelPorts ? [] : DecodeConfig.defaultTunnelPorts
+        for t in tunnelPort {
+            let p = try parseTunnelPort(t)
+            ports.removeAll { $0.port == p.port }
+            ports.append(p)
+        }
+        config.dispatch.decode = DecodeConfig(tunnelPorts: ports, maxDepth: maxDepth, keepEncapsulation: decap == "keep",
+                                              tuple: TupleMode(rawValue: UInt8(hash))!, hashVLAN: hashVlan, hashVNI: hashVni,
+                                              seeds: seed.map { HashSeeds(seed: $0) } ?? .standard)
+        config.dispatch.stallTimeoutNanos = UInt64(stallTimeout * 1e9)
+        config.dispatch.fragments.timeoutNanos = UInt64(fragTimeout * 1e9)
+        config.dispatch.batch = batch
+        config.runDir = runDir
+        config.statsInterval = statsInterval
+        config.waitForConsumers = wait
+        config.drainTimeout = drainTimeout
+        return config
+    }
+
+    func run() throws {
+        let config = try makeConfig()
+        do {
+            let status = try Broker.run(config)
+            throw ExitCode(status)
+        } catch let e as BrokerError {
+            try? printError("lb: \(e)")
+            throw ExitCode(1)
+        }
+    }
+}
