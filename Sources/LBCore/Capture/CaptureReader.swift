@@ -1,9 +1,12 @@
 /// Why a capture file could not be opened.
 public enum CaptureError: Error, Equatable, Sendable {
+    /// The data ends inside the file header (classic pcap) or the first Section Header Block (pcapng).
     case tooShort
-    /// The first four bytes, read big-endian (as a hex dump shows them).
+    /// Neither a pcap nor a pcapng magic; the first four bytes, read big-endian (as a hex dump shows them).
     case badMagic(UInt32)
+    /// A classic pcap major version other than 2, or a pcapng section major version other than 1.
     case unsupportedVersion(major: UInt16, minor: UInt16)
+    /// The first pcapng Section Header Block is malformed (e.g. an unknown byte-order magic).
     case badHeader(String)
 }
 
@@ -29,7 +32,7 @@ public struct CapturedPacket {
 public struct CaptureReader {
     /// The most interfaces one pcapng section may declare.
     public static let maxInterfaces = 256
-    /// The largest per-packet capture length accepted (libpcap's largest snaplen for any link type).
+    /// The largest per-packet capture length accepted (256 MiB, above libpcap's largest snaplen for any link type).
     public static let maxCaplen = 256 << 20
 
     let bytes: UnsafeRawBufferPointer
@@ -82,6 +85,7 @@ public struct CaptureReader {
     /// Why reading stopped before the end of the data (nil after a clean end).
     public var stoppedEarly: String? { stopReason }
 
+    /// True for pcapng, false for classic pcap.
     public var isPcapng: Bool { pcapng }
 
     /// The snapshot length: the file header's for classic pcap (as written, even if absurd; the

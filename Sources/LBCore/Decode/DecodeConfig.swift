@@ -20,6 +20,8 @@ public struct DecodeConfig: Sendable {
     /// put the innermost VNI / GRE key / TEID into the hash key
     public var hashVNI: Bool
     public var seeds: HashSeeds
+    /// also recognize Teredo on any UDP port by its shape (as Zeek does), not only on 3544
+    public var teredoAnyPort = true
 
     public static let defaultTunnelPorts: [TunnelPort] = [
         TunnelPort(4789, .vxlan), TunnelPort(6081, .geneve), TunnelPort(2152, .gtpu),

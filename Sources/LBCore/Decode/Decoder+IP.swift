@@ -146,7 +146,16 @@ extension Walk {
             let sp = f.be16(off), dp = f.be16(off + 2)
             setPorts(sp, dp)
             let kind = dec.udpTunnel(sp, dp)
-            if kind == .none { return .done }
+            if kind == .none {
+                // Teredo also runs between ephemeral ports (client to relay); like Zeek, find
+                // it by its shape: the payload is exactly one IPv6 packet to or from 2001:0::/32.
+                if dec.config.teredoAnyPort && end - off >= 48 && f.u8(off + 8) >> 4 == 6 {
+                    let len = Int(f.be16(off + 4))
+                    let payloadEnd = len >= 8 && off + len <= end ? off + len : end
+                    return teredo(sport: sp, dport: dp, payload: off + 8, payloadEnd: payloadEnd, strict: true)
+                }
+                return .done
+            }
             let len = Int(f.be16(off + 4))
             let payloadEnd = len >= 8 && off + len < end ? off + len : end
             return udpTunnel(kind, sport: sp, dport: dp, payload: off + 8, payloadEnd: payloadEnd)

@@ -211,7 +211,7 @@ extension Walk {
 
     /// Teredo: optional authentication and origin indication, then an IPv6 packet that fills
     /// the datagram exactly. Anything else on the port is ordinary UDP.
-    mutating func teredo(sport: UInt16, dport: UInt16, payload p0: Int, payloadEnd pe: Int) -> Next {
+    mutating func teredo(sport: UInt16, dport: UInt16, payload p0: Int, payloadEnd pe: Int, strict: Bool = false) -> Next {
         var p = p0
         if pe - p >= 4 && f.be16(p) == 0x0001 {
             let len = 4 + Int(f.u8(p + 2)) + Int(f.u8(p + 3)) + 9
@@ -220,6 +220,10 @@ extension Walk {
         }
         if pe - p >= 8 && f.be16(p) == 0x0000 { p += 8 }
         guard pe - p >= 40, f.u8(p) >> 4 == 6, 40 + Int(f.be16(p + 4)) == pe - p else { return .done }
+        if strict {
+            let teredoPrefix: UInt32 = 0x2001_0000
+            guard f.be32(p + 8) == teredoPrefix || f.be32(p + 24) == teredoPrefix else { return .done }
+        }
         guard enterTunnel(.teredo, innerStart: p, innerEnd: pe, synth: 0x86DD, outerProto: 17,
                           sport: sport, dport: dport) else { return .done }
         return .ipv6

@@ -29,6 +29,7 @@ public struct FragmentTable: ~Copyable {
         public var fragments: UInt64 = 0
         public var held: UInt64 = 0
         public var reassembled: UInt64 = 0
+        /// packets fewer than came in: n fragments that became one inner packet count n - 1
         public var merged: UInt64 = 0
         public var unmatched: UInt64 = 0
         public var incomplete: UInt64 = 0
@@ -409,7 +410,7 @@ public struct FragmentTable: ~Copyable {
         counters.reassembled &+= 1
         if inner.depth > d.depth && !decoder.config.keepEncapsulation {
             // The tunnel came off: deliver its inner packet once, in place of the fragments.
-            counters.merged &+= UInt64(entries[slot].count)
+            counters.merged &+= UInt64(entries[slot].count - 1)   // packets fewer than the trace had
             var hh = entries[slot].first
             while hh >= 0 { toFree.append(hh); hh = held[Int(hh)].next }
             entries[slot].first = -1

@@ -1,0 +1,50 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Benchmarks of lb's data path. A separate package, so the root build stays light.
+//
+//   lb-bench   the pinned two-thread benchmark: (a) 64-byte UDP, (b) a real trace mix, (c) VXLAN,
+//              for lb and for the C yardstick (yardstick/), with mallocs per packet; run.sh runs it
+//   DataPath   the same data path under ordo-one/benchmark (`swift package benchmark`)
+//
+// The root package is a path dependency; its identity is its folder's name, which differs
+// between work trees, so it is computed here.
+let rootIdentity: String = {
+    let file = #filePath
+    var parts = file.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(2)   // "Package.swift", "bench"
+    return String(parts.last ?? "lb").lowercased()
+}()
+
+let package = Package(
+    name: "lb-bench",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/ordo-one/malloc-interposer", exact: "1.6.1"),
+    ],
+    targets: [
+        .target(
+            name: "BenchKit",
+            dependencies: [
+                .product(name: "LBCore", package: rootIdentity),
+                .product(name: "LBRing", package: rootIdentity),
+                .product(name: "LBBroker", package: rootIdentity),
+            ]),
+        .executableTarget(
+            name: "lb-bench",
+            dependencies: [
+                "BenchKit",
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ]),
+        .executableTarget(
+            name: "DataPath",
+            dependencies: [
+                "BenchKit",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/DataPath",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
+    ]
+)

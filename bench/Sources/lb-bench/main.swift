@@ -1,0 +1,1 @@
+import BenchKit; import MallocInterposerSwift; print(benchKitVersion)
