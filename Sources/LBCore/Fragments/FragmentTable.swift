@@ -191,15 +191,26 @@ public struct FragmentTable: ~Copyable {
         guard now >= nextSweep else { return }
         nextSweep = now &+ limits.timeoutNanos / 4
         finishRelease()
-        for i in entries.indices where entries[i].state != .empty && entries[i].deadline <= now {
-            expire(i)
-        }
+        expireAll { $0.deadline <= now }
     }
 
     /// Releases everything (end of input).
     public mutating func flush() {
         finishRelease()
-        for i in entries.indices where entries[i].state != .empty { expire(i) }
+        expireAll { _ in true }
+    }
+
+    /// Expires the entries `due` selects. Removal shifts a later entry into the freed slot,
+    /// so the same slot is looked at again before moving on.
+    mutating func expireAll(_ due: (Entry) -> Bool) {
+        var i = 0
+        while i < entries.count {
+            if entries[i].state != .empty && due(entries[i]) {
+                expire(i)
+            } else {
+                i += 1
+            }
+        }
     }
 
     /// The next released packet, valid until the next call into the table.
