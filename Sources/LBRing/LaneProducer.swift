@@ -13,6 +13,8 @@ import Synchronization
 /// is ignored and counted, so a consumer writing garbage can only make its own ring look full.
 public struct LaneProducer {
     @usableFromInline let head: UnsafeMutablePointer<Atomic<UInt64>>
+    /// lane header: the index below which lb may reuse space (what taps check)
+    @usableFromInline let reclaim: UnsafeMutablePointer<Atomic<UInt64>>
     @usableFromInline let tail: UnsafeMutablePointer<Atomic<UInt64>>
     @usableFromInline let consumerWaiting: UnsafeMutablePointer<Atomic<UInt32>>
     @usableFromInline let producerWaiting: UnsafeMutablePointer<Atomic<UInt32>>
@@ -39,6 +41,7 @@ public struct LaneProducer {
     init(head: UnsafeMutableRawPointer, control: UnsafeMutableRawPointer, descs: UnsafeMutableRawPointer,
          data: UnsafeMutableRawPointer, starts: UnsafeMutablePointer<UInt64>, geometry g: RingGeometry) {
         self.head = head.assumingMemoryBound(to: Atomic<UInt64>.self)
+        reclaim = (head + MemoryLayout<lb_lane_header>.offset(of: \.reclaim)!).assumingMemoryBound(to: Atomic<UInt64>.self)
         self.tail = control.assumingMemoryBound(to: Atomic<UInt64>.self)
         consumerWaiting = (control + MemoryLayout<lb_lane_control>.offset(of: \.consumer_waiting)!)
             .assumingMemoryBound(to: Atomic<UInt32>.self)
@@ -86,6 +89,7 @@ public struct LaneProducer {
     public mutating func refreshTail() {
         let t = tail.pointee.load(ordering: .acquiring)
         if t &- cachedTail <= published &- cachedTail {
+            if t != cachedTail { reclaim.pointee.store(t, ordering: .releasing) }
             cachedTail = t
         } else {
             badTailCount &+= 1

@@ -105,7 +105,12 @@ struct lb_lane_header {
      * descriptors and bytes; consumers load it with acquire order. Its low 32 bits (first on a
      * little-endian host) are the futex word consumers sleep on. */
     uint64_t head;
-    uint64_t reserved[7];
+    /* lb may overwrite the descriptors and bytes of every packet below this index (it is the
+     * consumer's tail as lb last validated it; lb stores it with release order before it
+     * reuses any space). A tap that copies packet i is safe if, after the copy and an acquire
+     * fence, reclaim <= i still holds. */
+    uint64_t reclaim;
+    uint64_t reserved[6];
 };
 
 /* A descriptor: one packet. */
@@ -212,6 +217,7 @@ _Static_assert(offsetof(struct lb_ring_info, group) == 128, "group");
 _Static_assert(offsetof(struct lb_ring_info, state) == 192, "state on its own cache line");
 _Static_assert(offsetof(struct lb_ring_info, heartbeat_ns) == 200, "heartbeat_ns");
 _Static_assert(sizeof(struct lb_lane_header) == LB_CACHELINE, "lane header");
+_Static_assert(offsetof(struct lb_lane_header, reclaim) == 8, "reclaim");
 _Static_assert(sizeof(struct lb_desc) == 64, "descriptor is one cache line");
 _Static_assert(offsetof(struct lb_desc, data_off) == 8, "data_off");
 _Static_assert(offsetof(struct lb_desc, caplen) == 16, "caplen");
