@@ -69,7 +69,7 @@ import Testing
             _ = try RingConsumer.attach(name, runDir: s.dir, waitNanos: 1_000_000_000)
             return nil
         } catch {
-            return error as? AttachError
+            return error
         }
     }
 

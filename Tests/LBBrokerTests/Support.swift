@@ -70,14 +70,17 @@ final class TestRings {
     let shared: SharedState
     let geometry: RingGeometry
 
-    init(_ sizes: [Int], geometry: RingGeometry = RingGeometry(slots: 256, dataBytes: 1 << 16, maxCaplen: 2048, lanes: 1)) throws {
+    /// `big` rings (global indices) get room for 32768 packets; the others for 256.
+    init(_ sizes: [Int], big: Set<Int> = [], geometry: RingGeometry = RingGeometry(slots: 256, dataBytes: 1 << 16, maxCaplen: 2048, lanes: 1)) throws {
         self.geometry = geometry
         var all: [[RingMemory]] = []
         var cons: [Mapped] = []
         for (g, n) in sizes.enumerated() {
             var ms: [RingMemory] = []
             for k in 0..<n {
-                let m = try RingMemory(name: RingName(group: "g\(g)", index: k), ringCount: n, geometry: geometry, instanceID: 1)
+                var geo = geometry
+                if big.contains(cons.count) { geo.slots = 32768; geo.dataBytes = 1 << 22 }
+                let m = try RingMemory(name: RingName(group: "g\(g)", index: k), ringCount: n, geometry: geo, instanceID: 1)
                 ms.append(m)
                 cons.append(try Mapped(m))
             }
@@ -87,6 +90,15 @@ final class TestRings {
         consumers = cons
         shared = SharedState(ringCount: cons.count)
         for i in 0..<cons.count { shared.setAttached(i, true) }
+    }
+
+    /// Reads everything in ring `r` now; returns how many packets.
+    func drain(_ r: Int) -> Int {
+        var lane = consumers[r].lane(0)
+        var n = 0
+        while lane.next() != nil { n += 1 }
+        lane.release()
+        return n
     }
 
     /// Which global ring of group `g` a frame goes to.
