@@ -16,7 +16,10 @@ extension Walk {
         guard end - off >= 20 else { return fail(.truncatedIPv4) }
         let vihl = f.u8(off)
         let ihl = Int(vihl & 0x0F) &* 4
-        let total = Int(f.be16(off + 2))
+        var total = Int(f.be16(off + 2))
+        // A total length of 0 is what TCP segmentation offload (and Linux BIG TCP, past 64 KiB)
+        // leaves in locally captured packets: the datagram is what was captured.
+        if total == 0 { total = end - off }
         guard vihl >> 4 == 4, ihl >= 20, total >= ihl else { return fail(.badIPv4Header) }
         guard end - off >= ihl else { return fail(.truncatedIPv4) }
         let proto = f.u8(off + 9)
@@ -59,42 +62,81 @@ extension Walk {
         ipSrcHi = k.srcHi; ipSrcLo = k.srcLo; ipDstHi = k.dstHi; ipDstLo = k.dstLo; ipIsV6 = true
         if plen != 0 && off + 40 + plen < end { end = off + 40 + plen }
         off += 40
+        // A first fragment (offset 0, more to come) holds every header up to the upper layer
+        // (RFC 8200): the walk goes on past its fragment header to find the ports.
+        var firstFragment = false
+        var fragID: UInt32 = 0, fragNext: UInt8 = 0, fragPayload = 0
         var headers = 0
         while true {
             k.proto = nh
             d.key = k
             switch nh {
             case 0, 43, 60, 135, 139, 140:   // hop-by-hop, routing, destination, mobility, HIP, shim6
-                guard end - off >= 8 else { return fail(.truncatedIPv6) }
+                guard end - off >= 8 else { return extensionTruncated(firstFragment, fragID, fragNext, fragPayload) }
                 let len = (Int(f.u8(off + 1)) + 1) &* 8
-                guard end - off >= len else { return fail(.truncatedIPv6) }
+                guard end - off >= len else { return extensionTruncated(firstFragment, fragID, fragNext, fragPayload) }
                 nh = f.u8(off)
                 off += len
             case 51:                         // authentication header
-                guard end - off >= 8 else { return fail(.truncatedIPv6) }
+                guard end - off >= 8 else { return extensionTruncated(firstFragment, fragID, fragNext, fragPayload) }
                 let len = (Int(f.u8(off + 1)) + 2) &* 4
-                guard end - off >= len else { return fail(.truncatedIPv6) }
+                guard end - off >= len else { return extensionTruncated(firstFragment, fragID, fragNext, fragPayload) }
                 nh = f.u8(off)
                 off += len
             case 44:                         // fragment header
+                guard !firstFragment else {  // a second one: the datagram is a fragment, no ports
+                    d.key.proto = fragNext
+                    return fragment(id: fragID, offset: 0, more: true, proto: fragNext, isIPv6: true, payloadStart: fragPayload)
+                }
                 guard end - off >= 8 else { return fail(.truncatedIPv6) }
                 let next = f.u8(off)
                 let fo = f.be16(off + 2)
                 let id = f.be32(off + 4)
                 off += 8
-                d.key.proto = next
-                return fragment(id: id, offset: Int(fo & 0xFFF8), more: fo & 1 != 0, proto: next, isIPv6: true)
+                let offset = Int(fo & 0xFFF8), more = fo & 1 != 0
+                nh = next
+                if offset == 0 && !more { break }   // an atomic fragment is a whole datagram (RFC 6946)
+                if offset != 0 {
+                    d.key.proto = next
+                    return fragment(id: id, offset: offset, more: more, proto: next, isIPv6: true)
+                }
+                firstFragment = true
+                fragID = id; fragNext = next; fragPayload = off
             default:
+                if firstFragment {
+                    return fragment(id: fragID, offset: 0, more: true, proto: fragNext, isIPv6: true,
+                                    payloadStart: fragPayload, upper: nh)
+                }
                 return l4(nh)
             }
             headers += 1
-            guard headers <= 16 else { return fail(.tooManyExtensionHeaders) }
+            guard headers <= 16 else {
+                if firstFragment {
+                    d.key.proto = fragNext
+                    _ = fragment(id: fragID, offset: 0, more: true, proto: fragNext, isIPv6: true, payloadStart: fragPayload)
+                }
+                return fail(.tooManyExtensionHeaders)
+            }
         }
+    }
+
+    /// An extension header runs past the end: a first fragment is still reported as one.
+    mutating func extensionTruncated(_ firstFragment: Bool, _ id: UInt32, _ next: UInt8, _ payload: Int) -> Next {
+        if firstFragment {
+            d.key.proto = next
+            _ = fragment(id: id, offset: 0, more: true, proto: next, isIPv6: true, payloadStart: payload)
+        }
+        return fail(.truncatedIPv6)
     }
 
     /// An IP fragment: note it for the fragment table; a first fragment still gives the ports
     /// and tells whether it starts a tunnel, but a partial datagram is never decapsulated.
-    mutating func fragment(id: UInt32, offset: Int, more: Bool, proto: UInt8, isIPv6: Bool) -> Next {
+    /// `proto` is the protocol the IP header (IPv4) or the fragment header (IPv6) names, the
+    /// same in every fragment; `upper` is the upper-layer protocol whose header is at `off`,
+    /// when extension headers lie between (IPv6 first fragments), and `payloadStart` where the
+    /// fragment's payload starts (default: `off`).
+    mutating func fragment(id: UInt32, offset: Int, more: Bool, proto: UInt8, isIPv6: Bool,
+                           payloadStart: Int? = nil, upper: UInt8? = nil) -> Next {
         d.isFragment = true
         var fi = FragmentInfo()
         fi.id = id
@@ -102,10 +144,11 @@ extension Walk {
         fi.more = more
         fi.proto = proto
         fi.isIPv6 = isIPv6
-        fi.payloadStart = off
+        fi.payloadStart = payloadStart ?? off
         fi.payloadEnd = end
-        if offset == 0 {
-            switch proto {
+        if let upper { d.key.proto = upper }
+        if offset == 0 && (upper != nil || payloadStart == nil) {
+            switch upper ?? proto {
             case 6, 132:
                 if end - off >= 4 { setPorts(f.be16(off), f.be16(off + 2)) }
             case 17:
@@ -214,10 +257,34 @@ extension Walk {
         var k = FlowKey()
         k.srcHi = f.be64(q + 8); k.srcLo = f.be64(q + 16)
         k.dstHi = f.be64(q + 24); k.dstLo = f.be64(q + 32)
-        k.proto = f.u8(q + 6)
+        // Walk the quoted packet's extension headers (bounded) to its transport header, so the
+        // error hashes like the flow even when the quoted packet carried some.
+        var nh = f.u8(q + 6)
+        var p = q + 40
+        var first = true
+        var headers = 0
+        walk: while headers < 8 {
+            headers += 1
+            switch nh {
+            case 0, 43, 60:
+                guard end - p >= 8 else { break walk }
+                let len = (Int(f.u8(p + 1)) + 1) &* 8
+                guard end - p >= len else { break walk }
+                nh = f.u8(p)
+                p += len
+            case 44:
+                guard end - p >= 8 else { break walk }
+                first = f.be16(p + 2) & 0xFFF8 == 0
+                nh = f.u8(p)
+                p += 8
+            default:
+                break walk
+            }
+        }
+        k.proto = nh
         k.kind = .addresses
         d.key = k
-        quotedPorts(at: q + 40, proto: k.proto, firstFragment: true)
+        quotedPorts(at: p, proto: nh, firstFragment: first)
         return .done
     }
 

@@ -68,7 +68,10 @@ extension Walk {
         p += 4
         if first & 2 != 0 {
             if first & 1 != 0 { p = (p + 7) & ~7; p += 8 }
-            if p < len && f.u8(p) & 0x10 != 0 && end - len >= 4 { end -= 4 }
+            if p < len && f.u8(p) & 0x10 != 0 && end - len >= 4 {
+                end -= 4
+                d.end = end
+            }
         }
         off = len
         return .wifi
@@ -100,7 +103,9 @@ extension Walk {
         setLinkKey(dst: da, src: sa)
         let payload = off + h
         if amsdu { return amsduSubframe(payload, frameStart: frameStart) }
-        guard end - payload >= 8, f.u8(payload) == 0xAA, f.u8(payload + 1) == 0xAA, f.u8(payload + 2) == 0x03 else {
+        // LLC/SNAP with an EtherType (not an 802.3 length, which has no Ethernet II form)
+        guard end - payload >= 8, f.u8(payload) == 0xAA, f.u8(payload + 1) == 0xAA, f.u8(payload + 2) == 0x03,
+              f.be16(payload + 6) >= 0x0600 else {
             return opaqueWifi(frameStart, error: .none)
         }
         let t = f.be16(payload + 6)
@@ -126,7 +131,8 @@ extension Walk {
                 setLinkKey(dst: p, src: p + 6)
                 end = subEnd
                 let llc = p + 14
-                guard len >= 8, f.u8(llc) == 0xAA, f.u8(llc + 1) == 0xAA, f.u8(llc + 2) == 0x03 else {
+                guard len >= 8, f.u8(llc) == 0xAA, f.u8(llc + 1) == 0xAA, f.u8(llc + 2) == 0x03,
+                      f.be16(llc + 6) >= 0x0600 else {
                     d.nonIP = true
                     setDelivery(start: llc, end: subEnd, synth: opaqueEtherType, dst: p, src: p + 6)
                     return .done

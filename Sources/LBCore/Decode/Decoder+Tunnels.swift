@@ -54,11 +54,11 @@ extension Walk {
             return .ethernet
         case 0x22EB:
             // ERSPAN type III: 12-byte header, 8 more with the platform sub-header (O bit).
+            // Bytes 10-11: P(1) FT(5) HwID(6) D(1) Gra(2) O(1).
             guard end - inner >= 12, f.u8(inner) >> 4 == 2 else { return fail(.erspanBadHeader) }
-            let b11 = f.u8(inner + 11)
-            let hlen = 12 + (b11 & 1 != 0 ? 8 : 0)
+            let hlen = 12 + (f.u8(inner + 11) & 1 != 0 ? 8 : 0)
             guard end - inner >= hlen else { return fail(.erspanBadHeader) }
-            let frameType = (b11 >> 2) & 0x1F
+            let frameType = (f.u8(inner + 10) >> 2) & 0x1F
             let session = UInt32(f.be16(inner + 2) & 0x03FF)
             let start = inner + hlen
             switch frameType {

@@ -178,7 +178,7 @@ struct Walk {
             tags += 1
             guard tags <= 8 else { return fail(.tooManyTags) }
             guard end - off >= 4 else { return fail(.truncatedLink) }
-            if tags == 1 { d.vlan = f.be16(off) & 0x0FFF; d.hasVLAN = true }
+            if !d.hasVLAN { d.vlan = f.be16(off) & 0x0FFF; d.hasVLAN = true }   // the outermost VLAN
             let inner = f.be16(off + 2)
             off += 4
             return .etherType(inner)

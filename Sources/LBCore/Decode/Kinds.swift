@@ -64,10 +64,8 @@ public enum ParseError: UInt8, CaseIterable, Sendable {
     case gtpBadHeader
     case gtpBadPayload
     case ayiyaBadHeader
-    case pppUnknownProtocol
     case wifiUnsupported
     case tunnelTooDeep
-    case truncatedInner
 
     public var name: String {
         switch self {
@@ -97,10 +95,8 @@ public enum ParseError: UInt8, CaseIterable, Sendable {
         case .gtpBadHeader: "gtp_bad_header"
         case .gtpBadPayload: "gtp_bad_payload"
         case .ayiyaBadHeader: "ayiya_bad_header"
-        case .pppUnknownProtocol: "ppp_unknown_protocol"
         case .wifiUnsupported: "wifi_unsupported_frame"
         case .tunnelTooDeep: "tunnel_too_deep"
-        case .truncatedInner: "truncated_inner"
         }
     }
 }
