@@ -78,10 +78,14 @@ public struct RingConsumer: ~Copyable {
         guard let reply else { throw AttachError("unreadable reply from lb (ring protocol version mismatch?)") }
         guard reply.error == 0 else { throw AttachError(reply.message, code: reply.error) }
         guard descriptors.count == (tap ? 1 : 2) else { throw AttachError("lb sent \(descriptors.count) descriptors") }
+        // The descriptors must stay open until they are mapped: Swift may release `descriptors`
+        // (and so close them) right after its last use, before the mapping.
         let ring: AttachedRing
         do {
-            ring = try AttachedRing(dataFD: descriptors[0].fd, dataSize: reply.dataSize,
-                                    controlFD: tap ? nil : descriptors[1].fd, controlSize: reply.controlSize)
+            ring = try withExtendedLifetime(descriptors) { () throws(AttachedRing.Problem) -> AttachedRing in
+                try AttachedRing(dataFD: descriptors[0].fd, dataSize: reply.dataSize,
+                                 controlFD: tap ? nil : descriptors[1].fd, controlSize: reply.controlSize)
+            }
         } catch {
             throw AttachError("\(name): \(error)")
         }

@@ -59,6 +59,8 @@ public struct Dispatcher: ~Copyable {
     let batch: Int
     let frames: UnsafeMutablePointer<Frame>
     var lastTimestamp: UInt64 = 0
+    /// the rings the producers point into; held so they live as long as the dispatcher
+    let owners: [[RingMemory]]
 
     /// `groups` lists, per group, its rings' memory in ring order.
     public init(config: DispatchConfig, groups: [[RingMemory]], shared: SharedState) {
@@ -84,6 +86,7 @@ public struct Dispatcher: ~Copyable {
         stallTimeout = config.stallTimeoutNanos
         batch = config.batch
         frames = .allocate(capacity: config.batch)
+        owners = groups
     }
 
     deinit {

@@ -17,7 +17,12 @@ final class Tool: @unchecked Sendable {
         return Corpus.repoRoot + "/.build/debug"
     }()
 
-    static var lb: String { buildDirectory + "/lb" }
+    /// The lb under test: $LB_BINARY (scripts/test points it at the release build), else the
+    /// one built with the tests.
+    static var lb: String {
+        if let b = ProcessInfo.processInfo.environment["LB_BINARY"], !b.isEmpty { return b }
+        return buildDirectory + "/lb"
+    }
 
     init(_ path: String, _ args: [String], in dir: String, label: String, environment: [String: String] = [:]) throws {
         self.label = label
