@@ -62,6 +62,9 @@ public struct FragmentTable: ~Copyable {
         var last: Int32 = -1
         var count: Int32 = 0
         var deadline: UInt64 = 0
+        /// payload bytes seen, and the datagram's length once its last fragment came (0 before)
+        var seen = 0
+        var total = 0
     }
 
     /// A held fragment: the bytes to deliver (any synthesized Ethernet header already written)
@@ -152,6 +155,19 @@ public struct FragmentTable: ~Copyable {
             counters.notHeld &+= 1
             return .deliver(hash: isFirst ? flowHash : addressHash(d))
         }
+        let length = d.fragment.payloadEnd - d.fragment.payloadStart
+        entries[slot].seen += length
+        if !d.fragment.more { entries[slot].total = d.fragment.offset + length }
+        let verdict = decide(slot, d, frame: frame, now: now, wireLength: wireLength, flowHash: flowHash, isFirst: isFirst)
+        // A datagram whose every byte has passed needs no entry any more.
+        if entries[slot].state == .known && entries[slot].total > 0 && entries[slot].seen >= entries[slot].total {
+            remove(slot)
+        }
+        return verdict
+    }
+
+    mutating func decide(_ slot: Int, _ d: Decoded, frame: UnsafeRawBufferPointer, now: UInt64, wireLength: Int,
+                         flowHash: UInt64, isFirst: Bool) -> Verdict {
         switch entries[slot].state {
         case .known:
             return .deliver(hash: entries[slot].hash)
@@ -280,10 +296,17 @@ public struct FragmentTable: ~Copyable {
         return i
     }
 
+    /// Makes room: the oldest entry that holds nothing goes first (forgetting a hash costs
+    /// nothing unless a late fragment comes); only evicting held fragments is counted.
     mutating func evictOldest() {
-        var oldest = -1
+        var oldest = -1, oldestEmpty = -1
         for i in entries.indices where entries[i].state != .empty {
             if oldest < 0 || entries[i].deadline < entries[oldest].deadline { oldest = i }
+            if entries[i].count == 0 && (oldestEmpty < 0 || entries[i].deadline < entries[oldestEmpty].deadline) { oldestEmpty = i }
+        }
+        if oldestEmpty >= 0 {
+            remove(oldestEmpty)
+            return
         }
         guard oldest >= 0 else { return }
         counters.evicted &+= 1
