@@ -117,13 +117,30 @@ struct PcapOutput: ~Copyable {
     }
 
     mutating func append(_ p: RingPacket) throws(SysError) {
-        let need = Pcap.recordHeaderSize + p.bytes.count
+        try append(bytes: p.bytes, timestampNanos: p.descriptor.ts_ns, wireLength: Int(p.descriptor.wirelen))
+    }
+
+    mutating func append(bytes: UnsafeRawBufferPointer, timestampNanos: UInt64, wireLength: Int) throws(SysError) {
+        let need = Pcap.recordHeaderSize + bytes.count
         if used + need > capacity { try flush() }
-        Pcap.writeRecordHeader(to: buffer + used, timestampNanos: p.descriptor.ts_ns, caplen: UInt32(p.bytes.count),
-                               wirelen: p.descriptor.wirelen, nanosecond: nanosecond)
+        Pcap.writeRecordHeader(to: buffer + used, timestampNanos: timestampNanos, caplen: UInt32(bytes.count),
+                               wirelen: UInt32(clamping: max(wireLength, bytes.count)), nanosecond: nanosecond)
         used += Pcap.recordHeaderSize
-        if p.bytes.count > 0 { (buffer + used).copyMemory(from: p.bytes.baseAddress!, byteCount: p.bytes.count) }
-        used += p.bytes.count
+        if bytes.count > 0 { (buffer + used).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        used += bytes.count
+        packets += 1
+    }
+
+    /// The same for bytes in an array (lb gen).
+    mutating func append(array: [UInt8], timestampNanos: UInt64) throws(SysError) {
+        let need = Pcap.recordHeaderSize + array.count
+        if used + need > capacity { try flush() }
+        Pcap.writeRecordHeader(to: buffer + used, timestampNanos: timestampNanos, caplen: UInt32(array.count),
+                               wirelen: UInt32(array.count), nanosecond: nanosecond)
+        used += Pcap.recordHeaderSize
+        let dst = buffer + used
+        array.withUnsafeBytes { src in if src.count > 0 { dst.copyMemory(from: src.baseAddress!, byteCount: src.count) } }
+        used += array.count
         packets += 1
     }
 
