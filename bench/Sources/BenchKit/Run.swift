@@ -19,6 +19,9 @@ public struct SwiftRun: Sendable {
     public var consumerHashSum: UInt64
     public var consumerByteSum: UInt64
     public var badDescriptors: UInt64
+    /// CPU time the producer thread got during the measured loop, over the wall time (below
+    /// ~0.97: something else ran on its CPU and the figure is not to be trusted)
+    public var cpuShare: Double
     public var mpps: Double { Double(packets) / Double(nanos) * 1000 }
     public var nsPerPacket: Double { Double(nanos) / Double(packets) }
 }
@@ -53,29 +56,59 @@ public enum DataPathBench {
     /// thread pinned to `producerCPU`; `warmup` packets, then `packets` measured.
     public static func run(_ set: FrameSet, geometry: RingGeometry, packets: Int, warmup: Int,
                            producerCPU: Int = 0, consumerCPU: Int = 1, probe: AllocationProbe? = nil) throws(BenchError) -> SwiftRun {
-        do { try Threads.pin(cpu: producerCPU) } catch { throw BenchError("\(error)") }
-        let rings = try BenchRings(rings: rings, geometry: geometry, consumerCPU: consumerCPU)
-        var config = DispatchConfig()
-        config.backpressure = false                     // live: a full ring drops (and counts)
-        var dispatcher = Dispatcher(config: config, groups: [rings.memories], shared: rings.shared)
-
-        var warm = MemorySource(set, packets: warmup)
-        dispatcher.run(&warm)
-        let dropsBefore = rings.total(.droppedFull)
-        var source = MemorySource(set, packets: packets, start: warm.position)
+        let session = try Session(set, geometry: geometry, producerCPU: producerCPU, consumerCPU: consumerCPU)
+        session.run(packets: warmup)
+        let dropsBefore = session.rings.total(.droppedFull)
 
         probe?.start()
+        let cpu0 = Machine.threadCPUNanos()
+        let nanos = session.run(packets: packets)
+        let cpu1 = Machine.threadCPUNanos()
+        let allocs = probe?.stop()
+
+        let drops = session.rings.total(.droppedFull) - dropsBefore
+        let forwarded = session.rings.total(.forwarded)
+        let c = session.finish()
+        return SwiftRun(packets: packets, nanos: nanos, mallocs: allocs?.mallocs, frees: allocs?.frees, drops: drops,
+                        forwarded: forwarded, consumed: c.packets, consumerHashSum: c.hashSum, consumerByteSum: c.byteSum,
+                        badDescriptors: c.bad, cpuShare: Double(cpu1 - cpu0) / Double(nanos))
+    }
+}
+
+/// lb's data path set up once and run as often as wanted: 8 rings, their consumer thread, and
+/// a dispatcher (backpressure off: a full ring drops and counts, as with a live source).
+public final class Session: @unchecked Sendable {
+    public let set: FrameSet
+    public let rings: BenchRings
+    var dispatcher: Dispatcher
+    var position = 0
+    let producerCPU: Int
+
+    public init(_ set: FrameSet, geometry: RingGeometry, producerCPU: Int = 0, consumerCPU: Int = 1) throws(BenchError) {
+        self.set = set
+        self.producerCPU = producerCPU
+        do { try Threads.pin(cpu: producerCPU) } catch { throw BenchError("\(error)") }
+        rings = try BenchRings(rings: DataPathBench.rings, geometry: geometry, consumerCPU: consumerCPU)
+        var config = DispatchConfig()
+        config.backpressure = false
+        dispatcher = Dispatcher(config: config, groups: [rings.memories], shared: rings.shared)
+    }
+
+    /// Pins the calling thread to the producer CPU (for harnesses that run us on their thread).
+    public func pin() { try? Threads.pin(cpu: producerCPU) }
+
+    /// Runs `packets` packets through the data path, continuing the cycle over the frames;
+    /// returns the nanoseconds it took.
+    @discardableResult
+    public func run(packets: Int) -> UInt64 {
+        var source = MemorySource(set, packets: packets, start: position)
         let t0 = Sys.monoNanos()
         dispatcher.run(&source)
         let t1 = Sys.monoNanos()
-        let allocs = probe?.stop()
-
-        let drops = rings.total(.droppedFull) - dropsBefore
-        let forwarded = rings.total(.forwarded)
-        let c = rings.finish()
-        _ = consume dispatcher
-        return SwiftRun(packets: packets, nanos: t1 - t0, mallocs: allocs?.mallocs, frees: allocs?.frees, drops: drops,
-                        forwarded: forwarded, consumed: c.packets, consumerHashSum: c.hashSum, consumerByteSum: c.byteSum,
-                        badDescriptors: c.bad)
+        position = source.position
+        return t1 - t0
     }
+
+    /// Stops the consumer once it has drained everything.
+    public func finish() -> (packets: UInt64, hashSum: UInt64, byteSum: UInt64, bad: UInt64) { rings.finish() }
 }

@@ -2,7 +2,8 @@
 // consumer draining them on the other core), beside a C yardstick doing the same job, in one run.
 //
 //   lb-bench [--yardstick PATH] [--inputs udp64,trace,vxlan] [--rings default,small] [--repeat N]
-//            [--packets N] [--trace FILE ...] [--json FILE] [--producer-cpu N] [--consumer-cpu N]
+//            [--packets N] [--warmup MIN | --warmup-exact N] [--trace FILE ...] [--corpus DIR] [--json FILE]
+//            [--producer-cpu N] [--consumer-cpu N] [--quiet-wait SECONDS]
 //
 // Prints a table and writes JSON. Allocations are counted with ordo-one's malloc interposer
 // (linked in; its malloc/free come before libc's in the lookup order) over the measured loop.
@@ -17,7 +18,7 @@ struct Options {
     var yardstick: String? = nil
     var inputs = ["udp64", "trace", "vxlan"]
     var geometries = ["default", "small"]
-    var repeatCount = 3
+    var repeatCount = 5
     var packets: Int? = nil
     var traces: [String] = []
     var json: String? = nil
@@ -25,6 +26,8 @@ struct Options {
     var consumerCPU = 1
     var corpus = "/work/shared/zeek-corpus/traces"
     var warmup = 2_000_000
+    var quietWait = 300.0
+    var warmupExact: Int? = nil
 }
 
 func parseOptions() -> Options {
@@ -44,11 +47,17 @@ func parseOptions() -> Options {
         case "--trace": o.traces.append(value(a))
         case "--corpus": o.corpus = value(a)
         case "--warmup": o.warmup = Int(value(a)) ?? 2_000_000
+        case "--quiet-wait": o.quietWait = Double(value(a)) ?? 300
+        case "--warmup-exact": o.warmupExact = Int(value(a))
         case "--json": o.json = value(a)
         case "--producer-cpu": o.producerCPU = Int(value(a)) ?? 0
         case "--consumer-cpu": o.consumerCPU = Int(value(a)) ?? 1
         case "-h", "--help":
-            print("usage: lb-bench [--yardstick PATH] [--inputs udp64,trace,vxlan] [--rings default,small] [--repeat N] [--packets N] [--trace FILE ...] [--json FILE]")
+            print("""
+                usage: lb-bench [--yardstick PATH] [--inputs udp64,trace,vxlan] [--rings default,small] [--repeat N]
+                                [--packets N] [--warmup MIN | --warmup-exact N] [--trace FILE ...] [--corpus DIR]
+                                [--json FILE] [--producer-cpu N] [--consumer-cpu N] [--quiet-wait SECONDS]
+                """)
             exit(0)
         default: fatalError("unknown option \(a)")
         }
@@ -56,12 +65,13 @@ func parseOptions() -> Options {
     return o
 }
 
-/// The real trace mix: the three largest Ethernet captures of the corpus (84% of its packets,
+/// The real trace mix: the three largest captures of the corpus (55% of its packets, 81% of its bytes,
 /// all plain TCP/IP: SSH, IRC with a DCC file transfer, HTTP), concatenated.
 let defaultTraces = ["ssh/ssh.pcap", "irc-dcc-send.pcapng", "http/no_crlf.pcap"]
 
 struct Input {
     var name: String
+    var short: String
     var label: String
     var pcap: String
     var packets: Int
@@ -78,6 +88,7 @@ struct CRun {
     var consumerHashsum: String { fields["consumer_hashsum"] ?? "?" }
     var consumed: UInt64 { UInt64(fields["consumed"] ?? "0") ?? 0 }
     var forwarded: UInt64 { UInt64(fields["forwarded"] ?? "0") ?? 0 }
+    var cpuShare: Double { Double(UInt64(fields["cpu_nanos"] ?? "0") ?? 0) / Double(max(nanos, 1)) }
 }
 
 func runYardstick(_ path: String, pcap: String, packets: Int, warmup: Int, geometry g: RingGeometry, options o: Options) -> CRun? {
@@ -121,7 +132,6 @@ func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f"
 
 let o = parseOptions()
 
-
 // Is the interposer really counting? (It must precede libc in the lookup order.)
 MallocInterposerSwift.initialize()
 MallocInterposerSwift.hook()
@@ -144,15 +154,15 @@ do {
         switch name {
         case "udp64":
             try Traffic.writePcap(Traffic.udp64(), to: path)
-            inputs.append(Input(name: name, label: "(a) 64-byte UDP, 4096 flows", pcap: path, packets: o.packets ?? 30_000_000))
+            inputs.append(Input(name: name, short: "(a) 64-byte UDP", label: "(a) 64-byte UDP, 4096 flows", pcap: path, packets: o.packets ?? 10_000_000))
         case "trace":
             let files = o.traces.isEmpty ? defaultTraces.map { "\(o.corpus)/\($0)" } : o.traces
             try Traffic.writePcap(Traffic.traces(files), to: path)
-            inputs.append(Input(name: name, label: "(b) trace mix: " + files.map { ($0 as NSString).lastPathComponent }.joined(separator: "+"),
-                                pcap: path, packets: o.packets ?? 8_000_000))
+            inputs.append(Input(name: name, short: "(b) trace mix", label: "(b) trace mix: " + files.map { ($0 as NSString).lastPathComponent }.joined(separator: "+"),
+                                pcap: path, packets: o.packets ?? 5_000_000))
         case "vxlan":
             try Traffic.writePcap(Traffic.vxlan(), to: path)
-            inputs.append(Input(name: name, label: "(c) VXLAN, 4096 inner TCP/UDP flows", pcap: path, packets: o.packets ?? 20_000_000))
+            inputs.append(Input(name: name, short: "(c) VXLAN", label: "(c) VXLAN, 4096 inner TCP/UDP flows", pcap: path, packets: o.packets ?? 10_000_000))
         default:
             fatalError("unknown input \(name) (udp64, trace, vxlan)")
         }
@@ -172,6 +182,8 @@ struct Row {
     var cAll: [CRun]
     var swiftHash: String
     var warmup: Int
+    var ratio: Double?
+    var pairRatios: [Double]
 }
 
 let decoder = Decoder()
@@ -186,36 +198,43 @@ for input in inputs {
     print("\n\(input.label): \(census)")
     for gname in o.geometries {
         let g = gname == "small" ? DataPathBench.smallGeometry : RingGeometry.default
-        let warmup = DataPathBench.warmupPackets(set, geometry: g, minimum: o.warmup)
+        let warmup = o.warmupExact ?? DataPathBench.warmupPackets(set, geometry: g, minimum: o.warmup)
         var sr: [SwiftRun] = []
         var cr: [CRun] = []
         for _ in 0..<o.repeatCount {
+            _ = Machine.waitQuiet(maxSeconds: o.quietWait)
             do {
                 sr.append(try DataPathBench.run(set, geometry: g, packets: input.packets, warmup: warmup,
                                                 producerCPU: o.producerCPU, consumerCPU: o.consumerCPU,
                                                 probe: interposerActive ? probe : nil))
             } catch { fatalError("\(error)") }
+            _ = Machine.waitQuiet(maxSeconds: o.quietWait)
             if let y = o.yardstick, let c = runYardstick(y, pcap: input.pcap, packets: input.packets, warmup: warmup, geometry: g, options: o) {
                 cr.append(c)
             }
         }
         let s = median(sr) { $0.mpps }
         let c = cr.isEmpty ? nil : median(cr) { $0.mpps }
+        // lb and C run alternately; the ratio of each adjacent pair is steadier than the ratio
+        // of the medians when the machine's speed drifts (a VM with neighbours).
+        let pairRatios = zip(sr, cr).map { $0.mpps / $1.mpps }
+        let ratio = pairRatios.isEmpty ? nil : median(pairRatios) { $0 }
         let line = "  \(pad(gname, 7, right: false)) lb \(f(s.mpps)) Mpps (\(f(s.nsPerPacket, 1)) ns/pkt, runs "
-            + sr.map { f($0.mpps) }.joined(separator: "/") + ")"
-            + (c.map { "   C \(f($0.mpps)) Mpps (runs " + cr.map { f($0.mpps) }.joined(separator: "/") + ")   lb/C \(f(s.mpps / $0.mpps))" } ?? "")
+            + sr.map { f($0.mpps) + "@" + f($0.cpuShare * 100, 0) + "%" }.joined(separator: " ") + ")"
+            + (c.map { "   C \(f($0.mpps)) Mpps (runs " + cr.map { f($0.mpps) + "@" + f($0.cpuShare * 100, 0) + "%" }.joined(separator: " ") + ")" } ?? "")
+            + (ratio.map { "   lb/C \(f($0)) (pairs " + pairRatios.map { f($0) }.joined(separator: " ") + ")" } ?? "")
         print(line)
         fflush(nil)
         rows.append(Row(input: input, geometryName: gname, geometry: g, census: census, swift: s, swiftAll: sr, c: c, cAll: cr,
-                        swiftHash: swiftHash, warmup: warmup))
+                        swiftHash: swiftHash, warmup: warmup, ratio: ratio, pairRatios: pairRatios))
     }
 }
 
 // MARK: - table
 
 print("")
-let header = ["input", "rings", "impl", "packets", "seconds", "Mpps", "ns/pkt", "mallocs/pkt", "drops", "lb/C"]
-let widths = [38, 8, 5, 11, 8, 7, 7, 12, 7, 6]
+let header = ["input", "rings", "impl", "packets", "seconds", "Mpps", "ns/pkt", "mallocs/pkt", "drops", "cpu", "lb/C"]
+let widths = [24, 8, 4, 10, 7, 6, 7, 12, 8, 5, 5]
 func rowLine(_ cells: [String]) -> String {
     zip(cells, widths).enumerated().map { i, cw in pad(cw.0, cw.1, right: i >= 3) }.joined(separator: " ")
 }
@@ -224,10 +243,11 @@ print(String(repeating: "-", count: widths.reduce(0, +) + widths.count - 1))
 for r in rows {
     let s = r.swift
     let mallocs = s.mallocs.map { f(Double($0) / Double(s.packets), 6) + ($0 > 0 ? " (\($0))" : "") } ?? "n/a"
-    print(rowLine([r.input.label, r.geometryName, "lb", "\(s.packets)", f(Double(s.nanos) / 1e9, 3), f(s.mpps), f(s.nsPerPacket, 1),
-                   mallocs, "\(s.drops)", r.c.map { f(s.mpps / $0.mpps) } ?? "-"]))
+    print(rowLine([r.input.short, r.geometryName, "lb", "\(s.packets)", f(Double(s.nanos) / 1e9, 3), f(s.mpps), f(s.nsPerPacket, 1),
+                   mallocs, "\(s.drops)", f(s.cpuShare * 100, 0) + "%", r.ratio.map { f($0) } ?? "-"]))
     if let c = r.c {
-        print(rowLine(["", "", "C", "\(c.packets)", f(Double(c.nanos) / 1e9, 3), f(c.mpps), f(c.nsPerPacket, 1), "-", "\(c.drops)", ""]))
+        print(rowLine(["", "", "C", "\(c.packets)", f(Double(c.nanos) / 1e9, 3), f(c.mpps), f(c.nsPerPacket, 1), "-", "\(c.drops)",
+                       f(c.cpuShare * 100, 0) + "%", ""]))
     }
 }
 
@@ -248,6 +268,9 @@ for r in rows {
         }
     }
     if r.swift.consumed != r.swift.forwarded { notes.append("lb consumer read \(r.swift.consumed) of \(r.swift.forwarded)"); ok = false }
+    if r.swift.cpuShare < 0.97 || (r.c.map { $0.cpuShare < 0.97 } ?? false) {
+        notes.append("WARNING: the producer got only \(f(r.swift.cpuShare * 100, 0))% (lb) / \(f((r.c?.cpuShare ?? 1) * 100, 0))% (C) of its CPU: something else ran")
+    }
     if r.swift.badDescriptors != 0 { notes.append("\(r.swift.badDescriptors) bad descriptors"); ok = false }
     print("check \(r.input.name)/\(r.geometryName): " + notes.joined(separator: "; "))
 }
@@ -264,12 +287,16 @@ for r in rows {
             "ns_per_packet": r.swift.nsPerPacket, "mallocs": r.swift.mallocs as Any, "frees": r.swift.frees as Any,
             "mallocs_per_packet": r.swift.mallocs.map { Double($0) / Double(r.swift.packets) } as Any,
             "drops": r.swift.drops, "runs_mpps": r.swiftAll.map { $0.mpps }, "hashsum": r.swiftHash,
+            "producer_cpu_share": r.swift.cpuShare,
         ] as [String: Any],
     ]
     if let c = r.c {
         e["c"] = ["packets": c.packets, "seconds": Double(c.nanos) / 1e9, "mpps": c.mpps, "ns_per_packet": c.nsPerPacket,
-                  "drops": c.drops, "runs_mpps": r.cAll.map { $0.mpps }, "hashsum": c.hashsum] as [String: Any]
-        e["ratio_lb_to_c"] = r.swift.mpps / c.mpps
+                  "drops": c.drops, "runs_mpps": r.cAll.map { $0.mpps }, "hashsum": c.hashsum,
+                  "producer_cpu_share": c.cpuShare] as [String: Any]
+        e["ratio_lb_to_c"] = r.ratio as Any
+        e["ratio_lb_to_c_pairs"] = r.pairRatios
+        e["ratio_of_medians"] = r.swift.mpps / c.mpps
     }
     out.append(e)
 }
@@ -278,7 +305,7 @@ let doc: [String: Any] = ["machine": ProcessInfo.processInfo.hostName, "cpus": P
                           "malloc_interposer_active": interposerActive, "checks_ok": ok, "results": out]
 if let data = try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) {
     if let path = o.json {
-        FileManager.default.createFile(atPath: path, contents: data)
+        _ = FileManager.default.createFile(atPath: path, contents: data)
         print("JSON written to \(path)")
     } else {
         print(String(data: data, encoding: .utf8) ?? "")

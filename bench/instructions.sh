@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Counts the instructions lb's data path and the C yardstick execute per packet, with
+# valgrind --tool=callgrind: unlike wall-clock time on a shared VM, the same binary and input
+# give the same count on every run, so this is the figure to compare changes with.
+#   bench/instructions.sh [PACKETS] [INPUTS]      e.g. bench/instructions.sh 300000 udp64,vxlan
+# Only Dispatcher.run (lb) and run() (C) and what they call are counted, i.e. receive, decode,
+# hash, ring writes and publishing; the consumer thread is not. Rings are the default geometry,
+# with no warm-up (page faults happen in the kernel and are not counted).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+packets="${1:-300000}"
+inputs="${2:-udp64,trace,vxlan}"
+
+swift build -c release --package-path "$here" --product lb-bench >/dev/null
+bin="$here/.build/release"
+# valgrind 3.19 cannot read the DWARF 5 the Swift toolchain writes: count on a copy without it.
+cp "$bin/lb-bench" "$bin/lb-bench-nodebug"
+strip --strip-debug "$bin/lb-bench-nodebug"
+cc="${CC:-clang}"; command -v "$cc" >/dev/null || cc=gcc
+"$cc" -O2 -march=native -pthread -o "$here/.build/yardstick" "$here/yardstick/yardstick.c"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'; }
+
+printf "%-8s %14s %14s %10s %10s %8s\n" input "lb instr/pkt" "C instr/pkt" "lb drops" "C drops" "lb/C"
+for input in ${inputs//,/ }; do
+    valgrind --tool=callgrind --fair-sched=yes --toggle-collect='*DispatcherV3run*' --callgrind-out-file="$tmp/lb.out" \
+        "$bin/lb-bench-nodebug" --inputs "$input" --rings default --packets "$packets" --warmup-exact 0 --repeat 1 \
+        --quiet-wait 0 --json "$tmp/lb.json" >"$tmp/lb.log" 2>&1
+    valgrind --tool=callgrind --fair-sched=yes --toggle-collect=run --callgrind-out-file="$tmp/c.out" \
+        "$here/.build/yardstick" "/tmp/lb-bench-$input.pcap" "$packets" 0 32768 16777216 >"$tmp/c.log" 2>&1
+    lb=$(total "$tmp/lb.out"); c=$(total "$tmp/c.out")
+    lbdrops=$(grep -o '"drops" : [0-9]*' "$tmp/lb.json" | head -1 | grep -o '[0-9]*$')
+    cdrops=$(grep -o 'drops=[0-9]*' "$tmp/c.log" | grep -o '[0-9]*$')
+    awk -v i="$input" -v lb="$lb" -v c="$c" -v n="$packets" -v ld="$lbdrops" -v cd="$cdrops" \
+        'BEGIN { printf "%-8s %14.1f %14.1f %10d %10d %8.2f\n", i, lb / n, c / n, ld, cd, lb / c }'
+done
