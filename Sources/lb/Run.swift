@@ -97,6 +97,9 @@ struct Run: ParsableCommand {
             ports.removeAll { $0.port == p.port }
             ports.append(p)
         }
+        guard ports.count <= TunnelPortTable.capacity else {
+            throw ValidationError("--tunnel-port: at most \(TunnelPortTable.capacity) tunnel ports in all (the \(DecodeConfig.defaultTunnelPorts.count) standard ones count unless --no-default-tunnel-ports)")
+        }
         config.dispatch.decode = DecodeConfig(tunnelPorts: ports, maxDepth: maxDepth, keepEncapsulation: decap == "keep",
                                               tuple: TupleMode(rawValue: UInt8(hash))!, hashVLAN: hashVlan, hashVNI: hashVni,
                                               seeds: seed.map { HashSeeds(seed: $0) } ?? .standard)

@@ -8,58 +8,93 @@ extension Dispatcher {
     /// from; what is delivered is `d`'s range, behind a synthesized Ethernet header if `d`
     /// asks for one, truncated to the slot size.
     @inline(__always)
-    mutating func deliver(_ bytes: UnsafeRawBufferPointer, _ d: Decoded, hash: UInt64, ts: UInt64, wire: Int,
+    mutating func deliver(_ bytes: UnsafeRawBufferPointer, _ dp: UnsafePointer<Decoded>, hash: UInt64, ts: UInt64, wire: Int,
                           extraFlags: UInt32, input: UInt32) {
         var flags = extraFlags
-        if d.depth > 0 { flags |= keep ? LB_F_KEPT_ENCAP | LB_F_TUNNEL_INFO : LB_F_DECAPSULATED | LB_F_TUNNEL_INFO }
-        if d.synthType != 0 { flags |= LB_F_SYNTH_ETHERNET }
-        if d.error != .none { flags |= LB_F_PARSE_ERROR }
-        if d.isFragment { flags |= LB_F_FRAGMENT }
-        if d.hasVLAN { flags |= LB_F_VLAN }
-        if d.nonIP { flags |= LB_F_NON_IP }
-        let prefix = d.synthType != 0 ? 14 : 0
-        var caplen = d.end - d.start + prefix
+        let depth = dp.pointee.depth, synth = dp.pointee.synthType, start = dp.pointee.start
+        if depth > 0 { flags |= keep ? LB_F_KEPT_ENCAP | LB_F_TUNNEL_INFO : LB_F_DECAPSULATED | LB_F_TUNNEL_INFO }
+        if synth != 0 { flags |= LB_F_SYNTH_ETHERNET }
+        if dp.pointee.error != .none { flags |= LB_F_PARSE_ERROR }
+        if dp.pointee.isFragment { flags |= LB_F_FRAGMENT }
+        if dp.pointee.hasVLAN { flags |= LB_F_VLAN }
+        if dp.pointee.nonIP { flags |= LB_F_NON_IP }
+        let prefix = synth != 0 ? 14 : 0
+        var caplen = dp.pointee.end &- start &+ prefix
         if caplen > maxCaplen {
             caplen = maxCaplen
             flags |= LB_F_TRUNCATED
             counters.add(.truncated)
         }
-        let tunnel = d.depth > 0 ? 64 : 0
+        var l3: UInt16 = 0xFFFF
+        let l3At = dp.pointee.l3
+        if l3At >= start {
+            let o = l3At &- start &+ prefix
+            if o < caplen { l3 = UInt16(truncatingIfNeeded: o) }
+        }
+        let packet = Packet(bytes: bytes.baseAddress.map { $0 + start }, prefix: prefix, caplen: caplen,
+                            wire: UInt32(clamping: max(wire, caplen)), tunnel: depth > 0 ? 64 : 0, ts: ts, hash: hash,
+                            flags: flags, l3: l3, encap: dp.pointee.encap.rawValue, depth: depth, vni: dp.pointee.vni,
+                            vlan: dp.pointee.vlan, input: input)
         for g in 0..<groupCount {
-            let ring = tables[g].ring(for: hash)
-            write(ring: ring, bytes, d, hash: hash, ts: ts, wire: wire, flags: flags, prefix: prefix,
-                  caplen: caplen, tunnel: tunnel, input: input)
+            write(ring: tables[g].ring(for: hash), packet, bytes, dp)
         }
     }
 
+    /// What goes into every group's ring, computed once per packet.
+    struct Packet {
+        let bytes: UnsafeRawPointer?
+        let prefix: Int
+        let caplen: Int
+        let wire: UInt32
+        let tunnel: Int
+        let ts: UInt64
+        let hash: UInt64
+        let flags: UInt32
+        let l3: UInt16
+        let encap: UInt8
+        let depth: UInt8
+        let vni: UInt32
+        let vlan: UInt16
+        let input: UInt32
+    }
+
     @inline(__always)
-    mutating func write(ring: Int, _ bytes: UnsafeRawBufferPointer, _ d: Decoded, hash: UInt64, ts: UInt64, wire: Int,
-                        flags: UInt32, prefix: Int, caplen: Int, tunnel: Int, input: UInt32) {
+    mutating func write(ring: Int, _ p: Packet, _ frame: UnsafeRawBufferPointer, _ d: UnsafePointer<Decoded>) {
         guard shared.isAttached(ring) else {
             counters.add(ring: ring, .droppedNoConsumer)
             return
         }
-        var slot = producers[ring].reserve(bytes: tunnel + caplen)
+        var slot = producers[ring].reserve(bytes: p.tunnel &+ p.caplen)
         if slot == nil {
-            slot = waitForRoom(ring: ring, bytes: tunnel + caplen)
+            slot = waitForRoom(ring: ring, bytes: p.tunnel &+ p.caplen)
             if slot == nil { return }
         }
         let (desc, offset) = slot!
         let record = producers[ring].bytes(at: offset)
-        if tunnel != 0 { writeTunnelInfo(record, d) }
-        let packet = record + tunnel
-        if prefix != 0 { EthernetHeader.write(to: packet, frame: bytes, decoded: d) }
-        let body = caplen - prefix
-        if body > 0 { (packet + prefix).copyMemory(from: bytes.baseAddress! + d.start, byteCount: body) }
-        var l3: UInt16 = 0xFFFF
-        if let o = d.deliveredL3, o < caplen { l3 = UInt16(o) }
-        desc.pointee = lb_desc(ts_ns: ts, data_off: offset &+ UInt64(tunnel), caplen: UInt32(caplen),
-                               wirelen: UInt32(clamping: max(wire, caplen)), flow_hash: hash, flags: flags, l3_off: l3,
-                               encap: d.encap.rawValue, depth: d.depth, vni: d.vni, vlan: d.vlan,
-                               tunnel_len: UInt16(tunnel), input: input, reserved: (0, 0, 0))
+        if p.tunnel != 0 { writeTunnelInfo(record, d) }
+        let out = record + p.tunnel
+        if p.prefix != 0 {
+            EthernetHeader.write(to: out, frame: frame, type: d.pointee.synthType, dst: d.pointee.synthDst, src: d.pointee.synthSrc)
+        }
+        if let src = p.bytes { copyPacketBytes(to: out + p.prefix, from: src, count: p.caplen &- p.prefix) }
+        // Field by field: no temporary descriptor on the stack, no memcpy.
+        desc.pointee.ts_ns = p.ts
+        desc.pointee.data_off = offset &+ UInt64(truncatingIfNeeded: p.tunnel)
+        desc.pointee.caplen = UInt32(truncatingIfNeeded: p.caplen)
+        desc.pointee.wirelen = p.wire
+        desc.pointee.flow_hash = p.hash
+        desc.pointee.flags = p.flags
+        desc.pointee.l3_off = p.l3
+        desc.pointee.encap = p.encap
+        desc.pointee.depth = p.depth
+        desc.pointee.vni = p.vni
+        desc.pointee.vlan = p.vlan
+        desc.pointee.tunnel_len = UInt16(truncatingIfNeeded: p.tunnel)
+        desc.pointee.input = p.input
+        desc.pointee.reserved = (0, 0, 0)
         producers[ring].commit()
         counters.add(ring: ring, .forwarded)
-        counters.add(ring: ring, .forwardedBytes, UInt64(caplen))
+        counters.add(ring: ring, .forwardedBytes, UInt64(truncatingIfNeeded: p.caplen))
     }
 
     /// The ring is full. A live source drops; a capture replay waits for the consumer, unless
@@ -98,12 +133,12 @@ extension Dispatcher {
     }
 
     @inline(__always)
-    func writeTunnelInfo(_ p: UnsafeMutableRawPointer, _ d: Decoded) {
-        let o = d.outer
+    func writeTunnelInfo(_ p: UnsafeMutableRawPointer, _ dp: UnsafePointer<Decoded>) {
+        let o = dp.pointee.outer
         p.initializeMemory(as: UInt64.self, repeating: 0, count: 8)
         p.storeBytes(of: o.isIPv6 ? 6 : 4, toByteOffset: 0, as: UInt8.self)
         p.storeBytes(of: o.proto, toByteOffset: 1, as: UInt8.self)
-        p.storeBytes(of: d.encap.rawValue, toByteOffset: 2, as: UInt8.self)
+        p.storeBytes(of: dp.pointee.encap.rawValue, toByteOffset: 2, as: UInt8.self)
         p.storeBytes(of: o.sport, toByteOffset: 4, as: UInt16.self)
         p.storeBytes(of: o.dport, toByteOffset: 6, as: UInt16.self)
         if o.isIPv6 {
@@ -115,6 +150,6 @@ extension Dispatcher {
             p.storeBytes(of: UInt32(truncatingIfNeeded: o.srcLo).bigEndian, toByteOffset: 8, as: UInt32.self)
             p.storeBytes(of: UInt32(truncatingIfNeeded: o.dstLo).bigEndian, toByteOffset: 24, as: UInt32.self)
         }
-        p.storeBytes(of: d.vni, toByteOffset: 40, as: UInt32.self)
+        p.storeBytes(of: dp.pointee.vni, toByteOffset: 40, as: UInt32.self)
     }
 }

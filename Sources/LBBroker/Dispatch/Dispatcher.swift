@@ -44,7 +44,8 @@ public struct IndirectionTable {
 /// ring, the indirection tables), so the loop takes no lock, allocates nothing and calls no
 /// existential. One instance per data-path thread.
 public struct Dispatcher: ~Copyable {
-    let decoder: Decoder
+    /// the decoder, held out of line so that calling it never copies it
+    let decoder: UnsafeMutablePointer<Decoder>
     var fragments: FragmentTable
     let producers: UnsafeMutablePointer<LaneProducer>
     let ringCount: Int
@@ -58,14 +59,20 @@ public struct Dispatcher: ~Copyable {
     let stallTimeout: UInt64
     let batch: Int
     let frames: UnsafeMutablePointer<Frame>
+    /// where each frame is decoded (a `Decoded` is ~200 bytes: decoded in place, not returned)
+    let scratch: UnsafeMutablePointer<Decoded>
+    /// where a packet the fragment table releases is put for delivery
+    let readyScratch: UnsafeMutablePointer<Decoded>
     var lastTimestamp: UInt64 = 0
     /// the rings the producers point into; held so they live as long as the dispatcher
     let owners: [[RingMemory]]
 
     /// `groups` lists, per group, its rings' memory in ring order.
     public init(config: DispatchConfig, groups: [[RingMemory]], shared: SharedState) {
-        decoder = Decoder(config.decode)
-        fragments = FragmentTable(decoder: decoder, limits: config.fragments)
+        let dec = Decoder(config.decode)
+        decoder = .allocate(capacity: 1)
+        decoder.initialize(to: dec)
+        fragments = FragmentTable(decoder: dec, limits: config.fragments)
         ringCount = groups.reduce(0) { $0 + $1.count }
         producers = .allocate(capacity: ringCount)
         tables = .allocate(capacity: groups.count)
@@ -86,6 +93,10 @@ public struct Dispatcher: ~Copyable {
         stallTimeout = config.stallTimeoutNanos
         batch = config.batch
         frames = .allocate(capacity: config.batch)
+        scratch = .allocate(capacity: 1)
+        scratch.initialize(to: Decoded())
+        readyScratch = .allocate(capacity: 1)
+        readyScratch.initialize(to: Decoded())
         owners = groups
     }
 
@@ -96,6 +107,9 @@ public struct Dispatcher: ~Copyable {
         producers.deinitialize(count: ringCount)
         producers.deallocate()
         frames.deallocate()
+        scratch.deallocate()
+        readyScratch.deallocate()
+        decoder.deallocate()
     }
 
     /// Runs until the source is finished or a stop is requested. At the end every fragment
@@ -124,38 +138,40 @@ public struct Dispatcher: ~Copyable {
     @inline(__always)
     public mutating func handle(_ f: Frame) {
         counters.add(.received)
-        counters.add(.receivedBytes, UInt64(f.wireLength))
+        counters.add(.receivedBytes, UInt64(truncatingIfNeeded: f.wireLength))
         lastTimestamp = f.timestampNanos
         guard let link = LinkType(linktype: f.linkType) else {
             deliverOpaque(f)
             return
         }
+        let d = UnsafePointer(scratch)
         var subframe = 0
         repeat {
-            let d = decoder.decode(f.bytes, link: link, subframe: subframe)
+            decoder.pointee.decode(f.bytes, link: link, subframe: subframe, into: scratch)
             account(d)
-            if d.isFragment {
-                switch fragments.offer(d, frame: f.bytes, timestampNanos: f.timestampNanos, wireLength: f.wireLength) {
+            let wire = d.pointee.end == f.bytes.count
+                ? d.pointee.end &- d.pointee.start &+ (d.pointee.synthType != 0 ? 14 : 0) &+ max(0, f.wireLength &- f.bytes.count)
+                : d.pointee.end &- d.pointee.start &+ (d.pointee.synthType != 0 ? 14 : 0)
+            if d.pointee.isFragment {
+                switch fragments.offer(d.pointee, frame: f.bytes, timestampNanos: f.timestampNanos, wireLength: f.wireLength) {
                 case .deliver(let hash):
-                    deliver(f.bytes, d, hash: hash, ts: f.timestampNanos,
-                            wire: d.deliveredWireLength(frameCount: f.bytes.count, wireLength: f.wireLength),
-                            extraFlags: 0, input: f.input)
+                    deliver(f.bytes, d, hash: hash, ts: f.timestampNanos, wire: wire, extraFlags: 0, input: f.input)
                 case .held:
                     break
                 }
                 drainFragments()
             } else {
-                deliver(f.bytes, d, hash: decoder.flowHash(d), ts: f.timestampNanos,
-                        wire: d.deliveredWireLength(frameCount: f.bytes.count, wireLength: f.wireLength),
-                        extraFlags: 0, input: f.input)
+                deliver(f.bytes, d, hash: decoder.pointee.flowHash(d), ts: f.timestampNanos, wire: wire, extraFlags: 0,
+                        input: f.input)
             }
             if subframe > 0 { counters.add(.subframes) }
-            subframe = d.nextSubframe
+            subframe = d.pointee.nextSubframe
         } while subframe != 0
     }
 
     @inline(__always)
-    func account(_ d: Decoded) {
+    func account(_ p: UnsafePointer<Decoded>) {
+        let d = p.pointee
         if d.encapMask != 0 {
             var m = d.encapMask
             while m != 0 {
@@ -176,7 +192,8 @@ public struct Dispatcher: ~Copyable {
         while let r = fragments.popReady() {
             var flags: UInt32 = r.synthesized ? LB_F_SYNTH_ETHERNET : 0
             if r.reassembled { flags |= LB_F_REASSEMBLED }
-            deliver(r.bytes, r.decoded, hash: r.hash, ts: r.timestampNanos, wire: r.wireLength, extraFlags: flags, input: 0)
+            readyScratch.pointee = r.decoded
+            deliver(r.bytes, readyScratch, hash: r.hash, ts: r.timestampNanos, wire: r.wireLength, extraFlags: flags, input: 0)
         }
     }
 
@@ -204,7 +221,8 @@ public struct Dispatcher: ~Copyable {
         d.synthType = opaqueEtherType
         d.nonIP = true
         d.error = .unknownLinkType
-        deliver(f.bytes, d, hash: 0, ts: f.timestampNanos, wire: f.wireLength + 14, extraFlags: 0, input: f.input)
+        readyScratch.pointee = d
+        deliver(f.bytes, readyScratch, hash: 0, ts: f.timestampNanos, wire: f.wireLength + 14, extraFlags: 0, input: f.input)
     }
 
     /// Publishes every ring's new descriptors (once per batch).

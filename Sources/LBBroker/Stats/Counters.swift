@@ -20,6 +20,7 @@ public final class Counters: @unchecked Sendable {
         case forwarded = 0, forwardedBytes, droppedFull, droppedNoConsumer, droppedStalled, truncated
     }
 
+    static let ringStride = 6          // R's cases
     static let encapBase = 32
     static let errorBase = encapBase + 16
     static let ringBase = errorBase + 64
@@ -30,7 +31,8 @@ public final class Counters: @unchecked Sendable {
 
     public init(ringCount: Int) {
         self.ringCount = ringCount
-        size = Self.ringBase + ringCount * R.allCases.count
+        precondition(R.allCases.count == Self.ringStride)
+        size = Self.ringBase + ringCount * Self.ringStride
         let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 8, alignment: 64)
         raw.initializeMemory(as: UInt64.self, repeating: 0, count: size)
         block = raw.bindMemory(to: Atomic<UInt64>.self, capacity: size)
@@ -45,7 +47,9 @@ public final class Counters: @unchecked Sendable {
     }
 
     @inline(__always) public func add(_ c: G, _ n: UInt64 = 1) { add(c.rawValue, n) }
-    @inline(__always) public func add(ring: Int, _ c: R, _ n: UInt64 = 1) { add(Self.ringBase + ring * R.allCases.count + c.rawValue, n) }
+    @inline(__always) public func add(ring: Int, _ c: R, _ n: UInt64 = 1) {
+        add(Self.ringBase &+ ring &* Self.ringStride &+ c.rawValue, n)
+    }
     @inline(__always) public func add(encap: EncapKind) { add(Self.encapBase + Int(encap.rawValue), 1) }
     @inline(__always) public func add(error: ParseError) { add(Self.errorBase + Int(error.rawValue), 1) }
 
@@ -53,7 +57,7 @@ public final class Counters: @unchecked Sendable {
     @inline(__always) public func set(_ c: G, _ v: UInt64) { block[c.rawValue].store(v, ordering: .relaxed) }
 
     public func get(_ c: G) -> UInt64 { block[c.rawValue].load(ordering: .relaxed) }
-    public func get(ring: Int, _ c: R) -> UInt64 { block[Self.ringBase + ring * R.allCases.count + c.rawValue].load(ordering: .relaxed) }
+    public func get(ring: Int, _ c: R) -> UInt64 { block[Self.ringBase + ring * Self.ringStride + c.rawValue].load(ordering: .relaxed) }
     public func get(encap: EncapKind) -> UInt64 { block[Self.encapBase + Int(encap.rawValue)].load(ordering: .relaxed) }
     public func get(error: ParseError) -> UInt64 { block[Self.errorBase + Int(error.rawValue)].load(ordering: .relaxed) }
 }

@@ -1,6 +1,6 @@
 /// The outer flow of the outermost tunnel that was removed (for the worker's tunnel_parents).
 @frozen
-public struct TunnelEndpoints: Sendable {
+public struct TunnelEndpoints: Equatable, Sendable {
     public var srcHi: UInt64 = 0, srcLo: UInt64 = 0, dstHi: UInt64 = 0, dstLo: UInt64 = 0
     public var sport: UInt16 = 0, dport: UInt16 = 0
     public var proto: UInt8 = 0
@@ -10,7 +10,7 @@ public struct TunnelEndpoints: Sendable {
 
 /// An IP fragment found while decoding: the dispatcher's fragment table decides where it goes.
 @frozen
-public struct FragmentInfo: Sendable {
+public struct FragmentInfo: Equatable, Sendable {
     /// IP identification (IPv4: 16 bits, IPv6: 32 bits)
     public var id: UInt32 = 0
     /// byte offset of this fragment's payload within the datagram
@@ -33,7 +33,7 @@ public struct FragmentInfo: Sendable {
 /// metadata that goes with them. A plain value: no allocation, no references into the frame
 /// beyond offsets.
 @frozen
-public struct Decoded: Sendable {
+public struct Decoded: Equatable, Sendable {
     /// the innermost flow that could be read
     public var key = FlowKey()
     /// the bytes to deliver are frame[start..<end], preceded by a synthesized 14-byte Ethernet

@@ -1,61 +1,161 @@
-/// Owns the bitmap of tunnel ports; the decoder reads it through a raw pointer so that using
-/// it costs no reference counting on the data path.
-@usableFromInline
-final class PortBitmap: @unchecked Sendable {
-    @usableFromInline let bits: UnsafeMutablePointer<UInt64>
+/// The UDP ports that carry tunnels, as a plain value. Two 64-bit masks (one bit per value of
+/// the port's low 6 bits and of its next 6 bits) reject almost every other port with a few
+/// instructions and no memory access; only a port that passes both is looked up in the list.
+@frozen
+public struct TunnelPortTable: Sendable {
+    public typealias Entries = (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+                                UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+                                UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+                                UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
+    public static let capacity = 32
+    @usableFromInline let low: UInt64
+    @usableFromInline let high: UInt64
+    /// port << 8 | kind, in a tuple: a plain value that is indexed without bounds checks
+    @usableFromInline let entries: Entries
+    public let count: Int
 
-    init(_ ports: [TunnelPort]) {
-        bits = .allocate(capacity: 1024)
-        bits.initialize(repeating: 0, count: 1024)
-        for p in ports { bits[Int(p.port) >> 6] |= 1 << UInt64(p.port & 63) }
+    public init(_ list: [TunnelPort]) {
+        precondition(list.count <= Self.capacity, "at most \(Self.capacity) tunnel ports (the caller validates)")
+        var lo: UInt64 = 0, hi: UInt64 = 0
+        var e: Entries = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &e) { b in
+            for (i, t) in list.enumerated() {
+                b.storeBytes(of: UInt32(t.port) << 8 | UInt32(t.kind.rawValue), toByteOffset: i * 4, as: UInt32.self)
+            }
+        }
+        for t in list {
+            lo |= 1 << UInt64(t.port & 63)
+            hi |= 1 << UInt64((t.port >> 6) & 63)
+        }
+        low = lo; high = hi; entries = e; count = list.count
     }
 
-    deinit { bits.deallocate() }
+    func entry(_ i: Int) -> UInt32 {
+        withUnsafeBytes(of: entries) { $0.load(fromByteOffset: i * 4, as: UInt32.self) }
+    }
+
+    public var list: [TunnelPort] {
+        (0..<count).map { TunnelPort(UInt16(entry($0) >> 8), EncapKind(rawValue: UInt8(entry($0) & 0xFF)) ?? .none) }
+    }
+
+    @inlinable @inline(__always)
+    func mayMatch(_ port: UInt16) -> Bool {
+        (low >> UInt64(port & 63)) & (high >> UInt64((port >> 6) & 63)) & 1 != 0
+    }
+
+    /// The tunnel on a UDP port pair (destination port first), or `.none`.
+    @inlinable @inline(__always)
+    func kind(_ sport: UInt16, _ dport: UInt16) -> EncapKind {
+        if !mayMatch(dport) && !mayMatch(sport) { return .none }
+        return lookup(sport, dport)
+    }
+
+    @usableFromInline
+    func lookup(_ sport: UInt16, _ dport: UInt16) -> EncapKind {
+        withUnsafeBytes(of: entries) { b in
+            let e = b.baseAddress!.assumingMemoryBound(to: UInt32.self)
+            let n = count
+            for i in 0..<n where e[i] >> 8 == UInt32(dport) { return EncapKind(rawValue: UInt8(truncatingIfNeeded: e[i])) ?? .none }
+            for i in 0..<n where e[i] >> 8 == UInt32(sport) { return EncapKind(rawValue: UInt8(truncatingIfNeeded: e[i])) ?? .none }
+            return .none
+        }
+    }
+}
+
+/// What a walk needs from the decoder: a plain value.
+@usableFromInline
+struct WalkConfig: Sendable {
+    let keepEncapsulation: Bool
+    let maxDepth: Int
+    let teredoAnyPort: Bool
+}
+
+@usableFromInline
+struct WalkParams: Sendable {
+    let config: WalkConfig
+    let ports: TunnelPortTable
+
+    @inline(__always)
+    func udpTunnel(_ sport: UInt16, _ dport: UInt16) -> EncapKind { ports.kind(sport, dport) }
 }
 
 /// Decodes frames: finds the innermost flow, removes tunnels, and says what to deliver.
 ///
 /// `decode` reads only inside the buffer it is given; every header is length-checked before
 /// it is read, nesting is bounded by `maxDepth` and every loop by a fixed budget, so no input
-/// can make it read out of bounds, allocate, or spin.
-public struct Decoder: @unchecked Sendable {  // the port bitmap is immutable after init
-    public let config: DecodeConfig
-    @usableFromInline let portOwner: PortBitmap
-    @usableFromInline let portBits: UnsafeMutablePointer<UInt64>
-    @usableFromInline let ports: [TunnelPort]
+/// can make it read out of bounds, allocate, or spin. A `Decoder` is a plain value (no
+/// references), so the data path can copy or borrow it for free.
+public struct Decoder: Sendable {
+    @usableFromInline let params: WalkParams
+    public let tuple: TupleMode
+    public let hashVLAN: Bool
+    public let hashVNI: Bool
+    public let seeds: HashSeeds
 
     public init(_ config: DecodeConfig = DecodeConfig()) {
-        self.config = config
-        self.ports = config.tunnelPorts
-        portOwner = PortBitmap(config.tunnelPorts)
-        portBits = portOwner.bits
+        params = WalkParams(config: WalkConfig(keepEncapsulation: config.keepEncapsulation, maxDepth: config.maxDepth,
+                                               teredoAnyPort: config.teredoAnyPort),
+                            ports: TunnelPortTable(config.tunnelPorts))
+        tuple = config.tuple
+        hashVLAN = config.hashVLAN
+        hashVNI = config.hashVNI
+        seeds = config.seeds
     }
+
+    /// The configuration this decoder was made with.
+    public var config: DecodeConfig {
+        var c = DecodeConfig(tunnelPorts: params.ports.list, maxDepth: params.config.maxDepth,
+                             keepEncapsulation: params.config.keepEncapsulation, tuple: tuple, hashVLAN: hashVLAN,
+                             hashVNI: hashVNI, seeds: seeds)
+        c.teredoAnyPort = params.config.teredoAnyPort
+        return c
+    }
+
+    public var keepEncapsulation: Bool { params.config.keepEncapsulation }
 
     /// Decodes one frame of the given link type. `subframe` selects an 802.11 A-MSDU subframe
     /// (the result's `nextSubframe` says whether there is another one).
     public func decode(_ frame: UnsafeRawBufferPointer, link: LinkType, subframe: Int = 0) -> Decoded {
-        var w = Walk(frame: frame, decoder: self, subframe: subframe)
+        var d = Decoded()
+        withUnsafeMutablePointer(to: &d) { decode(frame, link: link, subframe: subframe, into: $0) }
+        return d
+    }
+
+    /// Decodes into `result`, which must point to an initialized `Decoded`; it is overwritten.
+    /// The data path decodes into one preallocated value this way, so nothing large is copied.
+    public func decode(_ frame: UnsafeRawBufferPointer, link: LinkType, subframe: Int = 0, into result: UnsafeMutablePointer<Decoded>) {
+        if link == .ethernet && fastDecode(frame, into: result) { return }
+        walk(frame, link: link, subframe: subframe, into: result)
+    }
+
+    /// The general walk, without the fast path (FastPathTests compares the two).
+    @_spi(Testing)
+    public func walk(_ frame: UnsafeRawBufferPointer, link: LinkType, subframe: Int = 0, into result: UnsafeMutablePointer<Decoded>) {
+        result.pointee = Decoded()
+        var w = Walk(frame: frame, decoder: params, subframe: subframe, into: result)
         w.run(link: link)
-        return w.d
     }
 
     /// Decodes a datagram rebuilt from IP fragments: `packet` starts with an IP header. The
     /// tunnels and VLAN of `context` (the decode of its first fragment) are carried over.
     public func decodeReassembled(_ packet: UnsafeRawBufferPointer, context: Decoded) -> Decoded {
-        var w = Walk(frame: packet, decoder: self, subframe: 0)
-        w.d.depth = context.depth
-        w.d.encap = context.encap
-        w.d.encapMask = context.encapMask
-        w.d.outer = context.outer
-        w.d.vni = context.vni
-        w.d.vlan = context.vlan
-        w.d.hasVLAN = context.hasVLAN
-        w.d.start = 0
-        w.d.end = packet.count
-        w.end = packet.count
-        w.d.synthType = packet.count > 0 && packet.u8(0) >> 4 == 6 ? 0x86DD : 0x0800
-        w.loop(.ip)
-        return w.d
+        var result = Decoded()
+        withUnsafeMutablePointer(to: &result) { rp in
+            var w = Walk(frame: packet, decoder: params, subframe: 0, into: rp)
+            w.d.depth = context.depth
+            w.d.encap = context.encap
+            w.d.encapMask = context.encapMask
+            w.d.outer = context.outer
+            w.d.vni = context.vni
+            w.d.vlan = context.vlan
+            w.d.hasVLAN = context.hasVLAN
+            w.d.start = 0
+            w.d.end = packet.count
+            w.end = packet.count
+            w.d.synthType = packet.count > 0 && packet.u8(0) >> 4 == 6 ? 0x86DD : 0x0800
+            w.loop(.ip)
+        }
+        return result
     }
 
     /// The flow hash of a decoded packet, under this decoder's tuple mode, seed and key
@@ -63,25 +163,18 @@ public struct Decoder: @unchecked Sendable {  // the port bitmap is immutable af
     @inlinable @inline(__always)
     public func flowHash(_ d: Decoded) -> UInt64 {
         var extra: UInt32 = 0
-        if config.hashVNI { extra = d.vni }
-        if config.hashVLAN && d.hasVLAN { extra = extra &* 0x9E37_79B1 &+ UInt32(d.vlan) &+ 1 }
-        return FlowHash.hash(d.key, mode: config.tuple, extra: extra, seeds: config.seeds)
+        if hashVNI { extra = d.vni }
+        if hashVLAN && d.hasVLAN { extra = extra &* 0x9E37_79B1 &+ UInt32(d.vlan) &+ 1 }
+        return FlowHash.hash(d.key, mode: tuple, extra: extra, seeds: seeds)
     }
 
-    /// The tunnel carried on a UDP port pair, if any (destination port first).
+    /// The same, for a value the data path decoded in place.
     @inlinable @inline(__always)
-    func udpTunnel(_ sport: UInt16, _ dport: UInt16) -> EncapKind {
-        let hitD = portBits[Int(dport) >> 6] & (1 << UInt64(dport & 63)) != 0
-        let hitS = portBits[Int(sport) >> 6] & (1 << UInt64(sport & 63)) != 0
-        if !hitD && !hitS { return .none }
-        return slowTunnelLookup(sport, dport, hitD)
-    }
-
-    @usableFromInline @inline(never)
-    func slowTunnelLookup(_ sport: UInt16, _ dport: UInt16, _ hitD: Bool) -> EncapKind {
-        if hitD { for p in ports where p.port == dport { return p.kind } }
-        for p in ports where p.port == sport { return p.kind }
-        return .none
+    public func flowHash(_ d: UnsafePointer<Decoded>) -> UInt64 {
+        var extra: UInt32 = 0
+        if hashVNI { extra = d.pointee.vni }
+        if hashVLAN && d.pointee.hasVLAN { extra = extra &* 0x9E37_79B1 &+ UInt32(d.pointee.vlan) &+ 1 }
+        return FlowHash.hash(d.pointee.key, mode: tuple, extra: extra, seeds: seeds)
     }
 }
 
@@ -101,9 +194,13 @@ enum Next {
 @usableFromInline
 struct Walk {
     let f: UnsafeRawBufferPointer
-    let dec: Decoder
+    let dec: WalkParams
     let subframe: Int
-    var d = Decoded()
+    let dp: UnsafeMutablePointer<Decoded>
+    var d: Decoded {
+        unsafeAddress { UnsafePointer(dp) }
+        nonmutating unsafeMutableAddress { dp }
+    }
     /// current header offset, and the end of the current layer (never beyond f.count)
     var off = 0
     var end: Int
@@ -115,8 +212,9 @@ struct Walk {
     /// tags seen on the current Ethernet header
     var tags = 0
 
-    init(frame: UnsafeRawBufferPointer, decoder: Decoder, subframe: Int) {
+    init(frame: UnsafeRawBufferPointer, decoder: WalkParams, subframe: Int, into result: UnsafeMutablePointer<Decoded>) {
         f = frame
+        dp = result
         dec = decoder
         self.subframe = subframe
         end = frame.count

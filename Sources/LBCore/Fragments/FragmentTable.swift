@@ -442,7 +442,7 @@ public struct FragmentTable: ~Copyable {
         var inner = decoder.decodeReassembled(packet, context: d)
         let innerHash = hash(inner)
         counters.reassembled &+= 1
-        if inner.depth > d.depth && !decoder.config.keepEncapsulation {
+        if inner.depth > d.depth && !decoder.keepEncapsulation {
             // The tunnel came off: deliver its inner packet once, in place of the fragments.
             counters.merged &+= UInt64(entries[slot].count - 1)   // packets fewer than the trace had
             var hh = entries[slot].first

@@ -1,0 +1,138 @@
+// The common cases, decoded without the general walk: an Ethernet frame with at most one
+// 802.1Q tag, then IPv4 without options or fragmentation, or IPv6 without extension headers,
+// then TCP, UDP or SCTP on ports that carry no tunnel — either directly, or inside one VXLAN
+// tunnel (cloud traffic mirroring). Most packets of most sensors look like one of these.
+//
+// It must give exactly what the walk gives for the same frame; anything it is not sure of, it
+// leaves to the walk (returns false). FastPathTests compares the two on every corpus packet and
+// on mutated and random frames.
+
+/// An IP header and the transport ports after it, as the fast path found them.
+@usableFromInline
+struct FastIP {
+    var key = FlowKey()
+    var l3 = 0
+    var l4 = 0
+    /// where the IP packet ends (its length, or the end of the bytes)
+    var end = 0
+    var vlan: UInt16 = 0
+    var tagged = false
+    var isIPv6 = false
+    var sport: UInt16 { key.sport }
+    var dport: UInt16 { key.dport }
+}
+
+extension Decoder {
+    /// Decodes `f` (an Ethernet frame) into `r` if it has one of the common shapes; false
+    /// otherwise, and then `r` is untouched.
+    @_spi(Testing) @inline(__always)
+    public func fastDecode(_ f: UnsafeRawBufferPointer, into r: UnsafeMutablePointer<Decoded>) -> Bool {
+        guard let outer = fastIP(f, at: 0, end: f.count, allowTag: true) else { return false }
+        if outer.key.proto == 17 {
+            let kind = params.ports.kind(outer.sport, outer.dport)
+            if kind == .vxlan { return fastVXLAN(f, outer, into: r) }
+            if kind != .none || mayBeTeredo(f, outer) { return false }
+        }
+        r.pointee = Decoded()
+        r.pointee.key = outer.key
+        r.pointee.end = f.count
+        r.pointee.l3 = outer.l3
+        r.pointee.vlan = outer.vlan
+        r.pointee.hasVLAN = outer.tagged
+        return true
+    }
+
+    /// VXLAN around the common shape (untagged inner frame, no tunnel inside).
+    @inline(__always)
+    func fastVXLAN(_ f: UnsafeRawBufferPointer, _ outer: FastIP, into r: UnsafeMutablePointer<Decoded>) -> Bool {
+        let len = Int(f.be16(outer.l4 &+ 4))
+        let payloadEnd = len >= 8 && outer.l4 &+ len < outer.end ? outer.l4 &+ len : outer.end
+        let p = outer.l4 &+ 8
+        guard params.config.maxDepth >= 1, payloadEnd &- p >= 8, f.u8(p) & 0x08 != 0 else { return false }
+        let innerStart = p &+ 8
+        guard let inner = fastIP(f, at: innerStart, end: payloadEnd, allowTag: false) else { return false }
+        if inner.key.proto == 17 && (params.ports.kind(inner.sport, inner.dport) != .none || mayBeTeredo(f, inner)) {
+            return false
+        }
+        r.pointee = Decoded()
+        r.pointee.key = inner.key
+        if params.config.keepEncapsulation {
+            r.pointee.end = f.count
+        } else {
+            r.pointee.start = innerStart
+            r.pointee.end = payloadEnd
+        }
+        r.pointee.l3 = inner.l3
+        r.pointee.vlan = outer.vlan
+        r.pointee.hasVLAN = outer.tagged
+        r.pointee.depth = 1
+        r.pointee.encap = .vxlan
+        r.pointee.encapMask = 1 << UInt32(EncapKind.vxlan.rawValue)
+        r.pointee.vni = f.be32(p &+ 4) >> 8
+        r.pointee.outer.srcHi = outer.key.srcHi
+        r.pointee.outer.srcLo = outer.key.srcLo
+        r.pointee.outer.dstHi = outer.key.dstHi
+        r.pointee.outer.dstLo = outer.key.dstLo
+        r.pointee.outer.isIPv6 = outer.isIPv6
+        r.pointee.outer.proto = 17
+        r.pointee.outer.sport = outer.sport
+        r.pointee.outer.dport = outer.dport
+        return true
+    }
+
+    /// What the walk would try as Teredo on any port: leave it to the walk.
+    @inline(__always)
+    func mayBeTeredo(_ f: UnsafeRawBufferPointer, _ ip: FastIP) -> Bool {
+        params.config.teredoAnyPort && ip.end &- ip.l4 >= 48 && f.u8(ip.l4 &+ 8) >> 4 == 6
+    }
+
+    /// Ethernet (one optional 802.1Q tag), IPv4 without options or fragmentation or IPv6
+    /// without extension headers, then TCP, UDP or SCTP with its ports; nil for anything else.
+    @inline(__always)
+    func fastIP(_ f: UnsafeRawBufferPointer, at start: Int, end frameEnd: Int, allowTag: Bool) -> FastIP? {
+        guard frameEnd &- start >= 14 + 20 + 8 else { return nil }
+        var ip = FastIP()
+        var off = start &+ 14
+        var type = f.be16(start &+ 12)
+        if type == 0x8100 && allowTag {
+            ip.vlan = f.be16(off) & 0x0FFF
+            ip.tagged = true
+            type = f.be16(off &+ 2)
+            off &+= 4
+        }
+        ip.l3 = off
+        ip.end = frameEnd
+        if type == 0x0800 {
+            guard frameEnd &- off >= 20 + 8, f.u8(off) == 0x45 else { return nil }
+            let total = Int(f.be16(off &+ 2))
+            // not a fragment (MF or offset), and a length that covers the header and ports
+            guard total >= 28, f.be16(off &+ 6) & 0x3FFF == 0 else { return nil }
+            if off &+ total < frameEnd { ip.end = off &+ total }
+            ip.key.proto = f.u8(off &+ 9)
+            ip.key.srcLo = FlowKey.v4Mapped(f.be32(off &+ 12))
+            ip.key.dstLo = FlowKey.v4Mapped(f.be32(off &+ 16))
+            ip.l4 = off &+ 20
+        } else if type == 0x86DD {
+            guard frameEnd &- off >= 40 + 8, f.u8(off) >> 4 == 6 else { return nil }
+            let plen = Int(f.be16(off &+ 4))
+            guard plen >= 8 else { return nil }
+            if off &+ 40 &+ plen < frameEnd { ip.end = off &+ 40 &+ plen }
+            ip.key.proto = f.u8(off &+ 6)
+            ip.key.srcHi = f.be64(off &+ 8); ip.key.srcLo = f.be64(off &+ 16)
+            ip.key.dstHi = f.be64(off &+ 24); ip.key.dstLo = f.be64(off &+ 32)
+            ip.l4 = off &+ 40
+            ip.isIPv6 = true
+        } else {
+            return nil
+        }
+        guard ip.end &- ip.l4 >= 8 else { return nil }
+        switch ip.key.proto {
+        case 6, 17, 132: break
+        default: return nil
+        }
+        ip.key.sport = f.be16(ip.l4)
+        ip.key.dport = f.be16(ip.l4 &+ 2)
+        ip.key.kind = .ports
+        return ip
+    }
+}
