@@ -22,6 +22,11 @@ struct FastPathTests {
         withUnsafeMutablePointer(to: &slow) { decoder.walk(f, link: .ethernet, into: $0) }
         var probe = Decoded()
         if withUnsafeMutablePointer(to: &probe, { decoder.fastDecode(f, into: $0) }) { taken += 1 }
+        let value = decoder.decode(f, link: .ethernet)
+        if value != slow || decoder.flowHash(value) != decoder.flowHash(slow) {
+            Issue.record("decode() by value differs from the walk for \(what()): \(frame.prefix(96).map { String(format: "%02x", $0) }.joined())\nvalue: \(value)\nwalk: \(slow)")
+            return false
+        }
         if fast != slow {
             Issue.record("fast path differs from the walk for \(what()): \(frame.prefix(96).map { String(format: "%02x", $0) }.joined())\nfast: \(fast)\nwalk: \(slow)")
             return false

@@ -115,6 +115,9 @@ public struct Dispatcher: ~Copyable {
     /// Runs until the source is finished or a stop is requested. At the end every fragment
     /// still held is released and everything written is published.
     public mutating func run<S: PacketSource & ~Copyable>(_ source: inout S) {
+        // A local, immutable copy made once: a method called on it copies nothing, where one
+        // called through the pointer (or a stored property of self) copies the decoder each time.
+        let decoder = self.decoder.pointee
         while !shared.stopRequested {
             let n = source.receive(into: frames, max: batch)
             if n == 0 {
@@ -122,7 +125,7 @@ public struct Dispatcher: ~Copyable {
                 publishAll()
                 continue
             }
-            for i in 0..<n { handle(frames[i]) }
+            for i in 0..<n { handle(frames[i], decoder) }
             fragments.sweep(now: lastTimestamp)
             drainFragments()
             publishAll()
@@ -136,7 +139,7 @@ public struct Dispatcher: ~Copyable {
 
     /// Decodes one frame and delivers it (each A-MSDU subframe on its own).
     @inline(__always)
-    public mutating func handle(_ f: Frame) {
+    public mutating func handle(_ f: Frame, _ decoder: Decoder) {
         counters.add(.received)
         counters.add(.receivedBytes, UInt64(truncatingIfNeeded: f.wireLength))
         lastTimestamp = f.timestampNanos
@@ -147,7 +150,7 @@ public struct Dispatcher: ~Copyable {
         let d = UnsafePointer(scratch)
         var subframe = 0
         repeat {
-            decoder.pointee.decode(f.bytes, link: link, subframe: subframe, into: scratch)
+            decoder.decode(f.bytes, link: link, subframe: subframe, into: scratch)
             account(d)
             let wire = d.pointee.end == f.bytes.count
                 ? d.pointee.end &- d.pointee.start &+ (d.pointee.synthType != 0 ? 14 : 0) &+ max(0, f.wireLength &- f.bytes.count)
@@ -161,7 +164,7 @@ public struct Dispatcher: ~Copyable {
                 }
                 drainFragments()
             } else {
-                deliver(f.bytes, d, hash: decoder.pointee.flowHash(d), ts: f.timestampNanos, wire: wire, extraFlags: 0,
+                deliver(f.bytes, d, hash: decoder.flowHash(d), ts: f.timestampNanos, wire: wire, extraFlags: 0,
                         input: f.input)
             }
             if subframe > 0 { counters.add(.subframes) }

@@ -55,10 +55,12 @@ public struct Decoded: Equatable, Sendable {
     public var vni: UInt32 = 0
     public var vlan: UInt16 = 0
     public var hasVLAN = false
+    /// meaningful only when `depth > 0`
     public var outer = TunnelEndpoints()
     public var error: ParseError = .none
     /// set when the innermost IP header is a fragment
     public var isFragment = false
+    /// meaningful only when `isFragment`
     public var fragment = FragmentInfo()
     /// no IP layer was found
     public var nonIP = false

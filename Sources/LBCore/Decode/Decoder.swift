@@ -1,41 +1,51 @@
-/// The UDP ports that carry tunnels, as a plain value. Two 64-bit masks (one bit per value of
-/// the port's low 6 bits and of its next 6 bits) reject almost every other port with a few
-/// instructions and no memory access; only a port that passes both is looked up in the list.
+/// The UDP ports that carry tunnels, as a plain value of integers: nothing to address, so the
+/// compiler never has to copy it to look something up.
+///
+/// Two 64-bit masks (one bit per value of a port's low 6 bits, and of its next 6 bits) reject
+/// almost every other port in a few instructions. A port that passes is compared with four
+/// ports at a time: the ports are packed four to a 64-bit word and a SWAR zero-lane test finds
+/// the equal one; its kind is a 4-bit nibble of `kinds`. Unused lanes hold port 0 with kind 0
+/// (`.none`), so they can never produce a tunnel.
 @frozen
 public struct TunnelPortTable: Sendable {
-    public typealias Entries = (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
-                                UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
-                                UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
-                                UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
     public static let capacity = 32
     @usableFromInline let low: UInt64
     @usableFromInline let high: UInt64
-    /// port << 8 | kind, in a tuple: a plain value that is indexed without bounds checks
-    @usableFromInline let entries: Entries
+    @usableFromInline let w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+    @usableFromInline let w4: UInt64, w5: UInt64, w6: UInt64, w7: UInt64
+    @usableFromInline let kinds0: UInt64, kinds1: UInt64
     public let count: Int
 
     public init(_ list: [TunnelPort]) {
         precondition(list.count <= Self.capacity, "at most \(Self.capacity) tunnel ports (the caller validates)")
         var lo: UInt64 = 0, hi: UInt64 = 0
-        var e: Entries = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &e) { b in
-            for (i, t) in list.enumerated() {
-                b.storeBytes(of: UInt32(t.port) << 8 | UInt32(t.kind.rawValue), toByteOffset: i * 4, as: UInt32.self)
-            }
-        }
-        for t in list {
+        var w = [UInt64](repeating: 0, count: 8)
+        var k: (UInt64, UInt64) = (0, 0)
+        for (i, t) in list.enumerated() {
             lo |= 1 << UInt64(t.port & 63)
             hi |= 1 << UInt64((t.port >> 6) & 63)
+            w[i / 4] |= UInt64(t.port) << UInt64(16 * (i % 4))
+            let nibble = UInt64(t.kind.rawValue & 0xF) << UInt64(4 * (i % 16))
+            if i < 16 { k.0 |= nibble } else { k.1 |= nibble }
         }
-        low = lo; high = hi; entries = e; count = list.count
-    }
-
-    func entry(_ i: Int) -> UInt32 {
-        withUnsafeBytes(of: entries) { $0.load(fromByteOffset: i * 4, as: UInt32.self) }
+        low = lo; high = hi
+        w0 = w[0]; w1 = w[1]; w2 = w[2]; w3 = w[3]; w4 = w[4]; w5 = w[5]; w6 = w[6]; w7 = w[7]
+        kinds0 = k.0; kinds1 = k.1
+        count = list.count
     }
 
     public var list: [TunnelPort] {
-        (0..<count).map { TunnelPort(UInt16(entry($0) >> 8), EncapKind(rawValue: UInt8(entry($0) & 0xFF)) ?? .none) }
+        let words = [w0, w1, w2, w3, w4, w5, w6, w7]
+        return (0..<count).map { i in
+            let port = UInt16(truncatingIfNeeded: words[i / 4] >> UInt64(16 * (i % 4)))
+            return TunnelPort(port, kindAt(i))
+        }
+    }
+
+    @inlinable @inline(__always)
+    func kindAt(_ i: Int) -> EncapKind {
+        let nibbles = i < 16 ? kinds0 : kinds1
+        return EncapKind(rawValue: UInt8(truncatingIfNeeded: (nibbles >> UInt64(4 * (i & 15))) & 0xF)) ?? .none
     }
 
     @inlinable @inline(__always)
@@ -46,19 +56,35 @@ public struct TunnelPortTable: Sendable {
     /// The tunnel on a UDP port pair (destination port first), or `.none`.
     @inlinable @inline(__always)
     func kind(_ sport: UInt16, _ dport: UInt16) -> EncapKind {
-        if !mayMatch(dport) && !mayMatch(sport) { return .none }
-        return lookup(sport, dport)
+        if mayMatch(dport) {
+            let k = find(dport)
+            if k != .none { return k }
+        }
+        return mayMatch(sport) ? find(sport) : .none
     }
 
-    @usableFromInline
-    func lookup(_ sport: UInt16, _ dport: UInt16) -> EncapKind {
-        withUnsafeBytes(of: entries) { b in
-            let e = b.baseAddress!.assumingMemoryBound(to: UInt32.self)
-            let n = count
-            for i in 0..<n where e[i] >> 8 == UInt32(dport) { return EncapKind(rawValue: UInt8(truncatingIfNeeded: e[i])) ?? .none }
-            for i in 0..<n where e[i] >> 8 == UInt32(sport) { return EncapKind(rawValue: UInt8(truncatingIfNeeded: e[i])) ?? .none }
-            return .none
-        }
+    /// Index of `port` among the four 16-bit lanes of `word`, or -1 (SWAR: the lane whose XOR
+    /// with the port is zero).
+    @inlinable @inline(__always)
+    static func lane(_ word: UInt64, _ port: UInt16) -> Int {
+        let x = word ^ (UInt64(port) &* 0x0001_0001_0001_0001)
+        let zero = (x &- 0x0001_0001_0001_0001) & ~x & 0x8000_8000_8000_8000
+        return zero == 0 ? -1 : zero.trailingZeroBitCount >> 4
+    }
+
+    @inlinable
+    func find(_ port: UInt16) -> EncapKind {
+        var l = Self.lane(w0, port); if l >= 0 { return kindAt(l) }
+        l = Self.lane(w1, port); if l >= 0 { return kindAt(4 + l) }
+        guard count > 8 else { return .none }
+        l = Self.lane(w2, port); if l >= 0 { return kindAt(8 + l) }
+        l = Self.lane(w3, port); if l >= 0 { return kindAt(12 + l) }
+        guard count > 16 else { return .none }
+        l = Self.lane(w4, port); if l >= 0 { return kindAt(16 + l) }
+        l = Self.lane(w5, port); if l >= 0 { return kindAt(20 + l) }
+        l = Self.lane(w6, port); if l >= 0 { return kindAt(24 + l) }
+        l = Self.lane(w7, port); if l >= 0 { return kindAt(28 + l) }
+        return .none
     }
 }
 

@@ -7,6 +7,32 @@
 // leaves to the walk (returns false). FastPathTests compares the two on every corpus packet and
 // on mutated and random frames.
 
+extension Decoded {
+    /// Sets every field the fast path decides, without writing the whole value: `outer` and
+    /// `fragment` keep what they had (they mean something only when `depth > 0` and
+    /// `isFragment`, which this clears).
+    @inline(__always)
+    mutating func setCommon(key k: FlowKey, start s: Int, end e: Int, l3 l: Int, vlan v: UInt16, tagged: Bool) {
+        key = k
+        start = s
+        end = e
+        synthType = 0
+        synthDst = -1
+        synthSrc = -1
+        l3 = l
+        depth = 0
+        encap = .none
+        encapMask = 0
+        vni = 0
+        vlan = v
+        hasVLAN = tagged
+        error = .none
+        isFragment = false
+        nonIP = false
+        nextSubframe = 0
+    }
+}
+
 /// An IP header and the transport ports after it, as the fast path found them.
 @usableFromInline
 struct FastIP {
@@ -33,12 +59,7 @@ extension Decoder {
             if kind == .vxlan { return fastVXLAN(f, outer, into: r) }
             if kind != .none || mayBeTeredo(f, outer) { return false }
         }
-        r.pointee = Decoded()
-        r.pointee.key = outer.key
-        r.pointee.end = f.count
-        r.pointee.l3 = outer.l3
-        r.pointee.vlan = outer.vlan
-        r.pointee.hasVLAN = outer.tagged
+        r.pointee.setCommon(key: outer.key, start: 0, end: f.count, l3: outer.l3, vlan: outer.vlan, tagged: outer.tagged)
         return true
     }
 
@@ -54,17 +75,9 @@ extension Decoder {
         if inner.key.proto == 17 && (params.ports.kind(inner.sport, inner.dport) != .none || mayBeTeredo(f, inner)) {
             return false
         }
-        r.pointee = Decoded()
-        r.pointee.key = inner.key
-        if params.config.keepEncapsulation {
-            r.pointee.end = f.count
-        } else {
-            r.pointee.start = innerStart
-            r.pointee.end = payloadEnd
-        }
-        r.pointee.l3 = inner.l3
-        r.pointee.vlan = outer.vlan
-        r.pointee.hasVLAN = outer.tagged
+        let keep = params.config.keepEncapsulation
+        r.pointee.setCommon(key: inner.key, start: keep ? 0 : innerStart, end: keep ? f.count : payloadEnd, l3: inner.l3,
+                            vlan: outer.vlan, tagged: outer.tagged)
         r.pointee.depth = 1
         r.pointee.encap = .vxlan
         r.pointee.encapMask = 1 << UInt32(EncapKind.vxlan.rawValue)
