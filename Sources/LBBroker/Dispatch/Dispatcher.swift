@@ -173,21 +173,23 @@ public struct Dispatcher: ~Copyable {
     }
 
     @inline(__always)
-    func account(_ p: UnsafePointer<Decoded>) {
-        let d = p.pointee
-        if d.encapMask != 0 {
-            var m = d.encapMask
+    func account(_ d: UnsafePointer<Decoded>) {
+        // Fields read one by one: `d.pointee` as a whole would copy all of it.
+        let mask = d.pointee.encapMask
+        if mask != 0 {
+            var m = mask
             while m != 0 {
                 let bit = m.trailingZeroBitCount
-                m &= m - 1
-                if let e = EncapKind(rawValue: UInt8(bit)) { counters.add(encap: e) }
+                m &= m &- 1
+                if let e = EncapKind(rawValue: UInt8(truncatingIfNeeded: bit)) { counters.add(encap: e) }
             }
         }
-        if d.error != .none {
+        let error = d.pointee.error
+        if error != .none {
             counters.add(.unparsed)
-            counters.add(error: d.error)
+            counters.add(error: error)
         }
-        if d.nonIP { counters.add(.nonIP) }
+        if d.pointee.nonIP { counters.add(.nonIP) }
     }
 
     /// Delivers what the fragment table released.
