@@ -98,4 +98,33 @@ import Testing
             }
         }
     }
+
+    /// `-o 1` prints a JSON line per ring and one for lb every second, with netmap lb's field
+    /// names, and a final set at the end.
+    @Test func periodicStatsWithNetmapFieldNames() throws {
+        let scratch = try ScratchDirectory("stats")
+        let trace = try Self.trace(in: scratch.path, packets: 2500)
+        var run = LBRun(dir: scratch.path, groups: [("s", 2)])
+        try run.startLB(trace, extra: ["-o", "1", "--replay-rate", "1000"])
+        try run.startConsumers()
+        let final = try run.finish()
+        #expect(final.int("packets_received") == 2500)
+        var periodic = 0, ringLines = 0
+        for line in run.lb!.stdout.split(separator: "\n") {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            for key in ["ts", "interface", "output_ring", "packets_forwarded", "packets_dropped", "data_forward_rate_Mbps",
+                        "data_drop_rate_Mbps", "packet_forward_rate_kpps", "packet_drop_rate_kpps"] {
+                #expect(obj[key] != nil, "\(key) missing in \(line)")
+            }
+            if obj["output_ring"] is NSNull {
+                #expect(obj["packets_received"] != nil && obj["non_ip_packets"] != nil && obj["free_buffer_slots"] != nil)
+                if obj["final"] as? Bool == false { periodic += 1 }
+            } else {
+                ringLines += 1
+                #expect(obj["overflow_queue_size"] != nil && obj["consumer"] != nil)
+            }
+        }
+        #expect(periodic >= 2, "expected a report every second during a ~2.5 s replay, got \(periodic)")
+        #expect(ringLines == 2 * (periodic + 1))
+    }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import CLBRing
 @testable import LBBroker
 import LBCore
 import LBRing
@@ -109,5 +110,61 @@ import Testing
         #expect(c.get(ring: 1, .droppedFull) == 0)
         #expect(c.get(ring: 0, .forwarded) + c.get(ring: 0, .droppedFull) == UInt64(frames.count - expected1))
         munmap(control, g.controlRegionSize)
+    }
+}
+
+@Suite struct DeliveryTests {
+    /// A 9000-byte-MTU frame passes whole with the default slot size; a longer frame than the
+    /// slot holds is truncated, flagged and counted, never dropped silently.
+    @Test func jumboFramesPassWholeAndLongerOnesAreTruncated() throws {
+        var geometry = RingGeometry.default
+        geometry.dataBytes = 1 << 20
+        geometry.slots = 1024
+        let rings = try TestRings([1], big: [], geometry: geometry)
+        let jumbo = udpFrame(client: 1, sport: 1000, payload: 9000 - 28)        // 9014 bytes on the wire
+        let tooLong = udpFrame(client: 2, sport: 1001, payload: 9300)
+        var dispatcher = Dispatcher(config: DispatchConfig(), groups: rings.memories, shared: rings.shared)
+        var source = MemorySource([jumbo, tooLong], live: true)
+        dispatcher.run(&source)
+        var lane = rings.consumers[0].lane(0)
+        let first = lane.next()!
+        #expect(first.bytes.count == jumbo.count)
+        #expect(first.descriptor.flags & LB_F_TRUNCATED == 0)
+        #expect(Array(first.bytes) == jumbo)
+        let second = lane.next()!
+        #expect(second.bytes.count == geometry.maxCaplen)
+        #expect(Int(second.descriptor.wirelen) == tooLong.count)
+        #expect(second.descriptor.flags & LB_F_TRUNCATED != 0)
+        #expect(rings.shared.counters.get(.truncated) == 1)
+    }
+
+    /// Each descriptor carries the flow hash, the same for both directions of the flow, and
+    /// the metadata a worker needs.
+    @Test func descriptorsCarryTheFlowHash() throws {
+        let rings = try TestRings([1], big: [0])
+        let decoder = Decoder()
+        var frames: [[UInt8]] = []
+        for i in 0..<50 {
+            let f = udpFrame(client: i, sport: UInt16(2000 + i))
+            var r = f
+            // the reverse direction: swap addresses and ports
+            r.replaceSubrange(26..<30, with: f[30..<34]); r.replaceSubrange(30..<34, with: f[26..<30])
+            r.replaceSubrange(34..<36, with: f[36..<38]); r.replaceSubrange(36..<38, with: f[34..<36])
+            frames += [f, r]
+        }
+        var dispatcher = Dispatcher(config: DispatchConfig(), groups: rings.memories, shared: rings.shared)
+        var source = MemorySource(frames, live: true)
+        dispatcher.run(&source)
+        var lane = rings.consumers[0].lane(0)
+        for (i, f) in frames.enumerated() {
+            let p = lane.next()!
+            let expected = f.withUnsafeBytes { decoder.flowHash(decoder.decode($0, link: .ethernet)) }
+            #expect(p.descriptor.flow_hash == expected)
+            #expect(p.descriptor.l3_off == 14 && p.descriptor.depth == 0 && p.descriptor.ts_ns == UInt64(i) * 1000)
+            if i % 2 == 1 {
+                let previous = frames[i - 1].withUnsafeBytes { decoder.flowHash(decoder.decode($0, link: .ethernet)) }
+                #expect(p.descriptor.flow_hash == previous, "both directions of a flow hash alike")
+            }
+        }
     }
 }

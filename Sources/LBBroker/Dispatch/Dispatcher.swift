@@ -114,6 +114,7 @@ public struct Dispatcher: ~Copyable {
 
     /// Runs until the source is finished or a stop is requested. At the end every fragment
     /// still held is released and everything written is published.
+    @_specialize(exported: true, where S == ReplaySource)
     public mutating func run<S: PacketSource & ~Copyable>(_ source: inout S) {
         // A local, immutable copy made once: a method called on it copies nothing, where one
         // called through the pointer (or a stored property of self) copies the decoder each time.

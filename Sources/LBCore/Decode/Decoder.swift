@@ -1,51 +1,50 @@
-/// The UDP ports that carry tunnels, as a plain value of integers: nothing to address, so the
-/// compiler never has to copy it to look something up.
+import Synchronization
+
+/// The UDP ports that carry tunnels: two 64-bit masks and a pointer, a plain value that costs
+/// nothing to copy.
 ///
-/// Two 64-bit masks (one bit per value of a port's low 6 bits, and of its next 6 bits) reject
-/// almost every other port in a few instructions. A port that passes is compared with four
-/// ports at a time: the ports are packed four to a 64-bit word and a SWAR zero-lane test finds
-/// the equal one; its kind is a 4-bit nibble of `kinds`. Unused lanes hold port 0 with kind 0
-/// (`.none`), so they can never produce a tunnel.
+/// The masks (one bit per value of a port's low 6 bits, and of its next 6 bits) reject almost
+/// every other port in a few instructions, with no memory access. A port that passes both is
+/// looked up in the entry list, which is interned: one immutable allocation per distinct list
+/// of ports for the life of the process, shared by every decoder that uses that list (a
+/// process sees a handful of configurations, so this is bounded).
 @frozen
-public struct TunnelPortTable: Sendable {
+public struct TunnelPortTable: @unchecked Sendable {   // the entries are immutable once interned
     public static let capacity = 32
     @usableFromInline let low: UInt64
     @usableFromInline let high: UInt64
-    @usableFromInline let w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
-    @usableFromInline let w4: UInt64, w5: UInt64, w6: UInt64, w7: UInt64
-    @usableFromInline let kinds0: UInt64, kinds1: UInt64
+    /// port << 8 | kind, `count` of them
+    @usableFromInline let entries: UnsafePointer<UInt32>
     public let count: Int
 
     public init(_ list: [TunnelPort]) {
         precondition(list.count <= Self.capacity, "at most \(Self.capacity) tunnel ports (the caller validates)")
         var lo: UInt64 = 0, hi: UInt64 = 0
-        var w = [UInt64](repeating: 0, count: 8)
-        var k: (UInt64, UInt64) = (0, 0)
-        for (i, t) in list.enumerated() {
+        for t in list {
             lo |= 1 << UInt64(t.port & 63)
             hi |= 1 << UInt64((t.port >> 6) & 63)
-            w[i / 4] |= UInt64(t.port) << UInt64(16 * (i % 4))
-            let nibble = UInt64(t.kind.rawValue & 0xF) << UInt64(4 * (i % 16))
-            if i < 16 { k.0 |= nibble } else { k.1 |= nibble }
         }
-        low = lo; high = hi
-        w0 = w[0]; w1 = w[1]; w2 = w[2]; w3 = w[3]; w4 = w[4]; w5 = w[5]; w6 = w[6]; w7 = w[7]
-        kinds0 = k.0; kinds1 = k.1
+        low = lo
+        high = hi
         count = list.count
+        entries = TunnelPortTable.intern(list.map { UInt32($0.port) << 8 | UInt32($0.kind.rawValue) })
+    }
+
+    /// One immutable copy of each distinct entry list, never freed.
+    static let interned = Mutex<[[UInt32]: UnsafePointer<UInt32>]>([:])
+
+    static func intern(_ entries: [UInt32]) -> UnsafePointer<UInt32> {
+        interned.withLock { table in
+            if let p = table[entries] { return p }
+            let p = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, entries.count))
+            p.initialize(from: entries, count: entries.count)
+            table[entries] = UnsafePointer(p)
+            return UnsafePointer(p)
+        }
     }
 
     public var list: [TunnelPort] {
-        let words = [w0, w1, w2, w3, w4, w5, w6, w7]
-        return (0..<count).map { i in
-            let port = UInt16(truncatingIfNeeded: words[i / 4] >> UInt64(16 * (i % 4)))
-            return TunnelPort(port, kindAt(i))
-        }
-    }
-
-    @inlinable @inline(__always)
-    func kindAt(_ i: Int) -> EncapKind {
-        let nibbles = i < 16 ? kinds0 : kinds1
-        return EncapKind(rawValue: UInt8(truncatingIfNeeded: (nibbles >> UInt64(4 * (i & 15))) & 0xF)) ?? .none
+        (0..<count).map { TunnelPort(UInt16(entries[$0] >> 8), EncapKind(rawValue: UInt8(truncatingIfNeeded: entries[$0])) ?? .none) }
     }
 
     @inlinable @inline(__always)
@@ -56,34 +55,14 @@ public struct TunnelPortTable: Sendable {
     /// The tunnel on a UDP port pair (destination port first), or `.none`.
     @inlinable @inline(__always)
     func kind(_ sport: UInt16, _ dport: UInt16) -> EncapKind {
-        if mayMatch(dport) {
-            let k = find(dport)
-            if k != .none { return k }
-        }
-        return mayMatch(sport) ? find(sport) : .none
+        if !mayMatch(dport) && !mayMatch(sport) { return .none }
+        return TunnelPortTable.lookup(entries, count, sport, dport)
     }
 
-    /// Index of `port` among the four 16-bit lanes of `word`, or -1 (SWAR: the lane whose XOR
-    /// with the port is zero).
-    @inlinable @inline(__always)
-    static func lane(_ word: UInt64, _ port: UInt16) -> Int {
-        let x = word ^ (UInt64(port) &* 0x0001_0001_0001_0001)
-        let zero = (x &- 0x0001_0001_0001_0001) & ~x & 0x8000_8000_8000_8000
-        return zero == 0 ? -1 : zero.trailingZeroBitCount >> 4
-    }
-
-    @inlinable
-    func find(_ port: UInt16) -> EncapKind {
-        var l = Self.lane(w0, port); if l >= 0 { return kindAt(l) }
-        l = Self.lane(w1, port); if l >= 0 { return kindAt(4 + l) }
-        guard count > 8 else { return .none }
-        l = Self.lane(w2, port); if l >= 0 { return kindAt(8 + l) }
-        l = Self.lane(w3, port); if l >= 0 { return kindAt(12 + l) }
-        guard count > 16 else { return .none }
-        l = Self.lane(w4, port); if l >= 0 { return kindAt(16 + l) }
-        l = Self.lane(w5, port); if l >= 0 { return kindAt(20 + l) }
-        l = Self.lane(w6, port); if l >= 0 { return kindAt(24 + l) }
-        l = Self.lane(w7, port); if l >= 0 { return kindAt(28 + l) }
+    @usableFromInline @inline(never)
+    static func lookup(_ e: UnsafePointer<UInt32>, _ n: Int, _ sport: UInt16, _ dport: UInt16) -> EncapKind {
+        for i in 0..<n where e[i] >> 8 == UInt32(dport) { return EncapKind(rawValue: UInt8(truncatingIfNeeded: e[i])) ?? .none }
+        for i in 0..<n where e[i] >> 8 == UInt32(sport) { return EncapKind(rawValue: UInt8(truncatingIfNeeded: e[i])) ?? .none }
         return .none
     }
 }
@@ -91,15 +70,15 @@ public struct TunnelPortTable: Sendable {
 /// What a walk needs from the decoder: a plain value.
 @usableFromInline
 struct WalkConfig: Sendable {
-    let keepEncapsulation: Bool
-    let maxDepth: Int
-    let teredoAnyPort: Bool
+    @usableFromInline let keepEncapsulation: Bool
+    @usableFromInline let maxDepth: Int
+    @usableFromInline let teredoAnyPort: Bool
 }
 
 @usableFromInline
 struct WalkParams: Sendable {
-    let config: WalkConfig
-    let ports: TunnelPortTable
+    @usableFromInline let config: WalkConfig
+    @usableFromInline let ports: TunnelPortTable
 
     @inline(__always)
     func udpTunnel(_ sport: UInt16, _ dport: UInt16) -> EncapKind { ports.kind(sport, dport) }
@@ -149,14 +128,20 @@ public struct Decoder: Sendable {
 
     /// Decodes into `result`, which must point to an initialized `Decoded`; it is overwritten.
     /// The data path decodes into one preallocated value this way, so nothing large is copied.
+    @inlinable @inline(__always)
     public func decode(_ frame: UnsafeRawBufferPointer, link: LinkType, subframe: Int = 0, into result: UnsafeMutablePointer<Decoded>) {
-        if link == .ethernet && fastDecode(frame, into: result) { return }
-        walk(frame, link: link, subframe: subframe, into: result)
+        if link == .ethernet && fast(frame, into: result) { return }
+        slow(frame, link: link, subframe: subframe, into: result)
     }
 
     /// The general walk, without the fast path (FastPathTests compares the two).
     @_spi(Testing)
     public func walk(_ frame: UnsafeRawBufferPointer, link: LinkType, subframe: Int = 0, into result: UnsafeMutablePointer<Decoded>) {
+        slow(frame, link: link, subframe: subframe, into: result)
+    }
+
+    @usableFromInline @inline(never)
+    func slow(_ frame: UnsafeRawBufferPointer, link: LinkType, subframe: Int, into result: UnsafeMutablePointer<Decoded>) {
         result.pointee = Decoded()
         var w = Walk(frame: frame, decoder: params, subframe: subframe, into: result)
         w.run(link: link)

@@ -11,7 +11,7 @@ extension Decoded {
     /// Sets every field the fast path decides, without writing the whole value: `outer` and
     /// `fragment` keep what they had (they mean something only when `depth > 0` and
     /// `isFragment`, which this clears).
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func setCommon(key k: FlowKey, start s: Int, end e: Int, l3 l: Int, vlan v: UInt16, tagged: Bool) {
         key = k
         start = s
@@ -36,23 +36,29 @@ extension Decoded {
 /// An IP header and the transport ports after it, as the fast path found them.
 @usableFromInline
 struct FastIP {
-    var key = FlowKey()
-    var l3 = 0
-    var l4 = 0
+    @usableFromInline var key = FlowKey()
+    @usableFromInline var l3 = 0
+    @usableFromInline var l4 = 0
     /// where the IP packet ends (its length, or the end of the bytes)
-    var end = 0
-    var vlan: UInt16 = 0
-    var tagged = false
-    var isIPv6 = false
-    var sport: UInt16 { key.sport }
-    var dport: UInt16 { key.dport }
+    @usableFromInline var end = 0
+    @usableFromInline var vlan: UInt16 = 0
+    @usableFromInline var tagged = false
+    @usableFromInline var isIPv6 = false
+    @inlinable init() {}
+    @inlinable var sport: UInt16 { key.sport }
+    @inlinable var dport: UInt16 { key.dport }
 }
 
 extension Decoder {
     /// Decodes `f` (an Ethernet frame) into `r` if it has one of the common shapes; false
     /// otherwise, and then `r` is untouched.
-    @_spi(Testing) @inline(__always)
+    @_spi(Testing)
     public func fastDecode(_ f: UnsafeRawBufferPointer, into r: UnsafeMutablePointer<Decoded>) -> Bool {
+        fast(f, into: r)
+    }
+
+    @inlinable @inline(__always)
+    func fast(_ f: UnsafeRawBufferPointer, into r: UnsafeMutablePointer<Decoded>) -> Bool {
         guard let outer = fastIP(f, at: 0, end: f.count, allowTag: true) else { return false }
         if outer.key.proto == 17 {
             let kind = params.ports.kind(outer.sport, outer.dport)
@@ -64,7 +70,7 @@ extension Decoder {
     }
 
     /// VXLAN around the common shape (untagged inner frame, no tunnel inside).
-    @inline(__always)
+    @inlinable @inline(__always)
     func fastVXLAN(_ f: UnsafeRawBufferPointer, _ outer: FastIP, into r: UnsafeMutablePointer<Decoded>) -> Bool {
         let len = Int(f.be16(outer.l4 &+ 4))
         let payloadEnd = len >= 8 && outer.l4 &+ len < outer.end ? outer.l4 &+ len : outer.end
@@ -94,14 +100,14 @@ extension Decoder {
     }
 
     /// What the walk would try as Teredo on any port: leave it to the walk.
-    @inline(__always)
+    @inlinable @inline(__always)
     func mayBeTeredo(_ f: UnsafeRawBufferPointer, _ ip: FastIP) -> Bool {
         params.config.teredoAnyPort && ip.end &- ip.l4 >= 48 && f.u8(ip.l4 &+ 8) >> 4 == 6
     }
 
     /// Ethernet (one optional 802.1Q tag), IPv4 without options or fragmentation or IPv6
     /// without extension headers, then TCP, UDP or SCTP with its ports; nil for anything else.
-    @inline(__always)
+    @inlinable @inline(__always)
     func fastIP(_ f: UnsafeRawBufferPointer, at start: Int, end frameEnd: Int, allowTag: Bool) -> FastIP? {
         guard frameEnd &- start >= 14 + 20 + 8 else { return nil }
         var ip = FastIP()

@@ -69,37 +69,10 @@ public final class FrameSet: @unchecked Sendable {
     }
 }
 
-/// A `PacketSource` that cycles over a `FrameSet` for a fixed number of packets. `receive`
-/// copies `Frame` values (pointers into the set) and allocates nothing.
-public struct MemorySource: PacketSource {
-    let frames: UnsafePointer<Frame>
-    let count: Int
-    var index: Int
-    var left: Int
-
+extension ReplaySource {
+    /// Cycles over a `FrameSet` for `packets` packets (the source lb itself offers, so the
+    /// dispatcher runs specialized for it, as it does for lb's own sources).
     public init(_ set: FrameSet, packets: Int, start: Int = 0) {
-        frames = UnsafePointer(set.frames)
-        count = set.count
-        index = start % set.count
-        left = packets
-    }
-
-    public var finished: Bool { left == 0 }
-    public var isLive: Bool { true }
-    public var name: String { "memory" }
-    /// where the next packet comes from (to continue the cycle in the next run)
-    public var position: Int { index }
-
-    public mutating func receive(into out: UnsafeMutablePointer<Frame>, max: Int) -> Int {
-        let n = left < max ? left : max
-        var i = index
-        for k in 0..<n {
-            out[k] = frames[i]
-            i &+= 1
-            if i == count { i = 0 }
-        }
-        index = i
-        left &-= n
-        return n
+        self.init(frames: UnsafePointer(set.frames), count: set.count, packets: packets, start: start, live: true)
     }
 }

@@ -101,7 +101,7 @@ public final class Session: @unchecked Sendable {
     /// returns the nanoseconds it took.
     @discardableResult
     public func run(packets: Int) -> UInt64 {
-        var source = MemorySource(set, packets: packets, start: position)
+        var source = ReplaySource(set, packets: packets, start: position)
         let t0 = Sys.monoNanos()
         dispatcher.run(&source)
         let t1 = Sys.monoNanos()
