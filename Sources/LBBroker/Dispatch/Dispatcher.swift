@@ -64,6 +64,8 @@ public struct Dispatcher: ~Copyable {
     /// where a packet the fragment table releases is put for delivery
     let readyScratch: UnsafeMutablePointer<Decoded>
     var lastTimestamp: UInt64 = 0
+    var lastLinkRaw: UInt32 = .max
+    var lastLink: LinkType? = nil
     /// the rings the producers point into; held so they live as long as the dispatcher
     let owners: [[RingMemory]]
 
@@ -126,7 +128,13 @@ public struct Dispatcher: ~Copyable {
                 publishAll()
                 continue
             }
-            for i in 0..<n { handle(frames[i], decoder) }
+            var bytes: UInt64 = 0
+            for i in 0..<n {
+                bytes &+= UInt64(truncatingIfNeeded: frames[i].wireLength)
+                handle(frames[i], decoder)
+            }
+            counters.add(.received, UInt64(n))
+            counters.add(.receivedBytes, bytes)
             fragments.sweep(now: lastTimestamp)
             drainFragments()
             publishAll()
@@ -140,11 +148,14 @@ public struct Dispatcher: ~Copyable {
 
     /// Decodes one frame and delivers it (each A-MSDU subframe on its own).
     @inline(__always)
-    public mutating func handle(_ f: Frame, _ decoder: Decoder) {
-        counters.add(.received)
-        counters.add(.receivedBytes, UInt64(truncatingIfNeeded: f.wireLength))
+    mutating func handle(_ f: Frame, _ decoder: Decoder) {
         lastTimestamp = f.timestampNanos
-        guard let link = LinkType(linktype: f.linkType) else {
+        // Frames of a source mostly share one link type: convert only when it changes.
+        if f.linkType != lastLinkRaw {
+            lastLinkRaw = f.linkType
+            lastLink = LinkType(linktype: f.linkType)
+        }
+        guard let link = lastLink else {
             deliverOpaque(f)
             return
         }
