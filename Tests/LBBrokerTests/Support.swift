@@ -9,6 +9,8 @@ struct MemorySource: PacketSource, ~Copyable {
     let buffers: [UnsafeMutableRawBufferPointer]
     var next = 0
     let live: Bool
+    /// per frame; Ethernet when empty
+    var linkTypes: [UInt32] = []
     var finished: Bool { next >= buffers.count }
     var isLive: Bool { live }
     var name: String { "memory" }
@@ -28,7 +30,7 @@ struct MemorySource: PacketSource, ~Copyable {
         var n = 0
         while n < max && next < buffers.count {
             frames[n] = Frame(bytes: UnsafeRawBufferPointer(buffers[next]), wireLength: buffers[next].count,
-                              timestampNanos: UInt64(next) * 1000, linkType: 1, input: 0)
+                              timestampNanos: UInt64(next) * 1000, linkType: linkTypes.isEmpty ? 1 : linkTypes[next], input: 0)
             n += 1
             next += 1
         }

@@ -34,9 +34,44 @@ extension Dispatcher {
         let packet = Packet(bytes: bytes.baseAddress.map { $0 + start }, prefix: prefix, caplen: caplen,
                             wire: UInt32(clamping: max(wire, caplen)), tunnel: depth > 0 ? 64 : 0, ts: ts, hash: hash,
                             flags: flags, l3: l3, encap: dp.pointee.encap.rawValue, depth: depth, vni: dp.pointee.vni,
-                            vlan: dp.pointee.vlan, input: input)
+                            vlan: dp.pointee.vlan, input: input, synthType: synth, synthDst: dp.pointee.synthDst,
+                            synthSrc: dp.pointee.synthSrc)
+        let outer = (UnsafeRawPointer(dp) + MemoryLayout<Decoded>.offset(of: \.outer)!).assumingMemoryBound(to: TunnelEndpoints.self)
+        deliverPacket(packet, bytes, outer: outer)
+    }
+
+    /// The same for a frame the fast path classified: no `Decoded` is written or read.
+    @inline(__always)
+    mutating func deliverFast(_ f: Frame, _ ff: FastFrame, hash: UInt64) {
+        var flags: UInt32 = ff.tagged ? LB_F_VLAN : 0
+        if ff.vxlan {
+            flags |= keep ? LB_F_KEPT_ENCAP | LB_F_TUNNEL_INFO : LB_F_DECAPSULATED | LB_F_TUNNEL_INFO
+            counters.add(encap: .vxlan)
+            fastOuter.pointee = ff.outer
+        }
+        var caplen = ff.end &- ff.start
+        let count = f.bytes.count
+        let wire = ff.end == count ? caplen &+ max(0, f.wireLength &- count) : caplen
+        if caplen > maxCaplen {
+            caplen = maxCaplen
+            flags |= LB_F_TRUNCATED
+            counters.add(.truncated)
+        }
+        let o = ff.l3 &- ff.start
+        let l3: UInt16 = o < caplen ? UInt16(truncatingIfNeeded: o) : 0xFFFF
+        let packet = Packet(bytes: f.bytes.baseAddress.map { $0 + ff.start }, prefix: 0, caplen: caplen,
+                            wire: UInt32(clamping: max(wire, caplen)), tunnel: ff.vxlan ? 64 : 0, ts: f.timestampNanos,
+                            hash: hash, flags: flags, l3: l3, encap: ff.vxlan ? EncapKind.vxlan.rawValue : 0,
+                            depth: ff.vxlan ? 1 : 0, vni: ff.vni, vlan: ff.vlan, input: f.input, synthType: 0, synthDst: -1,
+                            synthSrc: -1)
+        deliverPacket(packet, f.bytes, outer: UnsafePointer(fastOuter))
+    }
+
+    /// Writes the packet into one ring of every group.
+    @inline(__always)
+    mutating func deliverPacket(_ packet: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>) {
         for g in 0..<groupCount {
-            write(ring: tables[g].ring(for: hash), packet, bytes, dp)
+            write(ring: tables[g].ring(for: packet.hash), packet, frame, outer: outer)
         }
     }
 
@@ -56,10 +91,14 @@ extension Dispatcher {
         let vni: UInt32
         let vlan: UInt16
         let input: UInt32
+        /// the synthesized Ethernet header (when prefix is 14): EtherType, MAC offsets in the frame
+        let synthType: UInt16
+        let synthDst: Int
+        let synthSrc: Int
     }
 
     @inline(__always)
-    mutating func write(ring: Int, _ p: Packet, _ frame: UnsafeRawBufferPointer, _ d: UnsafePointer<Decoded>) {
+    mutating func write(ring: Int, _ p: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>) {
         guard shared.isAttached(ring) else {
             counters.add(ring: ring, .droppedNoConsumer)
             return
@@ -71,11 +110,9 @@ extension Dispatcher {
         }
         let (desc, offset) = slot!
         let record = producers[ring].bytes(at: offset)
-        if p.tunnel != 0 { writeTunnelInfo(record, d) }
+        if p.tunnel != 0 { writeTunnelInfo(record, outer, encap: p.encap, vni: p.vni) }
         let out = record + p.tunnel
-        if p.prefix != 0 {
-            EthernetHeader.write(to: out, frame: frame, type: d.pointee.synthType, dst: d.pointee.synthDst, src: d.pointee.synthSrc)
-        }
+        if p.prefix != 0 { EthernetHeader.write(to: out, frame: frame, type: p.synthType, dst: p.synthDst, src: p.synthSrc) }
         if let src = p.bytes { copyPacketBytes(to: out + p.prefix, from: src, count: p.caplen &- p.prefix) }
         // Field by field: no temporary descriptor on the stack, no memcpy.
         desc.pointee.ts_ns = p.ts
@@ -133,12 +170,12 @@ extension Dispatcher {
     }
 
     @inline(__always)
-    func writeTunnelInfo(_ p: UnsafeMutableRawPointer, _ dp: UnsafePointer<Decoded>) {
-        let o = dp.pointee.outer
+    func writeTunnelInfo(_ p: UnsafeMutableRawPointer, _ outer: UnsafePointer<TunnelEndpoints>, encap: UInt8, vni: UInt32) {
+        let o = outer.pointee
         p.initializeMemory(as: UInt64.self, repeating: 0, count: 8)
         p.storeBytes(of: o.isIPv6 ? 6 : 4, toByteOffset: 0, as: UInt8.self)
         p.storeBytes(of: o.proto, toByteOffset: 1, as: UInt8.self)
-        p.storeBytes(of: dp.pointee.encap.rawValue, toByteOffset: 2, as: UInt8.self)
+        p.storeBytes(of: encap, toByteOffset: 2, as: UInt8.self)
         p.storeBytes(of: o.sport, toByteOffset: 4, as: UInt16.self)
         p.storeBytes(of: o.dport, toByteOffset: 6, as: UInt16.self)
         if o.isIPv6 {
@@ -150,6 +187,6 @@ extension Dispatcher {
             p.storeBytes(of: UInt32(truncatingIfNeeded: o.srcLo).bigEndian, toByteOffset: 8, as: UInt32.self)
             p.storeBytes(of: UInt32(truncatingIfNeeded: o.dstLo).bigEndian, toByteOffset: 24, as: UInt32.self)
         }
-        p.storeBytes(of: dp.pointee.vni, toByteOffset: 40, as: UInt32.self)
+        p.storeBytes(of: vni, toByteOffset: 40, as: UInt32.self)
     }
 }

@@ -63,7 +63,11 @@ public struct Dispatcher: ~Copyable {
     let scratch: UnsafeMutablePointer<Decoded>
     /// where a packet the fragment table releases is put for delivery
     let readyScratch: UnsafeMutablePointer<Decoded>
+    /// the tunnel of the frame the fast path is delivering
+    let fastOuter: UnsafeMutablePointer<TunnelEndpoints>
     var lastTimestamp: UInt64 = 0
+    /// off only in tests, to compare the fast path's deliveries with the general path's
+    var useFastPath = true
     var lastLinkRaw: UInt32 = .max
     var lastLink: LinkType? = nil
     /// the rings the producers point into; held so they live as long as the dispatcher
@@ -99,6 +103,8 @@ public struct Dispatcher: ~Copyable {
         scratch.initialize(to: Decoded())
         readyScratch = .allocate(capacity: 1)
         readyScratch.initialize(to: Decoded())
+        fastOuter = .allocate(capacity: 1)
+        fastOuter.initialize(to: TunnelEndpoints())
         owners = groups
     }
 
@@ -111,6 +117,7 @@ public struct Dispatcher: ~Copyable {
         frames.deallocate()
         scratch.deallocate()
         readyScratch.deallocate()
+        fastOuter.deallocate()
         decoder.deallocate()
     }
 
@@ -157,6 +164,11 @@ public struct Dispatcher: ~Copyable {
         }
         guard let link = lastLink else {
             deliverOpaque(f)
+            return
+        }
+        // The common shapes skip the general decode and the Decoded value altogether.
+        if useFastPath && link == .ethernet, let ff = decoder.classify(f.bytes) {
+            deliverFast(f, ff, hash: decoder.flowHash(ff))
             return
         }
         let d = UnsafePointer(scratch)

@@ -179,6 +179,15 @@ public struct Decoder: Sendable {
         return FlowHash.hash(d.key, mode: tuple, extra: extra, seeds: seeds)
     }
 
+    /// The same for what the fast path found.
+    @inlinable @inline(__always)
+    public func flowHash(_ f: FastFrame) -> UInt64 {
+        var extra: UInt32 = 0
+        if hashVNI { extra = f.vni }
+        if hashVLAN && f.tagged { extra = extra &* 0x9E37_79B1 &+ UInt32(f.vlan) &+ 1 }
+        return FlowHash.hash(f.key, mode: tuple, extra: extra, seeds: seeds)
+    }
+
     /// The same, for a value the data path decoded in place.
     @inlinable @inline(__always)
     public func flowHash(_ d: UnsafePointer<Decoded>) -> UInt64 {

@@ -49,6 +49,37 @@ struct FastIP {
     @inlinable var dport: UInt16 { key.dport }
 }
 
+/// What the fast path found in a frame: the flow, what to deliver, and (for VXLAN) the tunnel.
+/// A small value the dispatcher can use without writing a whole `Decoded`.
+@frozen
+public struct FastFrame {
+    public var key: FlowKey
+    /// deliver frame[start..<end] (an Ethernet frame: no header is synthesized)
+    public var start: Int
+    public var end: Int
+    /// offset of the innermost IP header in the frame
+    public var l3: Int
+    public var vlan: UInt16
+    public var tagged: Bool
+    /// one VXLAN tunnel was removed (or kept, with --decap keep): `vni` and `outer` describe it
+    public var vxlan: Bool
+    public var vni: UInt32
+    public var outer: TunnelEndpoints
+
+    @inlinable
+    init(_ ip: FastIP, start: Int, end: Int) {
+        key = ip.key
+        self.start = start
+        self.end = end
+        l3 = ip.l3
+        vlan = ip.vlan
+        tagged = ip.tagged
+        vxlan = false
+        vni = 0
+        outer = TunnelEndpoints()
+    }
+}
+
 extension Decoder {
     /// Decodes `f` (an Ethernet frame) into `r` if it has one of the common shapes; false
     /// otherwise, and then `r` is untouched.
@@ -57,46 +88,61 @@ extension Decoder {
         fast(f, into: r)
     }
 
+    /// The fast path's result as a `Decoded` (what the walk would give).
     @inlinable @inline(__always)
     func fast(_ f: UnsafeRawBufferPointer, into r: UnsafeMutablePointer<Decoded>) -> Bool {
-        guard let outer = fastIP(f, at: 0, end: f.count, allowTag: true) else { return false }
+        guard let ff = classify(f) else { return false }
+        r.pointee.setCommon(key: ff.key, start: ff.start, end: ff.end, l3: ff.l3, vlan: ff.vlan, tagged: ff.tagged)
+        if ff.vxlan {
+            r.pointee.depth = 1
+            r.pointee.encap = .vxlan
+            r.pointee.encapMask = 1 << UInt32(EncapKind.vxlan.rawValue)
+            r.pointee.vni = ff.vni
+            r.pointee.outer = ff.outer
+        }
+        return true
+    }
+
+    /// The fast path: the frame (Ethernet) if it has one of the common shapes, else nil (then
+    /// `decode` must be used).
+    @inlinable @inline(__always)
+    public func classify(_ f: UnsafeRawBufferPointer) -> FastFrame? {
+        guard let outer = fastIP(f, at: 0, end: f.count, allowTag: true) else { return nil }
         if outer.key.proto == 17 {
             let kind = params.ports.kind(outer.sport, outer.dport)
-            if kind == .vxlan { return fastVXLAN(f, outer, into: r) }
-            if kind != .none || mayBeTeredo(f, outer) { return false }
+            if kind == .vxlan { return classifyVXLAN(f, outer) }
+            if kind != .none || mayBeTeredo(f, outer) { return nil }
         }
-        r.pointee.setCommon(key: outer.key, start: 0, end: f.count, l3: outer.l3, vlan: outer.vlan, tagged: outer.tagged)
-        return true
+        return FastFrame(outer, start: 0, end: f.count)
     }
 
     /// VXLAN around the common shape (untagged inner frame, no tunnel inside).
     @inlinable @inline(__always)
-    func fastVXLAN(_ f: UnsafeRawBufferPointer, _ outer: FastIP, into r: UnsafeMutablePointer<Decoded>) -> Bool {
+    func classifyVXLAN(_ f: UnsafeRawBufferPointer, _ outer: FastIP) -> FastFrame? {
         let len = Int(f.be16(outer.l4 &+ 4))
         let payloadEnd = len >= 8 && outer.l4 &+ len < outer.end ? outer.l4 &+ len : outer.end
         let p = outer.l4 &+ 8
-        guard params.config.maxDepth >= 1, payloadEnd &- p >= 8, f.u8(p) & 0x08 != 0 else { return false }
+        guard params.config.maxDepth >= 1, payloadEnd &- p >= 8, f.u8(p) & 0x08 != 0 else { return nil }
         let innerStart = p &+ 8
-        guard let inner = fastIP(f, at: innerStart, end: payloadEnd, allowTag: false) else { return false }
+        guard let inner = fastIP(f, at: innerStart, end: payloadEnd, allowTag: false) else { return nil }
         if inner.key.proto == 17 && (params.ports.kind(inner.sport, inner.dport) != .none || mayBeTeredo(f, inner)) {
-            return false
+            return nil
         }
         let keep = params.config.keepEncapsulation
-        r.pointee.setCommon(key: inner.key, start: keep ? 0 : innerStart, end: keep ? f.count : payloadEnd, l3: inner.l3,
-                            vlan: outer.vlan, tagged: outer.tagged)
-        r.pointee.depth = 1
-        r.pointee.encap = .vxlan
-        r.pointee.encapMask = 1 << UInt32(EncapKind.vxlan.rawValue)
-        r.pointee.vni = f.be32(p &+ 4) >> 8
-        r.pointee.outer.srcHi = outer.key.srcHi
-        r.pointee.outer.srcLo = outer.key.srcLo
-        r.pointee.outer.dstHi = outer.key.dstHi
-        r.pointee.outer.dstLo = outer.key.dstLo
-        r.pointee.outer.isIPv6 = outer.isIPv6
-        r.pointee.outer.proto = 17
-        r.pointee.outer.sport = outer.sport
-        r.pointee.outer.dport = outer.dport
-        return true
+        var ff = FastFrame(inner, start: keep ? 0 : innerStart, end: keep ? f.count : payloadEnd)
+        ff.vlan = outer.vlan
+        ff.tagged = outer.tagged
+        ff.vxlan = true
+        ff.vni = f.be32(p &+ 4) >> 8
+        ff.outer.srcHi = outer.key.srcHi
+        ff.outer.srcLo = outer.key.srcLo
+        ff.outer.dstHi = outer.key.dstHi
+        ff.outer.dstLo = outer.key.dstLo
+        ff.outer.isIPv6 = outer.isIPv6
+        ff.outer.proto = 17
+        ff.outer.sport = outer.sport
+        ff.outer.dport = outer.dport
+        return ff
     }
 
     /// What the walk would try as Teredo on any port: leave it to the walk.
