@@ -24,7 +24,14 @@ final class Tool: @unchecked Sendable {
         return buildDirectory + "/lb"
     }
 
+    /// Foundation's Process.run() is not safe to call from several threads at once on Linux
+    /// (seen here: a crash in memmove inside it when two tests spawned together), so spawning
+    /// is serialized. The processes still run concurrently.
+    static let spawnLock = NSLock()
+
     init(_ path: String, _ args: [String], in dir: String, label: String, environment: [String: String] = [:]) throws {
+        Tool.spawnLock.lock()
+        defer { Tool.spawnLock.unlock() }
         self.label = label
         stdoutPath = dir + "/\(label).out"
         stderrPath = dir + "/\(label).err"
