@@ -36,9 +36,10 @@ let package = Package(
                 "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen"]),
+        .target(name: "LBTestSupport", path: "Tests/Support"),
+        .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import LBTestSupport
 import Testing
 
 @testable import LBCore
@@ -520,18 +521,9 @@ private func corpusTraces() -> [String] {
 
 /// Runs a tool, returning its standard output; records an issue if it fails.
 private func runTool(_ path: String, _ args: [String]) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    #expect(p.terminationStatus == 0, "\(path) \(args.joined(separator: " ")) failed: \(String(decoding: errData, as: UTF8.self))")
-    return String(decoding: data, as: UTF8.self)
+    let (status, out, err) = try ChildProcess.run(path, args)
+    #expect(status == 0, "\(path) \(args.joined(separator: " ")) failed: \(err)")
+    return out
 }
 
 /// "1300475167.096535000" -> nanoseconds.

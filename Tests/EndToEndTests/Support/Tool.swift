@@ -1,8 +1,9 @@
 import Foundation
+import LBTestSupport
 
 /// Runs programs for the tests, with output in files and a deadline, so no test can hang.
 final class Tool: @unchecked Sendable {
-    let process = Process()
+    let child: ChildProcess
     let stdoutPath: String
     let stderrPath: String
     let label: String
@@ -24,53 +25,29 @@ final class Tool: @unchecked Sendable {
         return buildDirectory + "/lb"
     }
 
-    /// Foundation's Process.run() is not safe to call from several threads at once on Linux
-    /// (seen here: a crash in memmove inside it when two tests spawned together), so spawning
-    /// is serialized. The processes still run concurrently.
-    static let spawnLock = NSLock()
-
     init(_ path: String, _ args: [String], in dir: String, label: String, environment: [String: String] = [:]) throws {
-        Tool.spawnLock.lock()
-        defer { Tool.spawnLock.unlock() }
         self.label = label
         stdoutPath = dir + "/\(label).out"
         stderrPath = dir + "/\(label).err"
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = args
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
-        process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        child = try ChildProcess(path, args, stdout: stdoutPath, stderr: stderrPath, environment: environment)
     }
 
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { child.pid }
 
     /// Waits for the exit; kills the process and throws after `seconds`.
     @discardableResult
     func wait(seconds: Double) throws -> Int32 {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning {
-            if Date() > deadline {
-                process.terminate()
-                usleep(200_000)
-                if process.isRunning { kill(pid, SIGKILL) }
-                throw TestFailure("\(label) did not finish within \(seconds) s; stderr: \(stderr)")
-            }
-            usleep(5_000)
+        do {
+            return try child.wait(seconds: seconds)
+        } catch {
+            throw TestFailure("\(label) did not finish within \(seconds) s; stderr: \(stderr)")
         }
-        return process.terminationStatus
     }
 
-    func signal(_ sig: Int32) { kill(pid, sig) }
+    func signal(_ sig: Int32) { child.signal(sig) }
 
-    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+    var stdout: String { ChildProcess.readFile(stdoutPath) }
+    var stderr: String { ChildProcess.readFile(stderrPath) }
 
     /// Runs to completion and returns (status, stdout).
     static func run(_ path: String, _ args: [String], in dir: String, label: String, seconds: Double = 120) throws -> (Int32, String) {
