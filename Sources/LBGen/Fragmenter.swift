@@ -41,24 +41,31 @@ public enum Fragmenter {
         let baseOffset = Int(datagram.readBE16(6) & 0x1FFF) * 8
         let baseMore = datagram.readBE16(6) & 0x2000 != 0
         let laterHeader = copiedOptionsHeader(header)
-        var out: [[UInt8]] = []
-        var pos = 0
-        var i = 0
-        while pos < payload.count || out.isEmpty {
-            let want = sizes.isEmpty ? payload.count : max(8, sizes[min(i, sizes.count - 1)] / 8 * 8)
-            let last = payload.count - pos <= want
-            let n = last ? payload.count - pos : want
+        let out = chunks(payload.count, sizes).map { (pos, n, last) -> [UInt8] in
             var h = pos == 0 ? header : laterHeader
             h.setBE16(UInt16(h.count + n), at: 2)
             let more = !last || baseMore
             h.setBE16((datagram.readBE16(6) & 0x4000) | (more ? 0x2000 : 0) | UInt16((baseOffset + pos) / 8), at: 6)
             h[10] = 0; h[11] = 0
             h.setBE16(Checksum.internet(h), at: 10)
-            out.append(h + payload[pos..<(pos + n)])
-            pos += n
-            i += 1
+            return h + payload[pos..<(pos + n)]
         }
         return order.apply(out)
+    }
+
+    /// Where each fragment's payload starts, how long it is, and whether it is the last, for a
+    /// payload of `count` bytes cut by `sizes` (see `ipv4(_:sizes:order:)`); at least one.
+    static func chunks(_ count: Int, _ sizes: [Int]) -> [(pos: Int, n: Int, last: Bool)] {
+        var out: [(pos: Int, n: Int, last: Bool)] = []
+        var pos = 0
+        while pos < count || out.isEmpty {
+            let want = sizes.isEmpty ? count : max(8, sizes[min(out.count, sizes.count - 1)] / 8 * 8)
+            let last = count - pos <= want
+            let n = last ? count - pos : want
+            out.append((pos, n, last))
+            pos += n
+        }
+        return out
     }
 
     /// Fragments of `size` payload bytes each (a multiple of 8).
@@ -111,22 +118,14 @@ public enum Fragmenter {
         let nh = datagram[pointer]
         let unfragmentable = Array(datagram[0..<p])
         let fragmentable = Array(datagram[p..<end])
-        var out: [[UInt8]] = []
-        var pos = 0
-        var i = 0
-        while pos < fragmentable.count || out.isEmpty {
-            let want = sizes.isEmpty ? fragmentable.count : max(8, sizes[min(i, sizes.count - 1)] / 8 * 8)
-            let last = fragmentable.count - pos <= want
-            let n = last ? fragmentable.count - pos : want
+        let out = chunks(fragmentable.count, sizes).map { (pos, n, last) -> [UInt8] in
             var h = unfragmentable
             h[pointer] = 44
             var fh: [UInt8] = [nh, 0]
             fh.be16(UInt16(pos) & 0xFFF8 | (last ? 0 : 1))
             fh.be32(id)
             h.setBE16(UInt16(h.count - 40 + 8 + n), at: 4)
-            out.append(h + fh + fragmentable[pos..<(pos + n)])
-            pos += n
-            i += 1
+            return h + fh + fragmentable[pos..<(pos + n)]
         }
         return order.apply(out)
     }

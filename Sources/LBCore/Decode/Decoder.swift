@@ -169,32 +169,28 @@ public struct Decoder: Sendable {
         return result
     }
 
-    /// The flow hash of a decoded packet, under this decoder's tuple mode, seed and key
-    /// options (VNI and/or VLAN).
+    /// The flow hash of a flow key under this decoder's tuple mode and seed, with the innermost
+    /// VNI and the outermost VLAN mixed in when the options ask for them.
     @inlinable @inline(__always)
-    public func flowHash(_ d: Decoded) -> UInt64 {
+    public func flowHash(_ key: FlowKey, vni: UInt32, vlan: UInt16, tagged: Bool) -> UInt64 {
         var extra: UInt32 = 0
-        if hashVNI { extra = d.vni }
-        if hashVLAN && d.hasVLAN { extra = extra &* 0x9E37_79B1 &+ UInt32(d.vlan) &+ 1 }
-        return FlowHash.hash(d.key, mode: tuple, extra: extra, seeds: seeds)
+        if hashVNI { extra = vni }
+        if hashVLAN && tagged { extra = extra &* 0x9E37_79B1 &+ UInt32(vlan) &+ 1 }
+        return FlowHash.hash(key, mode: tuple, extra: extra, seeds: seeds)
     }
+
+    /// The flow hash of a decoded packet.
+    @inlinable @inline(__always)
+    public func flowHash(_ d: Decoded) -> UInt64 { flowHash(d.key, vni: d.vni, vlan: d.vlan, tagged: d.hasVLAN) }
 
     /// The same for what the fast path found.
     @inlinable @inline(__always)
-    public func flowHash(_ f: FastFrame) -> UInt64 {
-        var extra: UInt32 = 0
-        if hashVNI { extra = f.vni }
-        if hashVLAN && f.tagged { extra = extra &* 0x9E37_79B1 &+ UInt32(f.vlan) &+ 1 }
-        return FlowHash.hash(f.key, mode: tuple, extra: extra, seeds: seeds)
-    }
+    public func flowHash(_ f: FastFrame) -> UInt64 { flowHash(f.key, vni: f.vni, vlan: f.vlan, tagged: f.tagged) }
 
     /// The same, for a value the data path decoded in place.
     @inlinable @inline(__always)
     public func flowHash(_ d: UnsafePointer<Decoded>) -> UInt64 {
-        var extra: UInt32 = 0
-        if hashVNI { extra = d.pointee.vni }
-        if hashVLAN && d.pointee.hasVLAN { extra = extra &* 0x9E37_79B1 &+ UInt32(d.pointee.vlan) &+ 1 }
-        return FlowHash.hash(d.pointee.key, mode: tuple, extra: extra, seeds: seeds)
+        flowHash(d.pointee.key, vni: d.pointee.vni, vlan: d.pointee.vlan, tagged: d.pointee.hasVLAN)
     }
 }
 
