@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "LBBroker", targets: ["LBBroker"]),
         .library(name: "LBWorker", targets: ["LBWorker"]),
         .library(name: "LBGen", targets: ["LBGen"]),
+        // liblbworker.so: the worker library's C ABI (lb_worker.h) for C/C++ analyzers
+        .library(name: "lbworker", type: .dynamic, targets: ["LBWorkerC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,6 +32,8 @@ let package = Package(
         .target(name: "LBRing", dependencies: ["CLBRing", "CLBShim", "LBSys", "LBCore"]),
         .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim"]),
         .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
+        .target(name: "CLBWorker", dependencies: ["CLBRing"]),
+        .target(name: "LBWorkerC", dependencies: ["LBWorker", "CLBWorker", "CLBRing", "LBRing", "LBSys"]),
         .executableTarget(
             name: "lb",
             dependencies: [
@@ -40,6 +44,7 @@ let package = Package(
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore"]),
+        .testTarget(name: "WorkerTests", dependencies: ["LBWorker", "LBBroker", "LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
     ]
 )

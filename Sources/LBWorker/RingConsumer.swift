@@ -22,8 +22,10 @@ public struct RingConsumer: ~Copyable {
     var nextLane = 0
     public let name: RingName
     public let isTap: Bool
-    /// packets handed to `poll`'s body so far
-    public private(set) var packets: UInt64 = 0
+    /// packets handed to `poll`'s body (or read by `read`/`nextBatch`) so far
+    public internal(set) var packets: UInt64 = 0
+    /// packets read by `read`/`nextBatch` and not yet handed back to lb with `release`
+    public internal(set) var unreleased = 0
 
     /// What `wait` saw.
     public enum Event: Equatable, Sendable {
@@ -121,22 +123,35 @@ public struct RingConsumer: ~Copyable {
                 nextLane = (nextLane + 1) % lanes.count
             }
         }
-        if n > 0 {
+        if n > 0 || unreleased > 0 {
             for k in lanes.indices { lanes[k].release() }
             packets &+= UInt64(n)
+            unreleased = 0
         }
         return n
     }
 
     /// Sleeps until packets arrive, the stream ends, lb goes away, or the timeout passes.
     public mutating func wait(timeoutNanos: Int64) -> Event {
-        for k in lanes.indices where lanes[k].currentHead() != lanes[k].position { return .packets }
-        if ring.state == LB_STATE_EOS || ring.state == LB_STATE_CLOSED { return .endOfStream }
-        if producerGone() { return .producerGone }
+        if let e = settled() { return e }
         lanes[nextLane].wait(timeoutNanos: timeoutNanos)
-        for k in lanes.indices where lanes[k].currentHead() != lanes[k].position { return .packets }
-        if ring.state == LB_STATE_EOS || ring.state == LB_STATE_CLOSED { return .endOfStream }
-        return producerGone() ? .producerGone : .timeout
+        return settled() ?? .timeout
+    }
+
+    /// Packets ready, end of stream, lb gone, or nil (nothing yet). The state is loaded before
+    /// the heads: lb publishes its last packets before it stores LB_STATE_EOS, so a consumer
+    /// that sees EOS and then empty lanes has really read everything.
+    func settled() -> Event? {
+        let state = ring.state
+        if hasPackets() { return .packets }
+        if state == LB_STATE_EOS || state == LB_STATE_CLOSED { return .endOfStream }
+        if producerGone() { return hasPackets() ? .packets : .producerGone }
+        return nil
+    }
+
+    func hasPackets() -> Bool {
+        for k in lanes.indices where lanes[k].currentHead() != lanes[k].position { return true }
+        return false
     }
 
     /// Packets published but not yet read (a tap that falls behind uses this to skip).
