@@ -25,6 +25,10 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#if defined(__cplusplus) && !defined(_Static_assert)
+#define _Static_assert static_assert  /* C++ spells it static_assert (lb_worker.h users: Zeek, Suricata plugins) */
+#endif
+
 #define LB_RING_MAGIC        0x31474E4952424CULL /* "LBRING1" */
 #define LB_RING_VERSION      1u
 #define LB_CACHELINE         64u

@@ -123,7 +123,6 @@ int lb_worker_api_version(void);
 }
 #endif
 
-#ifndef __cplusplus
 _Static_assert(sizeof(struct lb_worker_packet) == 64, "lb_worker_packet");
 _Static_assert(offsetof(struct lb_worker_packet, ts_ns) == 16, "ts_ns");
 _Static_assert(offsetof(struct lb_worker_packet, caplen) == 32, "caplen");
@@ -131,6 +130,5 @@ _Static_assert(offsetof(struct lb_worker_packet, vni) == 48, "vni");
 _Static_assert(offsetof(struct lb_worker_packet, input) == 56, "input");
 _Static_assert(sizeof(struct lb_worker_options) == 64, "lb_worker_options");
 _Static_assert(sizeof(struct lb_worker_info) == 112, "lb_worker_info");
-#endif
 
 #endif /* LB_WORKER_H */

@@ -71,6 +71,7 @@ final class StatsReporter {
             if attached { j.add("consumer_pid", Int(r.consumerPID)) } else { j.addNull("consumer_pid") }
             j.add("consumer_attaches", r.attaches)
             j.add("consumer_packets_processed", report.packetsProcessed)
+            WorkerReportFields.add(to: &j, report, forwarded: fwd, nowWallNanos: Sys.wallNanos())
             out.append(j.rendered)
             previous[i] = now
         }
