@@ -60,7 +60,12 @@ public func lbWorkerOpenOpts(_ name: UnsafePointer<CChar>?, _ opts: UnsafePointe
     var wait: UInt64? = 60_000_000_000
     if let o = opts?.pointee {
         if let d = o.run_dir { runDir = String(cString: d) }
-        wait = o.wait_ms < 0 ? nil : UInt64(o.wait_ms) &* 1_000_000
+        if o.wait_ms < 0 {
+            wait = nil
+        } else {
+            let (ns, overflow) = UInt64(o.wait_ms).multipliedReportingOverflow(by: 1_000_000)
+            wait = overflow ? nil : ns   // more than 584 years: forever
+        }
     }
     do {
         let c = try RingConsumer.attach(ring, runDir: runDir, waitNanos: wait)

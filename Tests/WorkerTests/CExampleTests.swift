@@ -46,6 +46,11 @@ import Testing
                                       Built.repoRoot + "/examples/c/lb_worker_example.c"] + flags,
                      in: scratch.path, label: "cxx")
 
+        // A bad name fails at once with a message and errno (EINVAL).
+        let bad = try Proc(example, ["no-ring-number", scratch.path + "/none"], in: scratch.path, label: "bad")
+        try bad.finish(seconds: 10, expect: 1)
+        #expect(bad.stderr.contains("not a ring name") && bad.stderr.contains("errno \(EINVAL)"), "\(bad.stderr)")
+
         let (packets, gaps, acks) = Traffic.conversations(60)
         let trace = scratch.path + "/conversations.pcap"
         try Traffic.write(packets, to: trace)

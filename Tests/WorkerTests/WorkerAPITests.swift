@@ -64,6 +64,14 @@ import Testing
         #expect(d[2].flags & LB_F_DECAPSULATED != 0 && d[2].flags & LB_F_TUNNEL_INFO != 0)
         #expect(Int32(d[2].encap) == LB_ENCAP_VXLAN && d[2].depth == 1 && d[2].vni == 77)
         #expect(Int(d[2].caplen) == innerLength, "the inner frame is delivered")
+        // one consumer per ring: a second one is refused with EBUSY, naming the first
+        let apiName = try RingName(parsing: "api:0")
+        do throws(AttachError) {
+            _ = try RingConsumer.attach(apiName, runDir: runDir, waitNanos: 0)
+            Issue.record("a second consumer attached to api:0")
+        } catch {
+            #expect(error.code == EBUSY && error.description.contains("\(getpid())"), "\(error)")
+        }
         first.close()
 
         // The next consumer starts where the first left: the unreleased packets come again.
