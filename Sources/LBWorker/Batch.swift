@@ -37,7 +37,8 @@ extension RingConsumer {
     /// Reads up to `max` packets without releasing them, calling `body(i, lane, packet)` for
     /// the i-th packet of the batch (i counts from `unreleased` before the call; `lane` is the
     /// lane it came from: packets are in order within a lane). Returns how many.
-    /// Takes the lanes in turn, so one busy lane cannot starve the others.
+    /// Each call starts at the lane after the one the previous call started at, so a busy lane
+    /// cannot starve the others.
     @discardableResult
     public mutating func read(max: Int, _ body: (_ index: Int, _ lane: Int, _ packet: RingPacket) -> Void) -> Int {
         var n = 0
@@ -52,6 +53,9 @@ extension RingConsumer {
                 nextLane = nextLane &+ 1 == lanes.count ? 0 : nextLane &+ 1
             }
         }
+        // The next batch starts at the next lane, so a lane that never empties cannot starve
+        // the others.
+        if n > 0 { nextLane = nextLane &+ 1 == lanes.count ? 0 : nextLane &+ 1 }
         unreleased &+= n
         packets &+= UInt64(n)
         return n
@@ -82,12 +86,12 @@ extension RingConsumer {
             case .producerGone?: return .producerGone
             case .timeout?, nil: break
             }
-            if timeoutNanos == 0 { return .timeout }
+            if timeoutNanos == 0 { refreshReport(); return .timeout }
             // Sleep in slices so that end of stream, a vanished lb and other lanes are noticed.
             var slice: Int64 = 100_000_000
             if timeoutNanos > 0 {
                 let spent = Int64(Sys.monoNanos() &- start)
-                if spent >= timeoutNanos { return .timeout }
+                if spent >= timeoutNanos { refreshReport(); return .timeout }
                 slice = min(slice, timeoutNanos - spent)
             }
             _ = wait(timeoutNanos: slice)

@@ -26,6 +26,8 @@ public struct RingConsumer: ~Copyable {
     public internal(set) var packets: UInt64 = 0
     /// packets read by `read`/`nextBatch` and not yet handed back to lb with `release`
     public internal(set) var unreleased = 0
+    /// what `report` last wrote
+    var lastReport: (processed: UInt64, gaps: UInt64, acks: UInt64)? = nil
 
     /// What `wait` saw.
     public enum Event: Equatable, Sendable {
@@ -123,6 +125,7 @@ public struct RingConsumer: ~Copyable {
                 nextLane = (nextLane + 1) % lanes.count
             }
         }
+        if n > 0 { nextLane = nextLane + 1 == lanes.count ? 0 : nextLane + 1 }   // no lane starves the others
         if n > 0 || unreleased > 0 {
             for k in lanes.indices { lanes[k].release() }
             packets &+= UInt64(n)
@@ -158,8 +161,17 @@ public struct RingConsumer: ~Copyable {
     public func backlog() -> [UInt64] { lanes.map { $0.currentHead() &- $0.position } }
 
     /// Writes the consumer's report into the ring's control area (lb shows it in its stats).
-    public func report(processed: UInt64, lossGaps: UInt64 = 0, lossAcks: UInt64 = 0) {
+    public mutating func report(processed: UInt64, lossGaps: UInt64 = 0, lossAcks: UInt64 = 0) {
         ring.report(processed: processed, lossGaps: lossGaps, lossAcks: lossAcks)
+        lastReport = (processed, lossGaps, lossAcks)
+    }
+
+    /// An idle worker is not a stuck one: when `nextBatch` times out, the last report is written
+    /// again with a new time, so `worker_report_age_s` stays small while the worker keeps
+    /// calling. A worker that never reported is left alone (lb shows that as no report).
+    mutating func refreshReport() {
+        guard let r = lastReport else { return }
+        ring.report(processed: r.processed, lossGaps: r.gaps, lossAcks: r.acks)
     }
 
     func producerGone() -> Bool {
