@@ -31,6 +31,15 @@ import Testing
         for f in ["bin/lb", "lib/liblbworker.so", "include/lb_worker.h", "include/lb_ring.h", "lib/pkgconfig/lbworker.pc"] {
             #expect(FileManager.default.fileExists(atPath: prefix + "/" + f), "\(f) installed")
         }
+        // DESTDIR staging: files under DESTDIR, paths inside the .pc file without it.
+        let stage = scratch.path + "/stage"
+        try Proc.run("/bin/bash", [Built.repoRoot + "/scripts/install", "--prefix", "/opt/lbw-\(getpid())", "--destdir", stage,
+                                   "--build-dir", Built.directory], in: scratch.path, label: "install-destdir")
+        let pc = (try? String(contentsOfFile: stage + "/opt/lbw-\(getpid())/lib/pkgconfig/lbworker.pc", encoding: .utf8)) ?? ""
+        #expect(pc.contains("prefix=/opt/lbw-\(getpid())\n") && !pc.contains(stage), "staged lbworker.pc: \(pc)")
+        #expect(FileManager.default.fileExists(atPath: stage + "/opt/lbw-\(getpid())/lib/liblbworker.so"))
+        #expect(!FileManager.default.fileExists(atPath: "/opt/lbw-\(getpid())"), "nothing outside DESTDIR")
+
         let ldd = try Proc.run("/usr/bin/ldd", [prefix + "/lib/liblbworker.so"], in: scratch.path, label: "ldd")
         #expect(!ldd.stdout.contains("libxdp") && !ldd.stdout.contains("libbpf"), "liblbworker links neither: \(ldd.stdout)")
 
@@ -63,9 +72,11 @@ import Testing
                           in: scratch.path, label: "lb")
         try lb.finish(seconds: 120)
         var results: [ExampleResult] = []
-        for e in examples {
+        for (k, e) in examples.enumerated() {
             try e.finish(seconds: 30)
             results.append(try Self.parse(e.stdout))
+            #expect(e.stderr.contains("attached to cx:\(k) (ring \(k + 1) of 2, 1 lane(s), snaplen 9216, lb pid \(lb.child.pid))"),
+                    "lb_worker_info: \(e.stderr)")
         }
         let stats = try FinalStats(lb.stdout)
         for r in results {

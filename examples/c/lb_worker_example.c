@@ -92,6 +92,10 @@ int main(int argc, char **argv) {
     opts.wait_ms = 60000;                       /* lb may start after us */
     lb_worker_t *w = lb_worker_open_opts(argv[1], &opts, err);
     if (!w) { fprintf(stderr, "%s (errno %d)\n", err, errno); return 1; }
+    struct lb_worker_info info;
+    if (lb_worker_info(w, &info) == 0)
+        fprintf(stderr, "attached to %s:%u (ring %u of %u, %u lane(s), snaplen %u, lb pid %d)\n", info.group,
+                info.ring, info.ring + 1, info.ring_count, info.lanes, info.max_caplen, info.producer_pid);
 
     struct lb_worker_packet pkts[256];
     uint64_t processed = 0, bytes = 0;
