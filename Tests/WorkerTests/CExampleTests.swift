@@ -17,17 +17,84 @@ import Testing
         return ExampleResult(ring: w[1], processed: p, gaps: g, acks: a)
     }
 
-    @Test func cExampleAttachesReadsReportsLossAndLBShowsIt() throws {
-        let scratch = try Scratch("cabi")
+    static func pkgConfig(_ prefix: String, in dir: String) throws -> [String] {
+        try Proc.run("/usr/bin/pkg-config", ["--cflags", "--libs", "lbworker"], in: dir, label: "pkgconfig",
+                     environment: ["PKG_CONFIG_PATH": prefix + "/lib/pkgconfig"])
+            .stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+    }
+
+    /// `cc $(pkg-config --cflags --libs lbworker)` against the installed prefix.
+    static func buildExample(prefix: String, in dir: String) throws -> String {
+        let example = dir + "/lb_worker_example"
+        try Proc.run("/usr/bin/cc", ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", example,
+                                     Built.repoRoot + "/examples/c/lb_worker_example.c"] + pkgConfig(prefix, in: dir),
+                     in: dir, label: "cc")
+        return example
+    }
+
+    static func install(into prefix: String, in dir: String) throws {
         let lib = Built.directory + "/liblbworker.so"
         guard FileManager.default.fileExists(atPath: lib) else {
-            throw Failure("\(lib) is not built: run `swift build --product lbworker` (scripts/test does)")
+            throw Failure("\(lib) is not built: run `swift build --build-tests` or `swift build --product lbworker`")
         }
+        try Proc.run("/bin/bash", [Built.repoRoot + "/scripts/install", "--prefix", prefix, "--build-dir", Built.directory],
+                     in: dir, label: "install")
+    }
+
+    /// "No privileges beyond access to the ring": lb and the example both run as nobody.
+    @Test func exampleNeedsNoPrivileges() throws {
+        let scratch = try Scratch("cabi-nobody")
+        let prefix = scratch.path + "/prefix"
+        try Self.install(into: prefix, in: scratch.path)
+        let example = try Self.buildExample(prefix: prefix, in: scratch.path)
+        let (packets, gaps, _) = Traffic.conversations(12)
+        let trace = scratch.path + "/conversations.pcap"
+        try Traffic.write(packets, to: trace)
+        let runDir = scratch.path + "/run"
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o777])
+        chmod(scratch.path, 0o755)
+        chmod(runDir, 0o777)   // (the umask may have narrowed it)
+        let asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        // The example starts first and waits for lb; lb replays slowly (about a second), so both
+        // can be seen running as nobody.
+        let ex = try Proc("/usr/bin/setpriv", asNobody + [example, "np:0", runDir], in: scratch.path, label: "example")
+        #expect(Self.seenRunningAs(ex.child.pid, exe: "lb_worker_example", uid: 65534))
+        let lb = try Proc("/usr/bin/setpriv", asNobody + [prefix + "/bin/lb", "-i", "pcap:" + trace, "-p", "np:1",
+                                                          "--run-dir", runDir, "-w", "30", "--replay-rate", "100"],
+                          in: scratch.path, label: "lb")
+        #expect(Self.seenRunningAs(lb.child.pid, exe: "/lb", uid: 65534))
+        try lb.finish(seconds: 60)
+        try ex.finish(seconds: 30)
+        let r = try Self.parse(ex.stdout)
+        #expect(r.processed == packets.count && r.gaps == gaps)
+        let stats = try FinalStats(lb.stdout)
+        #expect(stats.int("np:0", "packets_processed_by_worker") == packets.count)
+        #expect(stats.int("np:0", "worker_loss_gaps") == gaps)
+    }
+
+    /// Waits (up to 5 s) until `pid` runs `exe` (after setpriv's exec) and reports whether its
+    /// real and effective uid are `uid` then.
+    static func seenRunningAs(_ pid: Int32, exe: String, uid: Int) -> Bool {
+        for _ in 0..<500 {
+            let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
+            if path.hasSuffix(exe) {
+                let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+                guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return false }
+                let ids = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().compactMap { Int($0) }
+                return ids.count >= 2 && ids[0] == uid && ids[1] == uid
+            }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    @Test func cExampleAttachesReadsReportsLossAndLBShowsIt() throws {
+        let scratch = try Scratch("cabi")
         // Install from the build the tests were made with (scripts/install builds release itself
         // when --build-dir is not given).
         let prefix = scratch.path + "/prefix"
-        try Proc.run("/bin/bash", [Built.repoRoot + "/scripts/install", "--prefix", prefix, "--build-dir", Built.directory],
-                     in: scratch.path, label: "install")
+        try Self.install(into: prefix, in: scratch.path)
         for f in ["bin/lb", "lib/liblbworker.so", "include/lb_worker.h", "include/lb_ring.h", "lib/pkgconfig/lbworker.pc"] {
             #expect(FileManager.default.fileExists(atPath: prefix + "/" + f), "\(f) installed")
         }
@@ -43,18 +110,11 @@ import Testing
         let ldd = try Proc.run("/usr/bin/ldd", [prefix + "/lib/liblbworker.so"], in: scratch.path, label: "ldd")
         #expect(!ldd.stdout.contains("libxdp") && !ldd.stdout.contains("libbpf"), "liblbworker links neither: \(ldd.stdout)")
 
-        let env = ["PKG_CONFIG_PATH": prefix + "/lib/pkgconfig"]
-        let flags = try Proc.run("/usr/bin/pkg-config", ["--cflags", "--libs", "lbworker"], in: scratch.path, label: "pkgconfig",
-                                 environment: env).stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
-        let example = scratch.path + "/lb_worker_example"
-        try Proc.run("/usr/bin/cc", ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", example,
-                                     Built.repoRoot + "/examples/c/lb_worker_example.c"] + flags,
-                     in: scratch.path, label: "cc")
+        let example = try Self.buildExample(prefix: prefix, in: scratch.path)
         // The header is usable from C++ too (Zeek and Suricata plugins are C++ / C).
         try Proc.run("/usr/bin/c++", ["-x", "c++", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
-                                      Built.repoRoot + "/examples/c/lb_worker_example.c"] + flags,
+                                      Built.repoRoot + "/examples/c/lb_worker_example.c"] + Self.pkgConfig(prefix, in: scratch.path),
                      in: scratch.path, label: "cxx")
-
         // A bad name fails at once with a message and errno (EINVAL).
         let bad = try Proc(example, ["no-ring-number", scratch.path + "/none"], in: scratch.path, label: "bad")
         try bad.finish(seconds: 10, expect: 1)
