@@ -24,6 +24,7 @@ let package = Package(
     targets: [
         .target(name: "CLBRing"),
         .target(name: "CLBShim"),
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         .target(name: "LBSys", dependencies: ["CLBShim"]),
         .target(name: "LBCore"),
         .target(name: "LBGen", dependencies: ["LBCore"]),
@@ -33,7 +34,7 @@ let package = Package(
         .executableTarget(
             name: "lb",
             dependencies: [
-                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen",
+                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "CPcap",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LBTestSupport", path: "Tests/Support"),
