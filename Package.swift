@@ -42,5 +42,6 @@ let package = Package(
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
+        .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBTestSupport"]),
     ]
 )

@@ -130,13 +130,12 @@ final class PacketFilter {
         handle = h
         guard pcap_compile(h, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
             let why = String(cString: pcap_geterr(h))
-            pcap_close(h)
             throw TapError("filter '\(expression)': \(why)")
         }
     }
 
     deinit {
-        pcap_freecode(&program)
+        pcap_freecode(&program)             // frees nothing when compiling failed
         pcap_close(handle)
     }
 

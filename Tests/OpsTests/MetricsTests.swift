@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+
+/// The real Prometheus server (Debian's /usr/bin/prometheus) scrapes lb's --metrics endpoint;
+/// the test reads a metric back through Prometheus' HTTP API.
+@Suite(.serialized) struct MetricsTests {
+    static func curl(_ url: String, in dir: String) throws -> (Int32, String) {
+        let (s, out, _) = try Proc.run("/usr/bin/curl", ["-s", "-f", "--max-time", "5", url], in: dir,
+                                       label: "curl-\(UInt32.random(in: 0...UInt32.max))")
+        return (s, out)
+    }
+
+    @Test func prometheusScrapesLB() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"), "prometheus is not installed (scripts/setup installs it)")
+        let scratch = try Scratch("metrics")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 30000, flows: 300)
+        let runDir = dir + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:2", "--run-dir", runDir, "-w", "60", "--replay-rate", "500",
+                                   "--metrics", "127.0.0.1:0"], in: dir, label: "lb")
+        var cats: [Proc] = []
+        for k in 0..<2 { cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat\(k)")) }
+        defer { lb.stop(); for c in cats { c.stop() } }
+
+        var port = ""
+        #expect(try Ops.until(20) {
+            guard let r = lb.stderr.range(of: "metrics at http://127.0.0.1:") else { return false }
+            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
+            return !port.isEmpty
+        }, "lb did not say where its metrics are: \(lb.stderr)")
+        // lb's own endpoint answers the text format.
+        let (s, text) = try Self.curl("http://127.0.0.1:\(port)/metrics", in: dir)
+        #expect(s == 0 && text.contains("# TYPE lb_ring_packets_forwarded_total counter"), "\(text.prefix(300))")
+        #expect(text.contains("lb_ring_packets_dropped_total{group=\"a\",ring=\"1\",reason=\"no_consumer\"}"))
+
+        let promPort = Ops.freePort()
+        let config = """
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: lb
+                scrape_interval: 1s
+                static_configs:
+                  - targets: ['127.0.0.1:\(port)']
+            """
+        try config.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let prom = try Proc("/usr/bin/prometheus", ["--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/tsdb",
+                                                    "--web.listen-address=127.0.0.1:\(promPort)"], in: dir, label: "prometheus")
+        defer { prom.stop() }
+        let query = "http://127.0.0.1:\(promPort)/api/v1/query?query=lb_ring_packets_forwarded_total%7Bgroup%3D%22a%22%2Cring%3D%221%22%7D"
+        var answer = ""
+        let got = try Ops.until(60) {
+            guard prom.isRunning else { return false }
+            let (s, out) = try Self.curl(query, in: dir)
+            answer = out
+            guard s == 0, let o = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
+                  let data = o["data"] as? [String: Any], let result = data["result"] as? [[String: Any]],
+                  let first = result.first, let value = first["value"] as? [Any], value.count == 2,
+                  let v = Double(value[1] as? String ?? "") else { return false }
+            return v > 0
+        }
+        #expect(got, "Prometheus never returned lb_ring_packets_forwarded_total{group=\"a\",ring=\"1\"} > 0: \(answer) \(prom.stderr.suffix(500))")
+    }
+}
