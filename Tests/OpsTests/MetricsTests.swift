@@ -33,6 +33,13 @@ import Testing
         #expect(s == 0 && text.contains("# TYPE lb_ring_packets_forwarded_total counter"), "\(text.prefix(300))")
         #expect(text.contains("lb_ring_packets_dropped_total{group=\"a\",ring=\"1\",reason=\"no_consumer\"}"))
 
+        // Every metric the example Grafana dashboard uses is one lb serves.
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dashboard = try String(contentsOfFile: repo.path + "/contrib/grafana/lb-dashboard.json", encoding: .utf8)
+        let names = Set(dashboard.matches(of: /lb_[a-z_]+/).map { String($0.output) })
+        #expect(names.count > 8)
+        for n in names { #expect(text.contains("# TYPE \(n) "), "the dashboard uses \(n), which lb does not serve") }
+
         let promPort = Ops.freePort()
         let config = """
             global:

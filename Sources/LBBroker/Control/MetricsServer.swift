@@ -141,7 +141,14 @@ extension Operations {
         for (k, v) in s.unparsedBy { p.counter("lb_unparsed_total", "packets that did not parse, by reason", [("reason", k)], v) }
         for (k, v) in s.fragments { p.counter("lb_fragments_total", "the fragment table's counters", [("event", k)], v) }
         p.gauge("lb_failover_enabled", "1 when failover moves a failed ring's buckets", [], s.failoverAfterSeconds == nil ? 0 : 1)
-        for (g, n) in s.failoverMoves { p.counter("lb_failover_bucket_moves_total", "buckets moved by failover (away and back)", [("group", g)], n) }
+        // Two -p with one name make one group of rings but two tables: one series per name.
+        var moveNames: [String] = []
+        var moves: [String: UInt64] = [:]
+        for (g, n) in s.failoverMoves {
+            if moves[g] == nil { moveNames.append(g) }
+            moves[g, default: 0] &+= n
+        }
+        for g in moveNames { p.counter("lb_failover_bucket_moves_total", "buckets moved by failover (away and back)", [("group", g)], moves[g]!) }
 
         var groups: [String: (fwd: UInt64, drop: UInt64, live: Int, rings: Int)] = [:]
         var order: [String] = []

@@ -146,6 +146,10 @@ public final class Operations: @unchecked Sendable {
         let c = shared.counters
         let now = Sys.monoNanos(), wall = Sys.wallNanos()
         var rings: [RingStatus] = []
+        var fixedCounts: [Int] = []
+        if failover == nil, let b = shared.buckets {
+            for g in 0..<b.groupCount { fixedCounts += b.bucketCounts(group: g) }
+        }
         for (i, r) in records.enumerated() {
             let g = r.global
             var s = RingStatus(name: r.name, global: g)
@@ -179,14 +183,16 @@ public final class Operations: @unchecked Sendable {
                 s.buckets = f.held[g]
                 s.failedOver = !f.live[g]
                 s.failovers = f.failovers[g]
-            } else if let b = shared.buckets {
-                s.buckets = b.bucketCounts(group: groupIndex(of: g, in: b))[g - b.firstRing[groupIndex(of: g, in: b)]]
+            } else if g < fixedCounts.count {
+                s.buckets = fixedCounts[g]
             }
             rings.append(s)
         }
         var moves: [(String, UInt64)] = []
-        if let f = failover, let b = shared.buckets {
-            for g in 0..<b.groupCount { moves.append((records[b.firstRing[g]].name.group, f.moves[g])) }
+        if let b = shared.buckets {
+            for g in 0..<b.groupCount where b.firstRing[g] < records.count {
+                moves.append((records[b.firstRing[g]].name.group, failover?.moves[g] ?? 0))
+            }
         }
         return LBStatus(
             pid: getpid(), input: input, uptimeSeconds: Double(now &- started) / 1e9,
@@ -200,12 +206,6 @@ public final class Operations: @unchecked Sendable {
                         ("not_held", c.get(.fragmentsNotHeld))],
             failoverAfterSeconds: failover == nil ? nil : Double(failoverAfter) / 1e9,
             failoverMoves: moves, rings: rings)
-    }
-
-    func groupIndex(of global: Int, in b: BucketTables) -> Int {
-        var g = 0
-        while g + 1 < b.groupCount && b.firstRing[g + 1] <= global { g += 1 }
-        return g
     }
 
     /// The answer to a stats request: one JSON line per ring, then one for lb (no rates: the
