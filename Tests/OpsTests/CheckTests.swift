@@ -33,6 +33,11 @@ import Testing
         #expect(last.1.hasPrefix("LB OK - 4 rings OK |"), "\(last.1)")
         #expect(last.1.contains("'a:2 backlog'="), "no perfdata: \(last.1)")
 
+        // lb stats shows the same rings, as a table.
+        let (ss, table, serr) = try Proc.run(Ops.lb, ["stats", "--run-dir", runDir], in: dir, label: "stats-table")
+        #expect(ss == 0, "\(serr)")
+        for k in 0..<4 { #expect(table.contains("a:\(k)   attached  \(cats[k].pid)"), "\(table)") }
+
         cats[2].signal(SIGSTOP)
         #expect(try Ops.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 2 }, "never CRITICAL: \(last.1)")
         let message = String(last.1.split(separator: "|").first ?? "")
