@@ -22,10 +22,12 @@ import Testing
         return out
     }
 
+    /// Its flows move to the 7 others (evenly, each bucket to one ring), no other flow moves,
+    /// packets keep arriving, and when a new consumer attaches exactly its flows come back.
     @Test func killedConsumersFlowsMoveAndNothingElse() throws {
         let scratch = try Scratch("failover")
         let dir = scratch.path
-        let trace = try Ops.trace(in: dir, packets: 24000, flows: 800)
+        let trace = try Ops.trace(in: dir, packets: 32000, flows: 800)
         let runDir = dir + "/run"
         let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:8", "--run-dir", runDir, "-w", "60",
                                    "--replay-rate", "4000", "--failover", "0.3"], in: dir, label: "lb")
@@ -45,10 +47,23 @@ import Testing
             return seen["failed_over"] as? Bool == true
         }, "a:\(victim) not failed over: \(seen)")
         #expect(seen.int("buckets") == 0 && seen.int("failovers") == 1)
+        usleep(1_500_000)                   // its flows run on the other rings for a while
+        // A new consumer for the ring: its buckets come back (exactly its own 512).
+        let returned = try Proc(Ops.lb, ["cat", "a:\(victim)", "-w", dir + "/a\(victim)-back.pcap", "--run-dir", runDir], in: dir,
+                                label: "cat\(victim)-back")
+        #expect(try Ops.until(10) {
+            seen = (try? Ops.stats(runDir: runDir, in: dir))?["a:\(victim)"] ?? [:]
+            return seen["failed_over"] as? Bool == false && seen.int("buckets") == 512
+        }, "a:\(victim) did not get its buckets back: \(seen)")
         let status = try lb.wait(seconds: 60)
         #expect(status == 0, "lb: \(lb.stderr)")
         for (k, c) in cats.enumerated() where k != victim { #expect(try c.wait(seconds: 20) == 0, "cat \(k): \(c.stderr)") }
+        #expect(try returned.wait(seconds: 20) == 0, "returned cat: \(returned.stderr)")
         #expect(lb.stderr.contains("a:\(victim): consumer gone or stuck; its buckets move"))
+        #expect(lb.stderr.contains("a:\(victim): back; its buckets return to it"))
+        let back = try Self.hashes(dir + "/a\(victim)-back.pcap")
+        #expect(back.count > 1000, "the returned consumer got only \(back.count) packets")
+        #expect(back.allSatisfy { BucketTables.home(BucketTables.bucket($0), 8) == victim }, "the returned ring got another ring's flows")
 
         // Where every flow went.
         var victimBucketRing: [Int: Int] = [:]
@@ -74,9 +89,10 @@ import Testing
         // Packets kept arriving: the group lost only what came in before failover took over.
         let final = try LBFinal.parse(lb.stdout)
         let dropped = final["a:\(victim)"]?.int("dropped_no_consumer") ?? -1
-        #expect(dropped >= 0 && dropped < 24000 / 8 / 2, "a:\(victim) dropped \(dropped)")
+        #expect(dropped >= 0 && dropped < 32000 / 8 / 2, "a:\(victim) dropped \(dropped)")
         let forwarded = (0..<8).reduce(0) { $0 + (final["a:\($1)"]?.int("packets_forwarded") ?? 0) }
-        #expect(forwarded + dropped == 24000)
+        #expect(final["a:\(victim)"]?.int("packets_forwarded") ?? 0 > 0)
+        #expect(forwarded + dropped == 32000)
     }
 }
 
