@@ -4,8 +4,8 @@ import Testing
 /// `lb check` as Nagios runs it, against a running lb with four consumers.
 @Suite(.serialized) struct CheckTests {
     static func check(_ runDir: String, in dir: String) throws -> (Int32, String) {
-        let (s, out, _) = try Proc.run(Ops.lb, ["check", "--run-dir", runDir, "--interval", "0.3", "--stuck-warning", "0.5",
-                                                "--stuck-critical", "1"], in: dir, label: "check-\(UInt32.random(in: 0...UInt32.max))")
+        let (s, out, _) = try Proc.run(Ops.lb, ["check", "--run-dir", runDir, "--interval", "0.3", "--stuck-warning", "1.5",
+                                                "--stuck-critical", "2"], in: dir, label: "check-\(UInt32.random(in: 0...UInt32.max))")
         return (s, out)
     }
 

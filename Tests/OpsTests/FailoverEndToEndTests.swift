@@ -47,7 +47,9 @@ import Testing
             return seen["failed_over"] as? Bool == true
         }, "a:\(victim) not failed over: \(seen)")
         #expect(seen.int("buckets") == 0 && seen.int("failovers") == 1)
-        usleep(1_500_000)                   // its flows run on the other rings for a while
+        // Its flows run on the other rings for a while: 6000 more packets (about 750 of its own).
+        let at = (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0
+        #expect(try Ops.until(15) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > at + 6000 })
         // A new consumer for the ring: its buckets come back (exactly its own 512).
         let returned = try Proc(Ops.lb, ["cat", "a:\(victim)", "-w", dir + "/a\(victim)-back.pcap", "--run-dir", runDir], in: dir,
                                 label: "cat\(victim)-back")
@@ -84,7 +86,7 @@ import Testing
             }
         }
         #expect(wrong == 0, "\(wrong) packets in a ring other than their flow's (home, or the failed ring's one new ring)")
-        #expect(moved > 500, "only \(moved) packets of the killed consumer's flows reached other rings")
+        #expect(moved > 300, "only \(moved) packets of the killed consumer's flows reached other rings")
         #expect(receivers.count == 7, "the failed ring's buckets went to \(receivers.sorted()) only")
         // Packets kept arriving: the group lost only what came in before failover took over.
         let final = try LBFinal.parse(lb.stdout)
