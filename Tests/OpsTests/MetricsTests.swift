@@ -10,6 +10,49 @@ import Testing
         return (s, out)
     }
 
+    /// Bad or idle clients get an error or are dropped; lb keeps answering.
+    @Test func badClientsDoNotStopTheEndpoint() throws {
+        let scratch = try Scratch("metrics-bad")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run", "-w", "60",
+                                   "--metrics", "127.0.0.1:0"], in: dir, label: "lb")
+        defer { lb.stop() }
+        var port = ""
+        #expect(try Ops.until(20) {
+            guard let r = lb.stderr.range(of: "metrics at http://127.0.0.1:") else { return false }
+            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
+            return !port.isEmpty
+        })
+        let base = "http://127.0.0.1:\(port)"
+        let (s404, _, _) = try Proc.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", base + "/nope"],
+                                        in: dir, label: "curl-404")
+        #expect(s404 == 0)
+        let (_, code, _) = try Proc.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "-X", "POST",
+                                                          base + "/metrics"], in: dir, label: "curl-post")
+        #expect(code == "404")
+        // 40 connections that send nothing, and one that sends garbage without an end.
+        var idle: [Int32] = []
+        defer { for fd in idle { close(fd) } }
+        for _ in 0..<41 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_addr.s_addr = inet_addr("127.0.0.1")
+            a.sin_port = UInt16(port)!.bigEndian
+            _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            idle.append(fd)
+        }
+        _ = write(idle[40], "GARBAGE", 7)
+        var answered = false
+        #expect(try Ops.until(10) {
+            let (s, out, _) = try Proc.run("/usr/bin/curl", ["-s", "-f", "--max-time", "2", base + "/metrics"], in: dir, label: "curl-after")
+            answered = s == 0 && out.contains("lb_up")
+            return answered
+        }, "lb stopped answering after idle and garbage clients")
+        #expect(lb.isRunning)
+    }
+
     @Test func prometheusScrapesLB() throws {
         #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"), "prometheus is not installed (scripts/setup installs it)")
         let scratch = try Scratch("metrics")

@@ -14,6 +14,7 @@ final class MetricsServer {
     var clients: [Client] = []
     /// requests answered (shown as lb_metrics_scrapes_total)
     var scrapes: UInt64 = 0
+    static let maxClients = 32
 
     init(address: String, port: UInt16) throws(SysError) {
         (fd, self.port) = try Sys.listenTCP(address: address, port: port)
@@ -27,6 +28,10 @@ final class MetricsServer {
     /// Accepts, reads and answers whatever is ready (never waits for a client).
     func serve(_ body: () -> String) {
         while let c = try? Sys.accept(fd) {
+            guard clients.count < Self.maxClients else {       // a flood of idle connections: refuse the excess
+                Sys.close(c)
+                continue
+            }
             clients.append(Client(fd: c, request: [], deadline: Sys.monoNanos() &+ 2_000_000_000))
         }
         guard !clients.isEmpty else { return }
