@@ -94,6 +94,7 @@ import Testing
         #expect(dropped >= 0 && dropped < 32000 / 8 / 2, "a:\(victim) dropped \(dropped)")
         let forwarded = (0..<8).reduce(0) { $0 + (final["a:\($1)"]?.int("packets_forwarded") ?? 0) }
         #expect(final["a:\(victim)"]?.int("packets_forwarded") ?? 0 > 0)
+        #expect(final["a:\(victim)"]?.int("buckets") == 512, "lb's final stats line: \(final["a:\(victim)"] ?? [:])")
         #expect(forwarded + dropped == 32000)
     }
 }
