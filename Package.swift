@@ -26,6 +26,7 @@ let package = Package(
     targets: [
         .target(name: "CLBRing"),
         .target(name: "CLBShim"),
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         .target(name: "LBSys", dependencies: ["CLBShim"]),
         .target(name: "LBCore"),
         .target(name: "LBGen", dependencies: ["LBCore"]),
@@ -37,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "lb",
             dependencies: [
-                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen",
+                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "CPcap",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LBTestSupport", path: "Tests/Support"),
@@ -46,5 +47,6 @@ let package = Package(
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore"]),
         .testTarget(name: "WorkerTests", dependencies: ["LBWorker", "LBBroker", "LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
+        .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBTestSupport"]),
     ]
 )

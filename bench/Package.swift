@@ -38,6 +38,10 @@ let package = Package(
                 "BenchKit",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
+        // the share of flows that move when a worker fails and returns (bench/failover.sh)
+        .executableTarget(
+            name: "failover-share",
+            dependencies: [.product(name: "LBBroker", package: rootIdentity)]),
         .executableTarget(
             name: "DataPath",
             dependencies: [

@@ -36,6 +36,12 @@ public struct BrokerConfig: Sendable {
     public var waitForConsumers: Double = 10
     /// after the end of a capture, wait at most this long for consumers to read everything
     public var drainTimeout: Double = 60
+    /// move a failed ring's buckets to its group's live rings (see Failover.swift)
+    public var failover = FailoverMode.auto
+    /// serve Prometheus metrics on ADDR:PORT
+    public var metricsAddress: String? = nil
+    /// the group whose members may attach to the rings (--ring-group)
+    public var ringGroup: String? = nil
     public init(input: InputSpec, groups: [GroupSpec]) { self.input = input; self.groups = groups }
 }
 
@@ -74,7 +80,9 @@ public enum Broker {
             groupMemories.append(memories)
         }
         let shared = SharedState(ringCount: records.count)
+        shared.buckets = BucketTables(groupSizes: config.groups.map(\.count))
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
+        server.ringGroup = try RingPermissions.groupID(config.ringGroup)
         try server.start()
         defer { server.shutdown() }
 
@@ -86,6 +94,8 @@ public enum Broker {
         dispatch.backpressure = !source.isLive
         var dispatcher = Dispatcher(config: dispatch, groups: groupMemories, shared: shared)
         let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
+        let ops = try Operations.install(config: config, isLive: source.isLive, server: server, records: records,
+                                         shared: shared, log: log)
         installSignalHandlers()
 
         // The control thread: attaches, heartbeats, periodic stats.
@@ -93,6 +103,7 @@ public enum Broker {
         let controlDone = Atomic<UInt32>(0)
         let control = ControlThread(server: server, reporter: reporter, records: records, shared: shared,
                                     interval: config.statsInterval, out: stdout)
+        control.hooks.append { now in ops.tick(now: now) }
         let tid = Threads.spawn("lb-control") {
             control.loop(stop: controlStop)
             controlDone.store(1, ordering: .releasing)
@@ -161,6 +172,8 @@ final class ControlThread: @unchecked Sendable {
     let shared: SharedState
     let interval: Double
     let out: Int32
+    /// called once per loop with the monotonic time (operations: health, failover, metrics)
+    var hooks: [(UInt64) -> Void] = []
 
     init(server: ControlServer, reporter: StatsReporter, records: [RingRecord], shared: SharedState, interval: Double, out: Int32) {
         self.server = server
@@ -178,6 +191,7 @@ final class ControlThread: @unchecked Sendable {
             if signalStop.load(ordering: .relaxed) != 0 { shared.requestStop() }
             server.poll(timeoutMillis: 50)
             let now = Sys.monoNanos()
+            for h in hooks { h(now) }
             if now >= nextBeat {
                 let wall = Sys.wallNanos()
                 for r in records { r.memory.heartbeat(wall) }

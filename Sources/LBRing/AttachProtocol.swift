@@ -8,6 +8,8 @@ public enum AttachProtocol {
     public enum Mode: UInt16, Sendable {
         case consumer = 1
         case tap = 2
+        /// lb answers with its stats (JSON lines) after the reply, then closes
+        case stats = 3
     }
 
     public struct Request: Equatable, Sendable {

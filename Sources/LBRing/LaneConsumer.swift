@@ -83,6 +83,15 @@ public struct LaneConsumer {
         return RingPacket(descriptor: d, bytes: UnsafeRawBufferPointer(start: data + Int(off), count: Int(len)), tunnel: tunnel)
     }
 
+    /// lb's reclaim point (lb_lane_header.reclaim), loaded after an acquire fence: a tap's copy
+    /// of packet i, made before this call, is intact if the result is still <= i.
+    @inlinable
+    public func reclaimIndex() -> UInt64 {
+        atomicMemoryFence(ordering: .acquiring)
+        return (UnsafeRawPointer(head) + MemoryLayout<lb_lane_header>.offset(of: \.reclaim)!)
+            .assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .acquiring)
+    }
+
     /// Skips ahead (a tap that fell more than a ring behind). Returns how many were skipped.
     public mutating func skip(to index: UInt64) -> UInt64 {
         let n = index &- pos

@@ -51,12 +51,15 @@ public struct RingConsumer: ~Copyable {
         while true {
             do {
                 let fd = try Sys.connectUnix(path)
+                do { try OwnerCheck.checkSocket(path: path, fd: fd) } catch { Sys.close(fd); throw error }
                 return try handshake(fd: fd, name: name, tap: tap)
             } catch let e as SysError where e.code == ENOENT || e.code == ECONNREFUSED {
                 if let deadline, Sys.monoNanos() >= deadline {
                     throw AttachError("no lb serves '\(name.group)' at \(path) (is lb running with -p \(name.group):N and the same --run-dir?)")
                 }
                 Sys.sleep(nanos: 100_000_000)
+            } catch let e as SysError where e.code == EACCES {
+                throw AttachError("\(path): permission denied: only lb's user and members of its --ring-group may attach", code: EACCES)
             } catch let e as SysError {
                 throw AttachError("\(path): \(e)")
             } catch let e as AttachError {
@@ -82,6 +85,7 @@ public struct RingConsumer: ~Copyable {
         guard let reply else { throw AttachError("unreadable reply from lb (ring protocol version mismatch?)") }
         guard reply.error == 0 else { throw AttachError(reply.message, code: reply.error) }
         guard descriptors.count == (tap ? 1 : 2) else { throw AttachError("lb sent \(descriptors.count) descriptors") }
+        for d in descriptors { try OwnerCheck.checkRing(fd: d.fd, name: name) }
         // The descriptors must stay open until they are mapped: Swift may release `descriptors`
         // (and so close them) right after its last use, before the mapping.
         let ring: AttachedRing

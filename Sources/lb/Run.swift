@@ -70,6 +70,15 @@ struct Run: ParsableCommand {
     @Option(name: .customShort("b"), help: "Frames taken from the input at a time.")
     var batch: Int = 64
 
+    @Option(help: "Failover: SECS after a consumer detaches or stops consuming (packets waiting, none released), move its ring's buckets to the group's live rings; they move back when it returns. 'off' disables. Default: 5 for live input, off for a capture replay.")
+    var failover: String?
+
+    @Option(help: "Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9917; port 0 picks a free one).")
+    var metrics: String?
+
+    @Option(help: "The group whose members may attach to the rings (control sockets 0660 and ring memory 0640 of this group; run directory 0750).")
+    var ringGroup: String?
+
     func validate() throws {
         guard decap == "strip" || decap == "keep" else { throw ValidationError("--decap \(decap): use strip or keep") }
         guard [5, 3, 2].contains(hash) else { throw ValidationError("--hash \(hash): use 5 (5-tuple), 3 (addresses and protocol) or 2 (addresses)") }
@@ -110,6 +119,13 @@ struct Run: ParsableCommand {
         config.statsInterval = statsInterval
         config.waitForConsumers = wait
         config.drainTimeout = drainTimeout
+        if let failover {
+            if failover == "off" { config.failover = .off }
+            else if let s = Double(failover), s >= 0 { config.failover = .after(s) }
+            else { throw ValidationError("--failover \(failover): use SECS (e.g. 5) or off") }
+        }
+        config.metricsAddress = metrics
+        config.ringGroup = ringGroup
         return config
     }
 

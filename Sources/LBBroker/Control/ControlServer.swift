@@ -36,6 +36,10 @@ final class ControlServer {
     var taps: [Tap] = []
     /// messages for the operator (stderr), one per event
     let log: (String) -> Void
+    /// --ring-group: the group that owns the sockets and ring memory (nil: lb's own group)
+    var ringGroup: gid_t? = nil
+    /// the answer to a stats request (LB_MODE_STATS); set by `Operations`
+    var statsText: (() -> String)? = nil
 
     init(runDir: String, rings: [RingRecord], shared: SharedState, log: @escaping (String) -> Void) {
         self.runDir = runDir
@@ -49,6 +53,8 @@ final class ControlServer {
     /// that died is replaced; one that answers belongs to a running lb and is an error.
     func start() throws(BrokerError) {
         do { try Sys.mkdirs(runDir) } catch { throw BrokerError("--run-dir \(runDir): \(error)") }
+        RingPermissions.applyToRunDirectory(runDir, group: ringGroup)
+        for r in rings { RingPermissions.applyToRing(r.memory, group: ringGroup) }
         for group in byGroup.keys.sorted() {
             let path = RunDirectory.socketPath(runDir, group: group)
             if let probe = try? Sys.connectUnix(path) {
@@ -60,6 +66,7 @@ final class ControlServer {
             do { fd = try Sys.listenUnix(path) } catch { throw BrokerError("cannot listen on \(path): \(error)") }
             Sys.setNonBlocking(fd, true)
             _ = chmod(path, 0o660)
+            RingPermissions.applyToSocket(path, group: ringGroup)
             listeners.append(Listener(fd: fd, group: group, path: path))
         }
     }
@@ -182,7 +189,36 @@ final class ControlServer {
                 return
             }
             taps.append(Tap(fd: p.fd, ring: ring.global))
+        case .stats:
+            sendStats(p.fd)
         }
+    }
+
+    /// The reply, then the stats text in messages of at most 32 KiB, then the connection closes.
+    func sendStats(_ fd: Int32) {
+        defer { Sys.close(fd) }
+        guard let statsText else {
+            refuseOpen(fd, ENOTSUP, "this lb does not serve stats")
+            return
+        }
+        Sys.setNonBlocking(fd, false)
+        Sys.setSendTimeout(fd, millis: 1000)
+        let text = Array(statsText().utf8)
+        do {
+            try Sys.send(fd, AttachProtocol.encode(AttachProtocol.Reply(error: 0, message: "stats")))
+            var at = 0
+            while at < text.count {
+                let end = min(at + 32768, text.count)
+                try Sys.send(fd, Array(text[at..<end]))
+                at = end
+            }
+        } catch {
+            log("control: a stats reader went away: \(error)")
+        }
+    }
+
+    func refuseOpen(_ fd: Int32, _ code: Int32, _ message: String) {
+        try? Sys.send(fd, AttachProtocol.encode(AttachProtocol.Reply(error: code, message: message)))
     }
 
     func refuse(_ fd: Int32, _ code: Int32, _ message: String) {

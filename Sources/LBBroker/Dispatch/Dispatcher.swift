@@ -2,6 +2,7 @@ import CLBRing
 import LBCore
 import LBRing
 import LBSys
+import Synchronization
 
 /// How the data path behaves.
 public struct DispatchConfig: Sendable {
@@ -17,10 +18,14 @@ public struct DispatchConfig: Sendable {
 }
 
 /// Bucket → ring for one group. Buckets are the top 12 bits of the flow hash.
+/// The entries may be shared with the control thread (`BucketTables`, failover), which moves
+/// buckets with relaxed atomic stores; the data path only loads them.
 public struct IndirectionTable {
     public static let bits = 12
     public static let size = 1 << bits
-    let entries: UnsafeMutablePointer<UInt16>
+    let entries: UnsafeMutablePointer<Atomic<UInt16>>
+    /// false when the entries belong to a `BucketTables`
+    let owned: Bool
     public let firstRing: Int
     public let ringCount: Int
 
@@ -28,13 +33,22 @@ public struct IndirectionTable {
         self.firstRing = firstRing
         self.ringCount = ringCount
         entries = .allocate(capacity: Self.size)
-        for b in 0..<Self.size { entries[b] = UInt16(b % ringCount) }
+        for b in 0..<Self.size { (entries + b).initialize(to: Atomic(UInt16(b % ringCount))) }
+        owned = true
+    }
+
+    /// A view of group `g` of shared tables.
+    init(firstRing: Int, shared: BucketTables, group g: Int) {
+        self.firstRing = firstRing
+        ringCount = shared.ringCount[g]
+        entries = shared.table(g)
+        owned = false
     }
 
     /// The global index of the ring that gets flows with this hash.
     @inline(__always)
     func ring(for hash: UInt64) -> Int {
-        firstRing &+ Int(truncatingIfNeeded: entries[Int(truncatingIfNeeded: hash >> UInt64(64 - Self.bits))])
+        firstRing &+ Int(truncatingIfNeeded: entries[Int(truncatingIfNeeded: hash >> UInt64(64 - Self.bits))].load(ordering: .relaxed))
     }
 }
 
@@ -84,7 +98,11 @@ public struct Dispatcher: ~Copyable {
         tables = .allocate(capacity: groups.count)
         var r = 0
         for (g, rings) in groups.enumerated() {
-            (tables + g).initialize(to: IndirectionTable(firstRing: r, ringCount: rings.count))
+            if let b = shared.buckets, g < b.groupCount, b.ringCount[g] == rings.count {
+                (tables + g).initialize(to: IndirectionTable(firstRing: r, shared: b, group: g))
+            } else {
+                (tables + g).initialize(to: IndirectionTable(firstRing: r, ringCount: rings.count))
+            }
             for m in rings {
                 (producers + r).initialize(to: m.producer(lane: 0))
                 r += 1
@@ -109,7 +127,7 @@ public struct Dispatcher: ~Copyable {
     }
 
     deinit {
-        for g in 0..<groupCount { tables[g].entries.deallocate() }
+        for g in 0..<groupCount where tables[g].owned { tables[g].entries.deallocate() }
         tables.deinitialize(count: groupCount)
         tables.deallocate()
         producers.deinitialize(count: ringCount)

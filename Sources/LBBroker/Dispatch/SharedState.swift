@@ -11,6 +11,9 @@ public final class SharedState: @unchecked Sendable {
     public let counters: Counters
     /// set by a signal handler or the control plane: stop reading input
     public let stop = Atomic<UInt32>(0)
+    /// bucket tables shared by every dispatcher and moved by failover (set before any
+    /// dispatcher is made; nil: each dispatcher keeps its own fixed tables)
+    public var buckets: BucketTables? = nil
 
     public init(ringCount: Int) {
         self.ringCount = ringCount

@@ -30,6 +30,9 @@ final class StatsReporter {
         let ts = JSONObject.fixed(Double(Sys.wallNanos()) / 1e9, 6)
         var out: [String] = []
         var total = RingSnapshot()
+        // Hash buckets (of 4096) each ring holds now: failover moves show here.
+        var buckets: [Int] = []
+        if let b = shared.buckets { for g in 0..<b.groupCount { buckets += b.bucketCounts(group: g) } }
         for r in rings {
             let i = r.global
             let fwd = c.get(ring: i, .forwarded)
@@ -67,6 +70,7 @@ final class StatsReporter {
             j.add("dropped_stalled", stalled)
             j.add("truncated", c.get(ring: i, .truncated))
             j.add("backlog", backlog)
+            if i < buckets.count { j.add("buckets", buckets[i]) }
             j.add("consumer", attached ? (shared.isStalled(i) ? "stalled" : "attached") : "detached")
             if attached { j.add("consumer_pid", Int(r.consumerPID)) } else { j.addNull("consumer_pid") }
             j.add("consumer_attaches", r.attaches)

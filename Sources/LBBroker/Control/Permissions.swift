@@ -1,0 +1,74 @@
+import Glibc
+import LBRing
+
+/// Who may read traffic. Rings are memfds, not files, so "ring file permissions" map onto:
+///   - the ring memfds: mode 0640, group --ring-group (what /proc/PID/fd would show);
+///   - the control socket `<run-dir>/NAME.sock`: mode 0660 (connecting needs write permission),
+///     group --ring-group — the kernel refuses connect(2) to anyone else, so only members of
+///     the group (and lb's own user, and root) can attach, tap or read stats;
+///   - the run directory, when --ring-group is given: mode 0750, group --ring-group.
+/// The consumer side checks the other way round (LBWorker): the socket and the memfds it gets
+/// must belong to the user lb runs as (SO_PEERCRED of lb's end of the connection).
+enum RingPermissions {
+    static func groupID(_ name: String?) throws(BrokerError) -> gid_t? {
+        guard let name else { return nil }
+        if let g = getgrnam(name) { return g.pointee.gr_gid }
+        if let n = UInt32(name), getgrgid(n) != nil { return n }
+        throw BrokerError("--ring-group \(name): no such group")
+    }
+
+    static func applyToSocket(_ path: String, group: gid_t?) {
+        if let group { _ = chown(path, uid_t.max, group) }
+        _ = chmod(path, 0o660)
+    }
+
+    static func applyToRunDirectory(_ dir: String, group: gid_t?) {
+        guard let group else { return }
+        var st = stat()
+        guard stat(dir, &st) == 0, st.st_uid == geteuid() else { return }   // not ours to change
+        _ = chown(dir, uid_t.max, group)
+        _ = chmod(dir, 0o750)
+    }
+
+    static func applyToRing(_ memory: RingMemory, group: gid_t?) {
+        for fd in [memory.dataDescriptor, memory.controlDescriptor] {
+            if let group { _ = fchown(fd, uid_t.max, group) }
+            _ = fchmod(fd, 0o640)
+        }
+    }
+}
+
+extension Operations {
+    /// Sets up the operator side of a run: failover, stats requests, the metrics endpoint.
+    static func install(config: BrokerConfig, isLive: Bool, server: ControlServer, records: [RingRecord],
+                        shared: SharedState, log: @escaping @Sendable (String) -> Void) throws(BrokerError) -> Operations {
+        let after = config.failover.seconds(live: isLive)
+        let ops = Operations(records: records, shared: shared, input: config.input.name, failoverAfterSeconds: after, log: log)
+        server.statsText = { ops.statsJSON() }
+        if let spec = config.metricsAddress {
+            let (address, port) = try parseListenAddress(spec)
+            do {
+                let got = try ops.serveMetrics(address: address, port: port)
+                log("Prometheus metrics at http://\(address):\(got)/metrics")
+            } catch {
+                throw BrokerError("--metrics \(spec): \(error)")
+            }
+        }
+        return ops
+    }
+
+    /// ADDR:PORT (IPv4; ":PORT" or "PORT" alone listen on 127.0.0.1).
+    public static func parseListenAddress(_ spec: String) throws(BrokerError) -> (String, UInt16) {
+        var address = "127.0.0.1", portText = spec
+        if let colon = spec.lastIndex(of: ":") {
+            let a = String(spec[..<colon])
+            if !a.isEmpty { address = a == "localhost" ? "127.0.0.1" : a }
+            portText = String(spec[spec.index(after: colon)...])
+        }
+        var probe = in_addr()
+        guard let port = UInt16(portText), inet_pton(AF_INET, address, &probe) == 1 else {
+            throw BrokerError("--metrics \(spec): expected ADDR:PORT with an IPv4 address, e.g. 127.0.0.1:9917")
+        }
+        return (address, port)
+    }
+}

@@ -1,0 +1,51 @@
+import CLBShim
+import Glibc
+
+/// TCP listening sockets (the Prometheus endpoint).
+extension Sys {
+    /// Listens on an IPv4 address ("127.0.0.1", "0.0.0.0") and port (0: any free port).
+    /// Non-blocking, close-on-exec, SO_REUSEADDR. Returns the socket and the port it got.
+    public static func listenTCP(address: String, port: UInt16, backlog: Int32 = 16) throws(SysError) -> (fd: Int32, port: UInt16) {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, address, &addr.sin_addr) == 1 else { throw SysError("address \(address)", EINVAL) }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SysError("socket") }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let e = SysError("bind \(address):\(port)")
+            close(fd)
+            throw e
+        }
+        guard listen(fd, backlog) == 0 else {
+            let e = SysError("listen \(address):\(port)")
+            close(fd)
+            throw e
+        }
+        var got = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &got) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return (fd, UInt16(bigEndian: got.sin_port))
+    }
+
+    /// read(2) into `buffer`; nil on EAGAIN, 0 at end of file.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SysError) -> Int? {
+        let n = retrying { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        if n >= 0 { return n }
+        if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+        throw SysError("read")
+    }
+
+    /// Sets SO_SNDTIMEO (a blocking write gives up after this long).
+    public static func setSendTimeout(_ fd: Int32, millis: Int) {
+        var tv = timeval(tv_sec: millis / 1000, tv_usec: (millis % 1000) * 1000)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+}

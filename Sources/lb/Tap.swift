@@ -1,0 +1,253 @@
+import ArgumentParser
+import CLBRing
+import CPcap
+import Glibc
+import LBRing
+import LBSys
+import LBWorker
+import Synchronization
+
+let tapStop = Atomic<UInt32>(0)
+
+struct Tap: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch a ring without consuming it (tcpdump-style lines, or pcap with -w).",
+        discussion: """
+            The ring's consumer is not disturbed: lb never waits for a tap. A tap that falls behind
+            skips what lb has already reused and says how many packets it missed.
+              lb tap zeek:3 'tcp port 443'
+              lb tap zeek:3 -w - 'udp' | tshark -r -
+            """)
+
+    @Argument(help: "The ring, NAME:K.")
+    var ring: String
+
+    @Argument(parsing: .remaining, help: "A filter in tcpdump's language (libpcap), e.g. 'tcp port 443'.")
+    var expression: [String] = []
+
+    @Option(name: .customShort("c"), help: "Exit after COUNT packets.")
+    var count: UInt64?
+
+    @Option(name: .customShort("w"), help: "Write the packets as classic pcap to FILE ('-': standard output) instead of printing lines.")
+    var write: String?
+
+    @Option(help: "Wait up to SECS seconds for lb to serve the ring (0: forever).")
+    var wait: Double = 60
+
+    @Option(help: "Directory of lb's control sockets (as given to lb).")
+    var runDir: String?
+
+    func run() throws {
+        let name: RingName
+        do { name = try RingName(parsing: ring) } catch { throw ValidationError("\(error)") }
+        let filter: PacketFilter?
+        do { filter = try expression.isEmpty ? nil : PacketFilter(expression.joined(separator: " ")) } catch {
+            throw ValidationError("\(error)")
+        }
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGINT) { _ in tapStop.store(1, ordering: .relaxed) }
+        signal(SIGTERM) { _ in tapStop.store(1, ordering: .relaxed) }
+
+        var tap: RingConsumer
+        do {
+            tap = try RingConsumer.attach(name, runDir: runDir, waitNanos: wait > 0 ? UInt64(wait * 1e9) : nil, tap: true)
+        } catch {
+            try? printError("lb tap: \(error)")
+            throw ExitCode(1)
+        }
+        try? printError("lb tap: tapping \(name)")
+        var fd: Int32 = 1
+        if let write, write != "-" {
+            do { fd = try Sys.open(write, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644) } catch {
+                try? printError("lb tap: -w \(write): \(error)")
+                throw ExitCode(1)
+            }
+        }
+        defer { if fd != 1 { Sys.close(fd) } }
+        var pcap: PcapOutput? = write == nil ? nil : PcapOutput(fd: fd, nanosecond: false)
+        var lines = LineOutput(fd: fd)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(tap.maxCaplen, 65536), alignment: 64)
+        defer { scratch.deallocate() }
+        var shown: UInt64 = 0, missed: UInt64 = 0, reportedMissed: UInt64 = 0
+        var status: Int32 = 0
+        do {
+            try pcap?.header(snaplen: UInt32(tap.maxCaplen))
+            try pcap?.flush()
+            loop: while tapStop.load(ordering: .relaxed) == 0 {
+                var failure: SysError? = nil
+                let n = tap.tapPoll(max: 256, scratch: scratch, missed: &missed) { d, bytes in
+                    guard failure == nil, count.map({ shown < $0 }) ?? true else { return }
+                    if let filter, !filter.matches(bytes, wireLength: Int(d.wirelen), ts: d.ts_ns) { return }
+                    shown += 1
+                    do throws(SysError) {
+                        if pcap != nil {
+                            try pcap!.append(bytes: bytes, timestampNanos: d.ts_ns, wireLength: Int(d.wirelen))
+                        } else {
+                            try lines.append(PacketLine.render(d, bytes))
+                        }
+                    } catch { failure = error }
+                }
+                if let failure { throw failure }
+                if let count, shown >= count { break }
+                if missed != reportedMissed {
+                    try? printError("lb tap: \(name): fell behind, \(missed) packets missed so far")
+                    reportedMissed = missed
+                }
+                if n > 0 { continue }
+                try pcap?.flush()
+                try lines.flush()
+                switch tap.wait(timeoutNanos: 100_000_000) {
+                case .packets, .timeout: continue
+                case .endOfStream:
+                    // drain what is left, then stop
+                    if tap.backlog().allSatisfy({ $0 == 0 }) { break loop }
+                case .producerGone:
+                    try? printError("lb tap: \(name): lb went away")
+                    status = 1
+                    break loop
+                }
+            }
+            try pcap?.flush()
+            try lines.flush()
+        } catch let e as SysError {
+            if e.code != EPIPE {
+                try? printError("lb tap: \(e)")
+                throw ExitCode(1)
+            }
+        }
+        try? printError("lb tap: \(name): \(shown) packets shown, \(missed) missed")
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// A tcpdump filter compiled by libpcap for Ethernet frames.
+final class PacketFilter {
+    var program = bpf_program()
+    let handle: OpaquePointer
+
+    init(_ expression: String) throws {
+        guard let h = pcap_open_dead(DLT_EN10MB, 262144) else { throw TapError("libpcap: pcap_open_dead failed") }
+        handle = h
+        guard pcap_compile(h, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            let why = String(cString: pcap_geterr(h))
+            throw TapError("filter '\(expression)': \(why)")
+        }
+    }
+
+    deinit {
+        pcap_freecode(&program)             // frees nothing when compiling failed
+        pcap_close(handle)
+    }
+
+    func matches(_ bytes: UnsafeRawBufferPointer, wireLength: Int, ts: UInt64) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        var h = pcap_pkthdr()
+        h.ts = timeval(tv_sec: Int(ts / 1_000_000_000), tv_usec: Int(ts % 1_000_000_000 / 1000))
+        h.caplen = UInt32(bytes.count)
+        h.len = UInt32(max(wireLength, bytes.count))
+        return pcap_offline_filter(&program, &h, base.assumingMemoryBound(to: UInt8.self)) != 0
+    }
+}
+
+struct TapError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Buffered text lines.
+struct LineOutput {
+    let fd: Int32
+    var pending = ""
+    init(fd: Int32) { self.fd = fd }
+    mutating func append(_ line: String) throws(SysError) {
+        pending += line
+        pending += "\n"
+        if pending.utf8.count > 65536 { try flush() }
+    }
+    mutating func flush() throws(SysError) {
+        guard !pending.isEmpty else { return }
+        try Sys.write(fd, pending)
+        pending = ""
+    }
+}
+
+/// One tcpdump-like line: time, addresses, ports, protocol, TCP flags, length.
+enum PacketLine {
+    static func render(_ d: lb_desc, _ b: UnsafeRawBufferPointer) -> String {
+        let t = d.ts_ns
+        let secs = Int(t / 1_000_000_000)
+        var tm = tm()
+        var tt = time_t(secs)
+        gmtime_r(&tt, &tm)
+        let usec = Int(t % 1_000_000_000 / 1000)
+        let time = "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)).\(pad(usec, 6))"
+        return time + " " + describe(b, wire: Int(d.wirelen))
+    }
+
+    static func describe(_ b: UnsafeRawBufferPointer, wire: Int) -> String {
+        func u8(_ o: Int) -> Int { Int(b[o]) }
+        func u16(_ o: Int) -> Int { Int(b[o]) << 8 | Int(b[o + 1]) }
+        guard b.count >= 14 else { return "truncated frame, length \(wire)" }
+        var type = u16(12), off = 14
+        var vlan = ""
+        while (type == 0x8100 || type == 0x88A8) && b.count >= off + 4 {
+            vlan += "vlan \(u16(off) & 0xFFF), "
+            type = u16(off + 2)
+            off += 4
+        }
+        var src = "", dst = "", proto = 0, l4 = 0
+        switch type {
+        case 0x0800 where b.count >= off + 20:
+            let ihl = (u8(off) & 0xF) * 4
+            proto = u8(off + 9)
+            src = (0..<4).map { String(u8(off + 12 + $0)) }.joined(separator: ".")
+            dst = (0..<4).map { String(u8(off + 16 + $0)) }.joined(separator: ".")
+            let fragOff = u16(off + 6) & 0x1FFF
+            l4 = fragOff == 0 ? off + ihl : -1
+        case 0x86DD where b.count >= off + 40:
+            proto = u8(off + 6)
+            src = ipv6(b, off + 8)
+            dst = ipv6(b, off + 24)
+            l4 = off + 40
+        case 0x0806:
+            return vlan + "ARP, length \(wire)"
+        default:
+            return vlan + "ethertype 0x\(String(type, radix: 16)), length \(wire)"
+        }
+        let family = type == 0x0800 ? "IP" : "IP6"
+        switch proto {
+        case 6 where l4 >= 0 && b.count >= l4 + 14:
+            let flags = u8(l4 + 13)
+            var f = ""
+            if flags & 0x02 != 0 { f += "S" }
+            if flags & 0x01 != 0 { f += "F" }
+            if flags & 0x04 != 0 { f += "R" }
+            if flags & 0x08 != 0 { f += "P" }
+            if flags & 0x10 != 0 { f += "." }
+            if flags & 0x20 != 0 { f += "U" }
+            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): tcp Flags [\(f.isEmpty ? "none" : f)], length \(wire)"
+        case 17 where l4 >= 0 && b.count >= l4 + 4:
+            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): udp, length \(wire)"
+        case 132 where l4 >= 0 && b.count >= l4 + 4:
+            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): sctp, length \(wire)"
+        case 1 where l4 >= 0 && b.count >= l4 + 2, 58 where l4 >= 0 && b.count >= l4 + 2:
+            return "\(vlan)\(family) \(src) > \(dst): \(proto == 1 ? "icmp" : "icmp6") type \(u8(l4)) code \(u8(l4 + 1)), length \(wire)"
+        default:
+            return "\(vlan)\(family) \(src) > \(dst): proto \(proto)\(l4 < 0 ? " (fragment)" : ""), length \(wire)"
+        }
+    }
+
+    static func ipv6(_ b: UnsafeRawBufferPointer, _ o: Int) -> String {
+        var a = in6_addr()
+        withUnsafeMutableBytes(of: &a) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: b[o..<o + 16])) }
+        var buf = [CChar](repeating: 0, count: 64)
+        inet_ntop(AF_INET6, &a, &buf, 64)
+        return String(cString: buf)
+    }
+
+    static func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    static func pad(_ v: Int, _ n: Int) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, n - s.count)) + s
+    }
+}

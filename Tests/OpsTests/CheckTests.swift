@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+/// `lb check` as Nagios runs it, against a running lb with four consumers.
+@Suite(.serialized) struct CheckTests {
+    static func check(_ runDir: String, in dir: String) throws -> (Int32, String) {
+        let (s, out, _) = try Proc.run(Ops.lb, ["check", "--run-dir", runDir, "--interval", "0.3", "--stuck-warning", "1.5",
+                                                "--stuck-critical", "2"], in: dir, label: "check-\(UInt32.random(in: 0...UInt32.max))")
+        return (s, out)
+    }
+
+    @Test func notRunningIsCritical() throws {
+        let scratch = try Scratch("check-none")
+        let (s, out) = try Self.check(scratch.path + "/run", in: scratch.path)
+        #expect(s == 2)
+        #expect(out.hasPrefix("LB CRITICAL - lb is not running"), "\(out)")
+    }
+
+    @Test func oneStoppedConsumerOfFourIsCriticalByName() throws {
+        let scratch = try Scratch("check")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 60000, flows: 400)
+        let runDir = dir + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:4", "--run-dir", runDir, "-w", "60", "--replay-rate", "2000"],
+                          in: dir, label: "lb")
+        var cats: [Proc] = []
+        for k in 0..<4 { cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat\(k)")) }
+        defer { lb.stop(); for c in cats { c.stop() } }
+        #expect(try Ops.until(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 500 })
+
+        var last = (Int32(-1), "")
+        #expect(try Ops.until(10) { last = try Self.check(runDir, in: dir); return last.0 == 0 }, "not OK at first: \(last.1)")
+        #expect(last.1.hasPrefix("LB OK - 4 rings OK |"), "\(last.1)")
+        #expect(last.1.contains("'a:2 backlog'="), "no perfdata: \(last.1)")
+
+        // lb stats shows the same rings, as a table.
+        let (ss, table, serr) = try Proc.run(Ops.lb, ["stats", "--run-dir", runDir], in: dir, label: "stats-table")
+        #expect(ss == 0, "\(serr)")
+        for k in 0..<4 { #expect(table.contains("a:\(k)   attached  \(cats[k].pid)"), "\(table)") }
+
+        cats[2].signal(SIGSTOP)
+        #expect(try Ops.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 2 }, "never CRITICAL: \(last.1)")
+        let message = String(last.1.split(separator: "|").first ?? "")
+        #expect(message.hasPrefix("LB CRITICAL - a:2 consumer pid \(cats[2].pid) stuck"), "\(last.1)")
+        #expect(message.contains("3 of 4 rings OK"), "\(message)")
+        for other in ["a:0", "a:1", "a:3"] { #expect(!message.contains(other), "\(other) reported: \(message)") }
+
+        cats[2].signal(SIGCONT)
+        #expect(try Ops.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 0 }, "not OK after SIGCONT: \(last.1)")
+        #expect(last.1.hasPrefix("LB OK - 4 rings OK"))
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import LBBroker
+import LBCore
+import Testing
+
+/// lb with 8 consumers and failover on; one consumer is killed in the middle of a paced replay.
+@Suite(.serialized) struct FailoverEndToEndTests {
+    /// The flow hash of every packet of a pcap file, as lb computes it (fragments, packets that
+    /// did not parse, and frames without IP are left out: their hash depends on context).
+    static func hashes(_ file: String) throws -> [UInt64] {
+        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        let decoder = Decoder(DecodeConfig())
+        var out: [UInt64] = []
+        try data.withUnsafeBytes { buf in
+            var r = try CaptureReader(buf)
+            while let p = r.next() {
+                let d = decoder.decode(p.data, link: LinkType(linktype: p.linkType) ?? .ethernet)
+                if d.isFragment || d.error != .none || d.nonIP { continue }
+                out.append(decoder.flowHash(d))
+            }
+        }
+        return out
+    }
+
+    /// Its flows move to the 7 others (evenly, each bucket to one ring), no other flow moves,
+    /// packets keep arriving, and when a new consumer attaches exactly its flows come back.
+    @Test func killedConsumersFlowsMoveAndNothingElse() throws {
+        let scratch = try Scratch("failover")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 32000, flows: 800)
+        let runDir = dir + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:8", "--run-dir", runDir, "-w", "60",
+                                   "--replay-rate", "4000", "--failover", "0.3"], in: dir, label: "lb")
+        var cats: [Proc] = []
+        for k in 0..<8 {
+            cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", dir + "/a\(k).pcap", "--run-dir", runDir], in: dir, label: "cat\(k)"))
+        }
+        let victim = 5
+        #expect(try Ops.until(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 5000 },
+                "lb did not start replaying: \(lb.stderr)")
+        cats[victim].signal(SIGKILL)
+        _ = try? cats[victim].wait(seconds: 5)
+        // Moves are visible in the stats: the victim is failed over and holds no bucket.
+        var seen: [String: Any] = [:]
+        #expect(try Ops.until(10) {
+            seen = (try? Ops.stats(runDir: runDir, in: dir))?["a:\(victim)"] ?? [:]
+            return seen["failed_over"] as? Bool == true
+        }, "a:\(victim) not failed over: \(seen)")
+        #expect(seen.int("buckets") == 0 && seen.int("failovers") == 1)
+        // Its flows run on the other rings for a while: 6000 more packets (about 750 of its own).
+        let at = (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0
+        #expect(try Ops.until(15) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > at + 6000 })
+        // A new consumer for the ring: its buckets come back (exactly its own 512).
+        let returned = try Proc(Ops.lb, ["cat", "a:\(victim)", "-w", dir + "/a\(victim)-back.pcap", "--run-dir", runDir], in: dir,
+                                label: "cat\(victim)-back")
+        #expect(try Ops.until(10) {
+            seen = (try? Ops.stats(runDir: runDir, in: dir))?["a:\(victim)"] ?? [:]
+            return seen["failed_over"] as? Bool == false && seen.int("buckets") == 512
+        }, "a:\(victim) did not get its buckets back: \(seen)")
+        let status = try lb.wait(seconds: 60)
+        #expect(status == 0, "lb: \(lb.stderr)")
+        for (k, c) in cats.enumerated() where k != victim { #expect(try c.wait(seconds: 20) == 0, "cat \(k): \(c.stderr)") }
+        #expect(try returned.wait(seconds: 20) == 0, "returned cat: \(returned.stderr)")
+        #expect(lb.stderr.contains("a:\(victim): consumer gone or stuck; its buckets move"))
+        #expect(lb.stderr.contains("a:\(victim): back; its buckets return to it"))
+        let back = try Self.hashes(dir + "/a\(victim)-back.pcap")
+        #expect(back.count > 1000, "the returned consumer got only \(back.count) packets")
+        #expect(back.allSatisfy { BucketTables.home(BucketTables.bucket($0), 8) == victim }, "the returned ring got another ring's flows")
+
+        // Where every flow went.
+        var victimBucketRing: [Int: Int] = [:]
+        var moved = 0, wrong = 0
+        var receivers: Set<Int> = []
+        for k in 0..<8 {
+            for h in try Self.hashes(dir + "/a\(k).pcap") {
+                let b = BucketTables.bucket(h), home = BucketTables.home(b, 8)
+                if k == victim {
+                    if home != victim { wrong += 1 }
+                } else if home == victim {
+                    moved += 1
+                    receivers.insert(k)
+                    if let r = victimBucketRing[b], r != k { wrong += 1 } else { victimBucketRing[b] = k }
+                } else if home != k {
+                    wrong += 1
+                }
+            }
+        }
+        #expect(wrong == 0, "\(wrong) packets in a ring other than their flow's (home, or the failed ring's one new ring)")
+        #expect(moved > 300, "only \(moved) packets of the killed consumer's flows reached other rings")
+        #expect(receivers.count == 7, "the failed ring's buckets went to \(receivers.sorted()) only")
+        // Packets kept arriving: the group lost only what came in before failover took over.
+        let final = try LBFinal.parse(lb.stdout)
+        let dropped = final["a:\(victim)"]?.int("dropped_no_consumer") ?? -1
+        #expect(dropped >= 0 && dropped < 32000 / 8 / 2, "a:\(victim) dropped \(dropped)")
+        let forwarded = (0..<8).reduce(0) { $0 + (final["a:\($1)"]?.int("packets_forwarded") ?? 0) }
+        #expect(final["a:\(victim)"]?.int("packets_forwarded") ?? 0 > 0)
+        #expect(final["a:\(victim)"]?.int("buckets") == 512, "lb's final stats line: \(final["a:\(victim)"] ?? [:])")
+        #expect(forwarded + dropped == 32000)
+    }
+}
+
+enum LBFinal {
+    /// lb's final JSON lines, per ring name.
+    static func parse(_ stdout: String) throws -> [String: [String: Any]] {
+        var out: [String: [String: Any]] = [:]
+        for line in stdout.split(separator: "\n") {
+            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            if let n = o["interface"] as? String, !(o["output_ring"] is NSNull) { out[n] = o }
+            if o["output_ring"] is NSNull { out["lb"] = o }
+        }
+        return out
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+
+/// The real Prometheus server (Debian's /usr/bin/prometheus) scrapes lb's --metrics endpoint;
+/// the test reads a metric back through Prometheus' HTTP API.
+@Suite(.serialized) struct MetricsTests {
+    static func curl(_ url: String, in dir: String) throws -> (Int32, String) {
+        let (s, out, _) = try Proc.run("/usr/bin/curl", ["-s", "-f", "--max-time", "5", url], in: dir,
+                                       label: "curl-\(UInt32.random(in: 0...UInt32.max))")
+        return (s, out)
+    }
+
+    /// Bad or idle clients get an error or are dropped; lb keeps answering.
+    @Test func badClientsDoNotStopTheEndpoint() throws {
+        let scratch = try Scratch("metrics-bad")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run", "-w", "60",
+                                   "--metrics", "127.0.0.1:0"], in: dir, label: "lb")
+        defer { lb.stop() }
+        var port = ""
+        #expect(try Ops.until(20) {
+            guard let r = lb.stderr.range(of: "metrics at http://127.0.0.1:") else { return false }
+            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
+            return !port.isEmpty
+        })
+        let base = "http://127.0.0.1:\(port)"
+        let (s404, _, _) = try Proc.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", base + "/nope"],
+                                        in: dir, label: "curl-404")
+        #expect(s404 == 0)
+        let (_, code, _) = try Proc.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "-X", "POST",
+                                                          base + "/metrics"], in: dir, label: "curl-post")
+        #expect(code == "404")
+        // 40 connections that send nothing, and one that sends garbage without an end.
+        var idle: [Int32] = []
+        defer { for fd in idle { close(fd) } }
+        for _ in 0..<41 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_addr.s_addr = inet_addr("127.0.0.1")
+            a.sin_port = UInt16(port)!.bigEndian
+            _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            idle.append(fd)
+        }
+        _ = write(idle[40], "GARBAGE", 7)
+        var answered = false
+        #expect(try Ops.until(10) {
+            let (s, out, _) = try Proc.run("/usr/bin/curl", ["-s", "-f", "--max-time", "2", base + "/metrics"], in: dir, label: "curl-after")
+            answered = s == 0 && out.contains("lb_up")
+            return answered
+        }, "lb stopped answering after idle and garbage clients")
+        #expect(lb.isRunning)
+    }
+
+    @Test func prometheusScrapesLB() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"), "prometheus is not installed (scripts/setup installs it)")
+        let scratch = try Scratch("metrics")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 30000, flows: 300)
+        let runDir = dir + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:2", "--run-dir", runDir, "-w", "60", "--replay-rate", "500",
+                                   "--metrics", "127.0.0.1:0"], in: dir, label: "lb")
+        var cats: [Proc] = []
+        for k in 0..<2 { cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat\(k)")) }
+        defer { lb.stop(); for c in cats { c.stop() } }
+
+        var port = ""
+        #expect(try Ops.until(20) {
+            guard let r = lb.stderr.range(of: "metrics at http://127.0.0.1:") else { return false }
+            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
+            return !port.isEmpty
+        }, "lb did not say where its metrics are: \(lb.stderr)")
+        // lb's own endpoint answers the text format.
+        let (s, text) = try Self.curl("http://127.0.0.1:\(port)/metrics", in: dir)
+        #expect(s == 0 && text.contains("# TYPE lb_ring_packets_forwarded_total counter"), "\(text.prefix(300))")
+        #expect(text.contains("lb_ring_packets_dropped_total{group=\"a\",ring=\"1\",reason=\"no_consumer\"}"))
+
+        // Every metric the example Grafana dashboard uses is one lb serves.
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dashboard = try String(contentsOfFile: repo.path + "/contrib/grafana/lb-dashboard.json", encoding: .utf8)
+        let names = Set(dashboard.matches(of: /lb_[a-z_]+/).map { String($0.output) })
+        #expect(names.count > 8)
+        for n in names { #expect(text.contains("# TYPE \(n) "), "the dashboard uses \(n), which lb does not serve") }
+
+        let promPort = Ops.freePort()
+        let config = """
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: lb
+                scrape_interval: 1s
+                static_configs:
+                  - targets: ['127.0.0.1:\(port)']
+            """
+        try config.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let prom = try Proc("/usr/bin/prometheus", ["--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/tsdb",
+                                                    "--web.listen-address=127.0.0.1:\(promPort)"], in: dir, label: "prometheus")
+        defer { prom.stop() }
+        let query = "http://127.0.0.1:\(promPort)/api/v1/query?query=lb_ring_packets_forwarded_total%7Bgroup%3D%22a%22%2Cring%3D%221%22%7D"
+        var answer = ""
+        let got = try Ops.until(60) {
+            guard prom.isRunning else { return false }
+            let (s, out) = try Self.curl(query, in: dir)
+            answer = out
+            guard s == 0, let o = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
+                  let data = o["data"] as? [String: Any], let result = data["result"] as? [[String: Any]],
+                  let first = result.first, let value = first["value"] as? [Any], value.count == 2,
+                  let v = Double(value[1] as? String ?? "") else { return false }
+            return v > 0
+        }
+        #expect(got, "Prometheus never returned lb_ring_packets_forwarded_total{group=\"a\",ring=\"1\"} > 0: \(answer) \(prom.stderr.suffix(500))")
+    }
+}
