@@ -27,7 +27,8 @@ public enum Sys {
     public static func unlink(_ path: String) { _ = Glibc.unlink(path) }
 
     public static func mkdirs(_ path: String, mode: mode_t = 0o755) throws(SysError) {
-        var prefix = ""
+        // A relative path stays relative: "./run" is made under the current directory.
+        var prefix = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + part
             if Glibc.mkdir(prefix, mode) != 0 && errno != EEXIST { throw SysError("mkdir \(prefix)") }
