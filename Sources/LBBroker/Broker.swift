@@ -15,10 +15,13 @@ public struct GroupSpec: Equatable, Sendable {
 /// Where packets come from.
 public enum InputSpec: Equatable, Sendable {
     case pcapFile(path: String, rate: UInt64)
+    /// `udp::ADDR:PORT[:ENCAP][:dlt=LINK]`: mirrored traffic on a UDP socket (Zeek's grammar)
+    case udp(DatagramSpec, UDPOptions)
 
     public var name: String {
         switch self {
         case .pcapFile(let path, _): "pcap:\(path)"
+        case .udp(let spec, _): spec.description
         }
     }
 }
@@ -78,14 +81,31 @@ public enum Broker {
         try server.start()
         defer { server.shutdown() }
 
-        var source: PcapFileSource
         switch config.input {
-        case .pcapFile(let path, let rate): source = try PcapFileSource(path: path, rate: rate)
+        case .pcapFile(let path, let rate):
+            var source = try PcapFileSource(path: path, rate: rate)
+            return serve(&source, config, groupMemories: groupMemories, records: records, shared: shared, server: server,
+                         stdout: stdout, log: log)
+        case .udp(let spec, let options):
+            let stats = UDPStats(top: options.vniTop)
+            var source = try UDPSource(spec, rcvbuf: options.rcvbuf, reusePort: options.reusePort, batch: config.dispatch.batch,
+                                       tunnelPorts: config.dispatch.decode.tunnelPorts, stats: stats, log: log)
+            log("listening on \(spec.description) (port \(source.port))")
+            return serve(&source, config, groupMemories: groupMemories, records: records, shared: shared, server: server,
+                         stdout: stdout, log: log, udp: stats)
         }
+    }
+
+    /// Moves packets from `source` until it ends or a stop, then ends the stream and reports.
+    static func serve<S: PacketSource & ~Copyable>(_ source: inout S, _ config: BrokerConfig, groupMemories: [[RingMemory]],
+                                                  records: [RingRecord], shared: SharedState, server: ControlServer,
+                                                  stdout: Int32, log: @escaping @Sendable (String) -> Void,
+                                                  udp: UDPStats? = nil) -> Int32 {
         var dispatch = config.dispatch
         dispatch.backpressure = !source.isLive
         var dispatcher = Dispatcher(config: dispatch, groups: groupMemories, shared: shared)
         let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
+        reporter.udp = udp
         installSignalHandlers()
 
         // The control thread: attaches, heartbeats, periodic stats.
