@@ -299,29 +299,36 @@ extension DatagramEncap {
                 return r
             }
             guard proto == 0x0800 || proto == 0x86DD else { r.reject = .geneveProtocol; return r }
-            // the IP packet inside: IPv4 or IPv6, UDP to a VXLAN port, a valid VXLAN header
-            var ip = optEnd
+            // the IP packet inside: IPv4 or IPv6 (its length within the datagram, not a
+            // fragment), UDP to a VXLAN port (its length within the IP packet), a valid VXLAN header
+            let ip = optEnd
             let udp: Int
+            var end: Int
             if proto == 0x0800 {
                 guard n - ip >= 20 else { r.reject = .geneveInnerIP; return r }
                 let v = p.load(fromByteOffset: ip, as: UInt8.self)
                 let ihl = Int(v & 0x0F) &* 4
-                guard v >> 4 == 4, ihl >= 20, n - ip >= ihl,
+                let total = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ip + 2, as: UInt16.self)))
+                guard v >> 4 == 4, ihl >= 20, total >= ihl + 8, total <= n - ip,
                       p.load(fromByteOffset: ip + 9, as: UInt8.self) == 17,
                       UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ip + 6, as: UInt16.self)) & 0x3FFF == 0
                 else { r.reject = .geneveInnerIP; return r }
                 udp = ip + ihl
+                end = ip + total
             } else {
                 guard n - ip >= 40, p.load(fromByteOffset: ip, as: UInt8.self) >> 4 == 6,
                       p.load(fromByteOffset: ip + 6, as: UInt8.self) == 17 else { r.reject = .geneveInnerIP; return r }
+                let payload = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ip + 4, as: UInt16.self)))
+                guard payload >= 8, payload <= n - ip - 40 else { r.reject = .geneveInnerIP; return r }
                 udp = ip + 40
+                end = udp + payload
             }
-            ip = udp
-            guard n - udp >= 8 else { r.reject = .geneveInnerIP; return r }
+            let udpLength = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: udp + 4, as: UInt16.self)))
             let dport = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: udp + 2, as: UInt16.self))
-            guard isVXLANPort(dport) else { r.reject = .geneveInnerIP; return r }
+            guard udpLength >= 8, udpLength <= end - udp, isVXLANPort(dport) else { r.reject = .geneveInnerIP; return r }
+            end = udp + udpLength
             var inner = DatagramCheck()
-            let v = DatagramEncap.checkVXLAN(p, udp + 8, &inner)
+            let v = DatagramEncap.checkVXLAN(UnsafeRawBufferPointer(rebasing: p[..<end]), udp + 8, &inner)
             if v != .none { r.reject = v }
             return r
         case .skip(let k):
