@@ -13,13 +13,13 @@ import Testing
         let stats: UDPStats
         let frames = UnsafeMutablePointer<Frame>.allocate(capacity: 64)
         let spec: DatagramSpec
-        init(_ text: String, rcvbuf: Int = 1 << 20) throws {
+        init(_ text: String, rcvbuf: Int = 1 << 20, maxDatagram: Int = UDPSource.maxPayload) throws {
             var spec = try DatagramSpec.parse(text)
             spec.port = 0     // any free port
             stats = UDPStats(top: 10)
             self.spec = spec
             source = try UDPSource(spec, rcvbuf: rcvbuf, reusePort: false, batch: 64, tunnelPorts: DecodeConfig.defaultTunnelPorts,
-                                   stats: stats, log: { _ in })
+                                   stats: stats, maxDatagram: maxDatagram, log: { _ in })
         }
         deinit { frames.deallocate() }
 
@@ -96,13 +96,13 @@ import Testing
 
     /// Malformed datagrams are counted by reason and never handed on; good ones around them are.
     @Test func malformedAreCountedNotDelivered() throws {
-        let o = try Opened("udp::127.0.0.1:1:vxlan")
+        let o = try Opened("udp::127.0.0.1:1:vxlan", maxDatagram: 2048)
         let sender = try DatagramSender(to: "127.0.0.1", port: o.source.port)
         try sender.send(UDPValidationTests.vxlan(1))
         try sender.send([0x08, 0, 0])                                       // short
         try sender.send(UDPValidationTests.vxlan(2, flags: 0))              // no I flag
         try sender.send(UDPValidationTests.vxlan(3, flags: 0x48))           // reserved bit
-        try sender.send([UInt8](repeating: 0x08, count: UDPSource.maxPayload + 100))   // too long for a slot
+        try sender.send([0x08, 0, 0, 0, 0, 0, 5, 0] + [UInt8](repeating: 0, count: 3000))   // too long for a slot
         try sender.send([])                                                 // empty
         try sender.send(UDPValidationTests.vxlan(4))
         let got = o.receive(2)

@@ -14,15 +14,18 @@ import LBSys
 /// When nothing arrives the source sleeps in poll (100 ms), so the dispatcher notices a stop.
 public struct UDPSource: PacketSource, ~Copyable {
     public static let headroom = 64
-    /// the longest datagram payload kept; longer ones are counted (`too_long`) and dropped
-    public static let maxPayload = 16384
-    static let slotSize = headroom + maxPayload
+    /// room for any UDP datagram (a sender with segmentation offload mirrors 64 KiB frames);
+    /// a longer one (impossible over IPv4) is counted (`too_long`) and dropped
+    public static let maxPayload = 65536
     static let nameSize = 128
     static let controlSize = 128
 
     let spec: DatagramSpec
     let fd: Int32
     let slots: Int
+    /// bytes of one slot: headroom, then the longest datagram kept
+    let slotSize: Int
+    let maxDatagram: Int
     let buffers: UnsafeMutableRawPointer
     let msgs: UnsafeMutablePointer<MMsgHdr>
     let iovecs: UnsafeMutablePointer<iovec>
@@ -46,7 +49,7 @@ public struct UDPSource: PacketSource, ~Copyable {
     /// logged, and in the stats); `tunnelPorts`: the decoder's, for the VXLAN inside
     /// geneve+vxlan.
     public init(_ spec: DatagramSpec, rcvbuf: Int, reusePort: Bool, batch: Int, tunnelPorts: [TunnelPort],
-                stats: UDPStats, log: (String) -> Void) throws(BrokerError) {
+                stats: UDPStats, maxDatagram: Int = UDPSource.maxPayload, log: (String) -> Void) throws(BrokerError) {
         self.spec = spec
         self.stats = stats
         let what = "-i \(spec.description)"
@@ -91,13 +94,15 @@ public struct UDPSource: PacketSource, ~Copyable {
         }
 
         slots = max(1, batch)
-        buffers = .allocate(byteCount: slots * Self.slotSize, alignment: 64)
+        self.maxDatagram = maxDatagram
+        slotSize = (Self.headroom + maxDatagram + 63) & ~63
+        buffers = .allocate(byteCount: slots * slotSize, alignment: 64)
         msgs = .allocate(capacity: slots)
         iovecs = .allocate(capacity: slots)
         names = .allocate(byteCount: slots * Self.nameSize, alignment: 8)
         controls = .allocate(byteCount: slots * Self.controlSize, alignment: 8)
         for i in 0..<slots {
-            iovecs[i] = iovec(iov_base: buffers + i * Self.slotSize + Self.headroom, iov_len: Self.maxPayload)
+            iovecs[i] = iovec(iov_base: buffers + i * slotSize + Self.headroom, iov_len: maxDatagram)
             msgs.advanced(by: i).initialize(to: MMsgHdr())
             msgs[i].hdr.msg_iov = iovecs + i
             msgs[i].hdr.msg_iovlen = 1
@@ -145,7 +150,7 @@ public struct UDPSource: PacketSource, ~Copyable {
         for i in 0..<n {
             let len = Int(msgs[i].len)
             batchBytes &+= UInt64(len)
-            let payload = buffers + i * Self.slotSize + Self.headroom
+            let payload = buffers + i * slotSize + Self.headroom
             let control = UnsafeRawBufferPointer(start: controls + i * Self.controlSize, count: Int(msgs[i].hdr.msg_controllen))
             var ts = now
             var localV6 = false
