@@ -29,9 +29,12 @@ import Testing
         var lb: ChildProcess? = nil
         var cats: [ChildProcess] = []
 
-        init(_ label: String, rings: Int) throws {
+        let group: String
+
+        init(_ label: String, rings: Int, group: String = "t") throws {
             dir = try Scratch(label)
             self.rings = rings
+            self.group = group
         }
 
         var run: String { dir.path + "/run" }
@@ -42,10 +45,10 @@ import Testing
         func start(input: String, netns: String? = nil, extra: [String] = []) throws {
             for k in 0..<rings {
                 cats.append(try ChildProcess(UDPEndToEndTests.nobody[0], Array(UDPEndToEndTests.nobody.dropFirst())
-                    + [Paths.lb, "cat", "t:\(k)", "-w", pcap(k), "--run-dir", run, "--wait", "60"],
+                    + [Paths.lb, "cat", "\(group):\(k)", "-w", pcap(k), "--run-dir", run, "--wait", "60"],
                     stdout: dir.path + "/cat\(k).out", stderr: dir.path + "/cat\(k).err"))
             }
-            var argv = UDPEndToEndTests.nobody + [Paths.lb, "-i", input, "-p", "t:\(rings)", "-w", "60", "--run-dir", run, "-o", "0.2"] + extra
+            var argv = UDPEndToEndTests.nobody + [Paths.lb, "-i", input, "-p", "\(group):\(rings)", "-w", "60", "--run-dir", run, "-o", "0.2"] + extra
             if let netns { argv = ["/usr/sbin/ip", "netns", "exec", netns] + argv }
             lb = try ChildProcess(argv[0], Array(argv.dropFirst()), stdout: dir.path + "/lb.out", stderr: dir.path + "/lb.err")
             try waitFor("every consumer to attach", seconds: 60) {
@@ -342,5 +345,42 @@ import Testing
         #expect(got == want, "the delivered packets differ from the inner packets of the corpus frames")
         let flows = Self.flowsNotSplit(rings)
         #expect(flows.count >= 3)
+    }
+
+    // MARK: SO_REUSEPORT
+
+    /// Two lb processes share a port with --reuseport: the kernel spreads datagrams over them by
+    /// the outer header; together they take every datagram. Without --reuseport the second lb
+    /// refuses to start and says why.
+    @Test func twoProcessesShareAPort() throws {
+        let port = try Self.freePort()
+        let a = try Run("ra", rings: 2, group: "a"), b = try Run("rb", rings: 2, group: "b")
+        defer { a.kill(); b.kill() }
+        try a.start(input: "udp::127.0.0.1:\(port):vxlan", extra: ["--reuseport"])
+        let refused = try Run("rc", rings: 1, group: "c")
+        defer { refused.kill() }
+        let (status, _, err) = try ChildProcess.run(Paths.lb, ["-i", "udp::127.0.0.1:\(port):vxlan", "-p", "c:1", "-w", "0",
+                                                              "--run-dir", refused.run], seconds: 30)
+        #expect(status != 0 && err.contains("in use") && err.contains("--reuseport"), "second lb without --reuseport: \(status) \(err)")
+        try b.start(input: "udp::127.0.0.1:\(port):vxlan", extra: ["--reuseport"])
+        // 64 outer flows (source ports), 10 datagrams each, inner flows varying
+        var sent = 0
+        for s in 0..<64 {
+            let sender = try DatagramSender(to: "127.0.0.1", port: port)
+            for i in 0..<10 {
+                try sender.send(PacketBuilder.build(.vxlan(vni: 5), .ethernet(), .ipv4(src: "10.9.0.1", dst: "10.9.0.2"),
+                                                    .udp(sport: UInt16(1000 + s), dport: UInt16(2000 + i))))
+                sent += 1
+            }
+        }
+        try Self.waitFor("the two lb to take every datagram", seconds: 20) {
+            a.udp("datagrams_received") + b.udp("datagrams_received") == UInt64(sent)
+        }
+        let fa = try a.stop(), fb = try b.stop()
+        let na = (fa["packets_received"] as? NSNumber)?.intValue ?? 0, nb = (fb["packets_received"] as? NSNumber)?.intValue ?? 0
+        #expect(na + nb == sent)
+        #expect(na > 0 && nb > 0, "the kernel gave one lb everything (\(na), \(nb))")
+        // one outer flow (one sender socket) always reaches the same lb
+        #expect(na % 10 == 0 && nb % 10 == 0)
     }
 }
