@@ -92,7 +92,7 @@ struct Run: ParsableCommand {
     func makeConfig() throws -> BrokerConfig {
         if input.hasPrefix("udp:") { return try makeUDPConfig() }
         guard input.hasPrefix("pcap:"), input.count > 5 else {
-            throw ValidationError("-i \(input): use pcap:FILE (live interfaces, AF_XDP and AF_PACKET, and udp:: sources are not built yet)")
+            throw ValidationError("-i \(input): use pcap:FILE or udp::ADDR:PORT[:ENCAP] (live interfaces, AF_XDP and AF_PACKET, are not built yet)")
         }
         let path = String(input.dropFirst(5))
         return try makeConfig(.pcapFile(path: path, rate: replayRate), defaultName: defaultGroupName(for: path))
