@@ -35,7 +35,12 @@ public struct UDPSource: PacketSource, ~Copyable {
     let boundAddress: UnsafeMutableRawPointer
     /// one bit per UDP port that carries VXLAN (for geneve+vxlan)
     let vxlanPorts: UnsafeMutablePointer<UInt64>
+    /// owns the counters `counters` points into
     let stats: UDPStats
+    let counters: UDPStats.Writer
+    /// copies of the spec's fields the packet loop reads (so it never touches `spec`'s arrays)
+    let encap: DatagramEncap
+    let linkType: UInt32
     /// the port the socket is bound to
     public let port: UInt16
     var lastOverflow: UInt32 = 0
@@ -52,6 +57,9 @@ public struct UDPSource: PacketSource, ~Copyable {
                 stats: UDPStats, maxDatagram: Int = UDPSource.maxPayload, log: (String) -> Void) throws(BrokerError) {
         self.spec = spec
         self.stats = stats
+        counters = stats.writer
+        encap = spec.encap
+        linkType = spec.linkType
         let what = "-i \(spec.description)"
         let fd: Int32
         do { fd = try Sys.udpSocket(ipv6: spec.isIPv6) } catch { throw BrokerError("\(what): \(error)") }
@@ -86,8 +94,8 @@ public struct UDPSource: PacketSource, ~Copyable {
             throw BrokerError("\(what): \(error)")
         }
         self.fd = fd
-        stats.set(.rcvbufRequested, UInt64(max(0, rcvbuf)))
-        stats.set(.rcvbufGranted, UInt64(max(0, granted)))
+        counters.set(.rcvbufRequested, UInt64(max(0, rcvbuf)))
+        counters.set(.rcvbufGranted, UInt64(max(0, granted)))
         if rcvbuf > 0 && Int(granted) < rcvbuf {
             log("\(what): asked for a \(rcvbuf >> 10) KiB socket buffer, the kernel gave \(Int(granted) >> 10) KiB "
                 + "(net.core.rmem_max caps it without CAP_NET_ADMIN; raise it with sysctl -w net.core.rmem_max=\(rcvbuf))")
@@ -128,6 +136,19 @@ public struct UDPSource: PacketSource, ~Copyable {
         vxlanPorts.deallocate()
     }
 
+    /// One recvmmsg; an error other than "nothing pending" is counted and waited out (1 ms),
+    /// so a persistent one cannot make the loop spin.
+    @inline(__always)
+    func receiveBatch(_ want: Int) -> Int {
+        do {
+            return try Sys.receiveMessages(fd, msgs, count: want)
+        } catch {
+            counters.add(.receiveErrors)
+            Sys.sleep(nanos: 1_000_000)
+            return 0
+        }
+    }
+
     public mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
         let want = max < slots ? max : slots
         for i in 0..<want {
@@ -135,12 +156,12 @@ public struct UDPSource: PacketSource, ~Copyable {
             msgs[i].hdr.msg_controllen = Self.controlSize
             msgs[i].hdr.msg_flags = 0
         }
-        var n = (try? Sys.receiveMessages(fd, msgs, count: want)) ?? 0
+        var n = receiveBatch(want)
         if n == 0 {
             // Idle: sleep until a datagram comes or 100 ms pass (the dispatcher then checks
             // for a stop and publishes).
             guard Sys.waitReadable(fd, timeoutMillis: 100) else { return 0 }
-            n = (try? Sys.receiveMessages(fd, msgs, count: want)) ?? 0
+            n = receiveBatch(want)
             if n == 0 { return 0 }
         }
         var count = 0
@@ -183,22 +204,22 @@ public struct UDPSource: PacketSource, ~Copyable {
                 c &+= (clen &+ 7) & ~7
             }
             if msgs[i].hdr.msg_flags & Int32(MSG_TRUNC) != 0 {
-                stats.add(reject: .tooLong)
+                counters.add(reject: .tooLong)
                 continue
             }
             let bytes = UnsafeRawBufferPointer(start: payload, count: len)
-            let check = spec.encap.check(bytes) { port in
+            let check = encap.check(bytes) { port in
                 vxlanPorts[Int(port) >> 6] >> UInt64(port & 63) & 1 != 0
             }
             if check.reject != .none {
-                stats.add(reject: check.reject)
+                counters.add(reject: check.reject)
                 continue
             }
             accepted &+= 1
-            if check.hasVNI { stats.add(vni: check.vni, bytes: UInt64(len)) }
-            if case .skip(let k) = spec.encap {
+            if check.hasVNI { counters.add(vni: check.vni, bytes: UInt64(len)) }
+            if case .skip(let k) = encap {
                 frames[count] = Frame(bytes: UnsafeRawBufferPointer(start: payload + k, count: len - k), wireLength: len - k,
-                                      timestampNanos: ts, linkType: spec.linkType, input: 0)
+                                      timestampNanos: ts, linkType: linkType, input: 0)
                 count &+= 1
                 continue
             }
@@ -239,10 +260,10 @@ public struct UDPSource: PacketSource, ~Copyable {
                                   timestampNanos: ts, linkType: 1, input: 0)
             count &+= 1
         }
-        stats.add(.datagrams, UInt64(n))
-        stats.add(.bytes, batchBytes)
-        stats.add(.accepted, accepted)
-        stats.set(.kernelDrops, kernelDrops)
+        counters.add(.datagrams, UInt64(n))
+        counters.add(.bytes, batchBytes)
+        counters.add(.accepted, accepted)
+        counters.set(.kernelDrops, kernelDrops)
         return count
     }
 }

@@ -6,7 +6,7 @@ import Synchronization
 /// store, as `Counters`), read by the stats thread.
 public final class UDPStats: @unchecked Sendable {
     enum G: Int, CaseIterable {
-        case datagrams = 0, bytes, accepted, kernelDrops, rcvbufRequested, rcvbufGranted, vniOther, vniCount
+        case datagrams = 0, bytes, accepted, kernelDrops, rcvbufRequested, rcvbufGranted, vniOther, vniCount, receiveErrors
     }
     static let rejectBase = 16
     static let size = rejectBase + 32
@@ -45,38 +45,50 @@ public final class UDPStats: @unchecked Sendable {
         vniBytes.deallocate()
     }
 
-    @inline(__always)
-    func add(_ i: Int, _ n: UInt64) {
-        let v = block[i].load(ordering: .relaxed)
-        block[i].store(v &+ n, ordering: .relaxed)
-    }
-    @inline(__always) func add(_ c: G, _ n: UInt64 = 1) { add(c.rawValue, n) }
-    @inline(__always) func add(reject: DatagramReject) { add(Self.rejectBase &+ Int(reject.rawValue), 1) }
-    @inline(__always) func set(_ c: G, _ v: UInt64) { block[c.rawValue].store(v, ordering: .relaxed) }
+    /// The data path's handle: plain pointers into the counters (no reference counting per
+    /// packet). Valid while the `UDPStats` lives.
+    struct Writer {
+        let block: UnsafeMutablePointer<Atomic<UInt64>>
+        let vniKeys: UnsafeMutablePointer<Atomic<UInt32>>
+        let vniPackets: UnsafeMutablePointer<Atomic<UInt64>>
+        let vniBytes: UnsafeMutablePointer<Atomic<UInt64>>
 
-    /// Counts a packet of `bytes` for `vni` (data-path thread only).
-    @inline(__always)
-    func add(vni: UInt32, bytes: UInt64) {
-        let key = vni &+ 1
-        var slot = Int(truncatingIfNeeded: (vni &* 0x9E37_79B1) >> 20) & (Self.vniCapacity - 1)
-        for _ in 0..<Self.vniProbe {
-            let k = vniKeys[slot].load(ordering: .relaxed)
-            if k == key {
-                vniPackets[slot].store(vniPackets[slot].load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-                vniBytes[slot].store(vniBytes[slot].load(ordering: .relaxed) &+ bytes, ordering: .relaxed)
-                return
-            }
-            if k == 0 {
-                vniPackets[slot].store(1, ordering: .relaxed)
-                vniBytes[slot].store(bytes, ordering: .relaxed)
-                vniKeys[slot].store(key, ordering: .releasing)
-                add(.vniCount)
-                return
-            }
-            slot = (slot &+ 1) & (Self.vniCapacity - 1)
+        @inline(__always)
+        func add(_ i: Int, _ n: UInt64) {
+            let v = block[i].load(ordering: .relaxed)
+            block[i].store(v &+ n, ordering: .relaxed)
         }
-        add(.vniOther)
+        @inline(__always) func add(_ c: G, _ n: UInt64 = 1) { add(c.rawValue, n) }
+        @inline(__always) func add(reject: DatagramReject) { add(UDPStats.rejectBase &+ Int(reject.rawValue), 1) }
+        @inline(__always) func set(_ c: G, _ v: UInt64) { block[c.rawValue].store(v, ordering: .relaxed) }
+
+        /// Counts a packet of `bytes` for `vni`.
+        @inline(__always)
+        func add(vni: UInt32, bytes: UInt64) {
+            let key = vni &+ 1
+            var slot = Int(truncatingIfNeeded: (vni &* 0x9E37_79B1) >> 20) & (UDPStats.vniCapacity - 1)
+            for _ in 0..<UDPStats.vniProbe {
+                let k = vniKeys[slot].load(ordering: .relaxed)
+                if k == key {
+                    vniPackets[slot].store(vniPackets[slot].load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                    vniBytes[slot].store(vniBytes[slot].load(ordering: .relaxed) &+ bytes, ordering: .relaxed)
+                    return
+                }
+                if k == 0 {
+                    vniPackets[slot].store(1, ordering: .relaxed)
+                    vniBytes[slot].store(bytes, ordering: .relaxed)
+                    vniKeys[slot].store(key, ordering: .releasing)
+                    add(.vniCount)
+                    return
+                }
+                slot = (slot &+ 1) & (UDPStats.vniCapacity - 1)
+            }
+            add(.vniOther)
+        }
     }
+
+    /// The writer for the (one) data-path thread.
+    var writer: Writer { Writer(block: block, vniKeys: vniKeys, vniPackets: vniPackets, vniBytes: vniBytes) }
 
     public func get(_ name: String) -> UInt64? {
         switch name {
@@ -114,6 +126,7 @@ public final class UDPStats: @unchecked Sendable {
         j.add("datagrams_rejected", rejected)
         j.add("rejected", object: reasons)
         j.add("kernel_drops", g(.kernelDrops))
+        j.add("receive_errors", g(.receiveErrors))
         j.add("rcvbuf_requested", g(.rcvbufRequested))
         j.add("rcvbuf_granted", g(.rcvbufGranted))
         j.add("vni_count", g(.vniCount))
