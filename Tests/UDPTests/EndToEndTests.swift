@@ -383,4 +383,31 @@ import Testing
         // one outer flow (one sender socket) always reaches the same lb
         #expect(na % 10 == 0 && nb % 10 == 0)
     }
+
+    /// `--decap keep`: the worker gets the frame the datagram arrived in (outer Ethernet, IPv4,
+    /// UDP to lb's port, the datagram), hashed on the inner flow.
+    @Test func decapKeepDeliversTheOuterFrame() throws {
+        let port = try Self.freePort()
+        let run = try Run("kp", rings: 1)
+        defer { run.kill() }
+        try run.start(input: "udp::127.0.0.1:\(port):vxlan", extra: ["--decap", "keep"])
+        let sender = try DatagramSender(to: "127.0.0.1", port: port)
+        let datagrams = (0..<5).map { i in
+            PacketBuilder.build(.vxlan(vni: 42), .ethernet(), .ipv4(src: "10.5.0.1", dst: "10.5.0.2"), .udp(sport: UInt16(7000 + i), dport: 53))
+        }
+        for d in datagrams { try sender.send(d) }
+        try Self.waitFor("lb to take the datagrams", seconds: 20) { run.udp("datagrams_accepted") == 5 }
+        _ = try run.stop()
+        let got = try run.delivered()[0]
+        try #require(got.count == 5)
+        for (p, d) in zip(got, datagrams) {
+            #expect(Array(p.bytes[42...]) == d, "the datagram follows the outer headers")
+            #expect(p.bytes[12] == 0x08 && p.bytes[13] == 0x00 && p.bytes[23] == 17)
+            #expect(Array(p.bytes[26..<34]) == [127, 0, 0, 1, 127, 0, 0, 1])
+            #expect(UInt16(p.bytes[34]) << 8 | UInt16(p.bytes[35]) == sender.port)
+            #expect(UInt16(p.bytes[36]) << 8 | UInt16(p.bytes[37]) == port)
+            let dec = p.bytes.withUnsafeBytes { Decoder(DecodeConfig(tunnelPorts: DecodeConfig.defaultTunnelPorts + [TunnelPort(port, .vxlan)])).decode($0, link: .ethernet) }
+            #expect(dec.encap == .vxlan && dec.vni == 42 && dec.error == .none)
+        }
+    }
 }
