@@ -129,6 +129,27 @@ import Testing
         #expect(o.stats.get("short") == 1)
     }
 
+    /// dlt=ppp: IPv4/IPv6 behind a PPP header (with or without FF 03, compressed or not) are
+    /// delivered as raw IP; other PPP protocols are counted (ppp_not_ip).
+    @Test func pppAfterSkip() throws {
+        let o = try Opened("udp::127.0.0.1:1:skip=2:dlt=ppp")
+        let sender = try DatagramSender(to: "127.0.0.1", port: o.source.port)
+        let ip4 = PacketBuilder.build(.ipv4(src: "10.0.0.1", dst: "10.0.0.2"), .udp(sport: 1, dport: 2))
+        let ip6 = PacketBuilder.build(.ipv6(src: "2001:db8::1", dst: "2001:db8::2"), .udp(sport: 1, dport: 2))
+        try sender.send([0, 0, 0xFF, 0x03, 0x00, 0x21] + ip4)
+        try sender.send([0, 0, 0x21] + ip4)
+        try sender.send([0, 0, 0x00, 0x57] + ip6)
+        try sender.send([0, 0, 0xFF, 0x03, 0xC0, 0x21, 1, 1, 0, 4])     // LCP
+        try sender.send([0, 0, 0xFF, 0x03])                             // no protocol field
+        let got = o.receive(3)
+        try #require(got.count == 3)
+        #expect(got[0].bytes == ip4 && got[1].bytes == ip4 && got[2].bytes == ip6)
+        #expect(got.allSatisfy { $0.link == 101 })
+        #expect(o.stats.get("ppp_not_ip") == 2)
+        let d = got[2].bytes.withUnsafeBytes { o.decoder.decode($0, link: .raw) }
+        #expect(d.error == .none && d.key.proto == 17 && d.synthType == 0x86DD)
+    }
+
     /// A socket buffer too small for a burst: the kernel drops, SO_RXQ_OVFL reports it, and
     /// received + dropped is what was sent.
     @Test func kernelDropsAreCounted() throws {

@@ -130,4 +130,25 @@ import Testing
             #expect((c.reject == .short) == (len < n))
         }
     }
+
+    /// The PPP header of dlt=ppp: random short frames never read past the end; the IP start
+    /// is within the frame and follows an IPv4/IPv6 protocol field.
+    @Test func pppHeader() {
+        var rng = SeededRNG(seed: 9)
+        for _ in 0..<20_000 {
+            let b = (0..<Int(rng.next() % 8)).map { _ -> UInt8 in
+                let pick = rng.next() % 6
+                return pick == 0 ? 0xFF : pick == 1 ? 0x03 : pick == 2 ? 0x21 : pick == 3 ? 0x57 : pick == 4 ? 0x00 : UInt8(truncatingIfNeeded: rng.next())
+            }
+            let start = Int(rng.next() % 3)
+            guard start <= b.count else { continue }
+            if let ip = b.withUnsafeBytes({ pppIPStart($0, at: start) }) {
+                #expect(ip <= b.count && ip > start)
+                #expect(b[ip - 1] == 0x21 || b[ip - 1] == 0x57)
+            }
+        }
+        #expect(([0xFF, 0x03, 0x00, 0x21] as [UInt8]).withUnsafeBytes { pppIPStart($0, at: 0) } == 4)
+        #expect(([0x57] as [UInt8]).withUnsafeBytes { pppIPStart($0, at: 0) } == 1)
+        #expect(([0xC0, 0x21] as [UInt8]).withUnsafeBytes { pppIPStart($0, at: 0) } == nil)
+    }
 }

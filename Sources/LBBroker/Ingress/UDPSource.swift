@@ -218,8 +218,21 @@ public struct UDPSource: PacketSource, ~Copyable {
             accepted &+= 1
             if check.hasVNI { counters.add(vni: check.vni, bytes: UInt64(len)) }
             if case .skip(let k) = encap {
-                frames[count] = Frame(bytes: UnsafeRawBufferPointer(start: payload + k, count: len - k), wireLength: len - k,
-                                      timestampNanos: ts, linkType: linkType, input: 0)
+                var start = k
+                var link = linkType
+                if link == 9 {
+                    // dlt=ppp: the IP packet behind the PPP header, as a raw-IP frame (lb's
+                    // decoder has no PPP link type; workers get Ethernet either way)
+                    guard let ip = pppIPStart(bytes, at: k) else {
+                        counters.add(reject: .pppNotIP)
+                        accepted &-= 1
+                        continue
+                    }
+                    start = ip
+                    link = 101
+                }
+                frames[count] = Frame(bytes: UnsafeRawBufferPointer(start: payload + start, count: len - start),
+                                      wireLength: len - start, timestampNanos: ts, linkType: link, input: 0)
                 count &+= 1
                 continue
             }

@@ -237,6 +237,8 @@ public enum DatagramReject: UInt8, CaseIterable, Sendable {
     case geneveInnerIP
     /// larger than the receive buffer (cut by the kernel, MSG_TRUNC)
     case tooLong
+    /// dlt=ppp: not an IPv4 or IPv6 packet (LCP, IPCP, ... or no protocol field)
+    case pppNotIP
 
     public var name: String {
         switch self {
@@ -251,6 +253,7 @@ public enum DatagramReject: UInt8, CaseIterable, Sendable {
         case .geneveProtocol: "geneve_protocol"
         case .geneveInnerIP: "geneve_inner_ip"
         case .tooLong: "too_long"
+        case .pppNotIP: "ppp_not_ip"
         }
     }
 }
@@ -349,6 +352,28 @@ extension DatagramEncap {
         guard w0 == 0x0800_0000, w1 & 0xFF == 0 else { return .vxlanReserved }
         return .none
     }
+}
+
+/// PPP (`dlt=ppp`): the HDLC address and control bytes (FF 03) if present, then the protocol
+/// field (one byte when compressed, that is odd). Returns where the IP packet starts, or nil when
+/// the frame is not IPv4 (0x0021) or IPv6 (0x0057).
+@inlinable
+public func pppIPStart(_ p: UnsafeRawBufferPointer, at start: Int) -> Int? {
+    var o = start
+    guard p.count - o >= 1 else { return nil }
+    if p.count - o >= 2 && p.load(fromByteOffset: o, as: UInt8.self) == 0xFF && p.load(fromByteOffset: o + 1, as: UInt8.self) == 0x03 {
+        o += 2
+    }
+    guard p.count - o >= 1 else { return nil }
+    var proto = UInt16(p.load(fromByteOffset: o, as: UInt8.self))
+    if proto & 1 == 1 {
+        o += 1
+    } else {
+        guard p.count - o >= 2 else { return nil }
+        proto = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self))
+        o += 2
+    }
+    return proto == 0x0021 || proto == 0x0057 ? o : nil
 }
 
 /// Writes the outer headers (Ethernet, IPv4 or IPv6, UDP) of a datagram in front of its
