@@ -48,5 +48,6 @@ let package = Package(
         .testTarget(name: "WorkerTests", dependencies: ["LBWorker", "LBBroker", "LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
         .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBTestSupport"]),
+        .testTarget(name: "UDPTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBSys", "LBTestSupport"]),
     ]
 )

@@ -2,6 +2,7 @@
 #include "lb_shim.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -153,4 +154,19 @@ int lb_shim_block_signal(int sig) {
     int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (rc != 0) { errno = rc; return -1; }
     return 0;
+}
+
+_Static_assert(sizeof(struct mmsghdr) == 64, "mmsghdr is 64 bytes");
+_Static_assert(offsetof(struct mmsghdr, msg_len) == 56, "msg_len follows the msghdr");
+
+int lb_shim_recvmmsg(int fd, void *msgs, unsigned int vlen, int flags) {
+    int n;
+    do { n = recvmmsg(fd, (struct mmsghdr *)msgs, vlen, flags, NULL); } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+int lb_shim_sendmmsg(int fd, void *msgs, unsigned int vlen, int flags) {
+    int n;
+    do { n = sendmmsg(fd, (struct mmsghdr *)msgs, vlen, flags); } while (n < 0 && errno == EINTR);
+    return n;
 }

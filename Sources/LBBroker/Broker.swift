@@ -15,10 +15,13 @@ public struct GroupSpec: Equatable, Sendable {
 /// Where packets come from.
 public enum InputSpec: Equatable, Sendable {
     case pcapFile(path: String, rate: UInt64)
+    /// `udp::ADDR:PORT[:ENCAP][:dlt=LINK]`: mirrored traffic on a UDP socket (Zeek's grammar)
+    case udp(DatagramSpec, UDPOptions)
 
     public var name: String {
         switch self {
         case .pcapFile(let path, _): "pcap:\(path)"
+        case .udp(let spec, _): spec.description
         }
     }
 }
@@ -86,16 +89,33 @@ public enum Broker {
         try server.start()
         defer { server.shutdown() }
 
-        var source: PcapFileSource
         switch config.input {
-        case .pcapFile(let path, let rate): source = try PcapFileSource(path: path, rate: rate)
+        case .pcapFile(let path, let rate):
+            var source = try PcapFileSource(path: path, rate: rate)
+            return try serve(&source, config, groupMemories: groupMemories, records: records, shared: shared, server: server,
+                         stdout: stdout, log: log)
+        case .udp(let spec, let options):
+            let stats = UDPStats(top: options.vniTop)
+            var source = try UDPSource(spec, rcvbuf: options.rcvbuf, reusePort: options.reusePort, batch: config.dispatch.batch,
+                                       tunnelPorts: config.dispatch.decode.tunnelPorts, stats: stats, log: log)
+            log("listening on \(spec.description) (port \(source.port))")
+            return try serve(&source, config, groupMemories: groupMemories, records: records, shared: shared, server: server,
+                         stdout: stdout, log: log, udp: stats)
         }
+    }
+
+    /// Moves packets from `source` until it ends or a stop, then ends the stream and reports.
+    static func serve<S: PacketSource & ~Copyable>(_ source: inout S, _ config: BrokerConfig, groupMemories: [[RingMemory]],
+                                                  records: [RingRecord], shared: SharedState, server: ControlServer,
+                                                  stdout: Int32, log: @escaping @Sendable (String) -> Void,
+                                                  udp: UDPStats? = nil) throws(BrokerError) -> Int32 {
         var dispatch = config.dispatch
         dispatch.backpressure = !source.isLive
         var dispatcher = Dispatcher(config: dispatch, groups: groupMemories, shared: shared)
         let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
         let ops = try Operations.install(config: config, isLive: source.isLive, server: server, records: records,
                                          shared: shared, log: log)
+        reporter.udp = udp
         installSignalHandlers()
 
         // The control thread: attaches, heartbeats, periodic stats.
@@ -127,6 +147,13 @@ public enum Broker {
     }
 
     static func installSignalHandlers() {
+        // A parent may have started lb with these blocked (a thread of a thread pool does):
+        // lb must still stop on them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in signalStop.store(1, ordering: .relaxed) }
         signal(SIGTERM) { _ in signalStop.store(1, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)

@@ -7,7 +7,7 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read packets, decapsulate, hash the inner flow, and deliver each packet to one ring of every group.")
 
-    @Option(name: .shortAndLong, help: "Input: pcap:FILE (classic pcap or pcapng).")
+    @Option(name: .shortAndLong, help: "Input: pcap:FILE (classic pcap or pcapng), or udp::ADDR:PORT[:ENCAP][:dlt=LINK] (mirrored traffic on a UDP socket; ENCAP vxlan, geneve, geneve+vxlan, raw, skip=N).")
     var input: String
 
     @Option(name: [.customShort("p"), .long], help: "A group of rings, [NAME:]N; repeat for more groups. Every group gets every packet. Default: one group of 2 named after the input.")
@@ -78,6 +78,14 @@ struct Run: ParsableCommand {
 
     @Option(help: "The group whose members may attach to the rings (control sockets 0660 and ring memory 0640 of this group; run directory 0750).")
     var ringGroup: String?
+    @Option(help: "udp:: input: the socket receive buffer to ask for (k, M, G suffixes); the kernel may give less (logged, and in the stats).")
+    var rcvbuf: String = "64M"
+
+    @Flag(help: "udp:: input: share the port with other lb processes (SO_REUSEPORT); the kernel spreads datagrams over them by the outer header.")
+    var reuseport = false
+
+    @Option(help: "udp:: input: how many VNIs (most packets first) the stats list.")
+    var vniTop: Int = 10
 
     func validate() throws {
         guard decap == "strip" || decap == "keep" else { throw ValidationError("--decap \(decap): use strip or keep") }
@@ -90,14 +98,38 @@ struct Run: ParsableCommand {
     }
 
     func makeConfig() throws -> BrokerConfig {
+        if input.hasPrefix("udp:") { return try makeUDPConfig() }
         guard input.hasPrefix("pcap:"), input.count > 5 else {
-            throw ValidationError("-i \(input): use pcap:FILE (live interfaces, AF_XDP and AF_PACKET, and udp:: sources are not built yet)")
+            throw ValidationError("-i \(input): use pcap:FILE or udp::ADDR:PORT[:ENCAP] (live interfaces, AF_XDP and AF_PACKET, are not built yet)")
         }
         let path = String(input.dropFirst(5))
-        let defaultName = defaultGroupName(for: path)
+        return try makeConfig(.pcapFile(path: path, rate: replayRate), defaultName: defaultGroupName(for: path))
+    }
+
+    /// `-i udp::...`: the listening port carries the chosen tunnel in the decoder's port table.
+    func makeUDPConfig() throws -> BrokerConfig {
+        let spec: DatagramSpec
+        do { spec = try DatagramSpec.parse(input) } catch { throw ValidationError("-i \(error)") }
+        guard vniTop >= 0 else { throw ValidationError("--vni-top \(vniTop): use 0 or more") }
+        var options = UDPOptions()
+        options.rcvbuf = try parseSize(rcvbuf, option: "--rcvbuf")
+        options.reusePort = reuseport
+        options.vniTop = vniTop
+        var config = try makeConfig(.udp(spec, options), defaultName: "udp\(spec.port)")
+        if let kind = spec.encap.tunnelKind {
+            var ports = config.dispatch.decode.tunnelPorts
+            ports.removeAll { $0.port == spec.port }
+            ports.append(TunnelPort(spec.port, kind))
+            guard ports.count <= TunnelPortTable.capacity else { throw ValidationError("--tunnel-port: too many tunnel ports") }
+            config.dispatch.decode.tunnelPorts = ports
+        }
+        return config
+    }
+
+    func makeConfig(_ inputSpec: InputSpec, defaultName: String) throws -> BrokerConfig {
         var groups = try pipes.map { try parseGroup($0, defaultName: defaultName) }
         if groups.isEmpty { groups = [GroupSpec(name: defaultName, count: 2)] }
-        var config = BrokerConfig(input: .pcapFile(path: path, rate: replayRate), groups: groups)
+        var config = BrokerConfig(input: inputSpec, groups: groups)
         config.geometry = RingGeometry(slots: ringSlots, dataBytes: try parseSize(ringSize, option: "--ring-size"),
                                        maxCaplen: slotSize, lanes: 1)
         var ports = noDefaultTunnelPorts ? [] : DecodeConfig.defaultTunnelPorts

@@ -49,4 +49,9 @@ void lb_shim_fence(void);
 /* Blocks the given signal in the calling thread (so that only the main thread handles it). */
 int lb_shim_block_signal(int sig);
 
+/* recvmmsg / sendmmsg (GNU extensions Swift's Glibc does not import). `msgs` points to `vlen`
+ * struct mmsghdr (64 bytes each: a struct msghdr, then the unsigned msg_len). EINTR retried. */
+int lb_shim_recvmmsg(int fd, void *msgs, unsigned int vlen, int flags);
+int lb_shim_sendmmsg(int fd, void *msgs, unsigned int vlen, int flags);
+
 #endif

@@ -29,4 +29,10 @@ public protocol PacketSource: ~Copyable {
     var isLive: Bool { get }
     /// For the stats (`interface` of the aggregate line).
     var name: String { get }
+    /// Why the input ended before its end, if it did (a damaged capture file).
+    var stoppedEarly: String? { get }
+}
+
+extension PacketSource where Self: ~Copyable {
+    public var stoppedEarly: String? { nil }
 }

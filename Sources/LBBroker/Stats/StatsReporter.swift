@@ -13,6 +13,8 @@ final class StatsReporter {
     var previous: [RingSnapshot]
     var previousTotal = RingSnapshot()
     var previousNanos: UInt64
+    /// the UDP ingress's counters (`udp` in lb's line), when the input is `udp::`
+    var udp: UDPStats? = nil
 
     init(inputName: String, rings: [RingRecord], shared: SharedState) {
         self.inputName = inputName
@@ -115,6 +117,7 @@ final class StatsReporter {
         frag.add("not_held", c.get(.fragmentsNotHeld))
         a.add("fragments", object: frag)
         a.add("consumer_protocol_errors", c.get(.badTails))
+        if let udp { a.add("udp", object: udp.json()) }
         a.add("final", final)
         out.append(a.rendered)
         previousTotal = total
