@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LBBroker", targets: ["LBBroker"]),
         .library(name: "LBWorker", targets: ["LBWorker"]),
         .library(name: "LBGen", targets: ["LBGen"]),
+        .library(name: "LBFlow", targets: ["LBFlow"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,10 +31,11 @@ let package = Package(
         .target(name: "LBRing", dependencies: ["CLBRing", "CLBShim", "LBSys", "LBCore"]),
         .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim"]),
         .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
+        .target(name: "LBFlow"),
         .executableTarget(
             name: "lb",
             dependencies: [
-                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen",
+                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "LBFlow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LBTestSupport", path: "Tests/Support"),
@@ -41,5 +43,6 @@ let package = Package(
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
+        .testTarget(name: "FlowTests", dependencies: ["lb", "LBFlow", "LBGen", "LBCore", "LBTestSupport"]),
     ]
 )
