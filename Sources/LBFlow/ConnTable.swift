@@ -22,6 +22,10 @@ public struct FlowConfig: Sendable {
     /// connections tracked at most; beyond it the least recently swept are flushed early
     public var maxConnections = 1 << 20
     public var sweepInterval: UInt64 = 10_000_000_000
+    public var likelyServerPorts = LikelyServerPorts.standard
+    /// base/protocols/conn/inactivity.zeek: longer inactivity timeouts by service port
+    public var portInactivityTimeouts: [UInt16: UInt64] = [21: 3_600_000_000_000, 22: 3_600_000_000_000,
+                                                           23: 3_600_000_000_000, 513: 3_600_000_000_000]
     public init() {}
 }
 
@@ -47,20 +51,93 @@ public struct LossCounters: Sendable, Equatable {
     public init() {}
 }
 
-/// The services Zeek's default scripts register, which makes their ports "likely server
-/// ports" (likely_server_ports) for orienting connections whose first packet is not a SYN.
-public enum LikelyServerPorts {
-    public static let tcp: Set<UInt16> = [
-        21, 22, 23, 25, 53, 80, 81, 88, 110, 111, 135, 139, 143, 389, 443, 445, 465, 502, 563, 585,
-        587, 614, 631, 636, 989, 990, 992, 993, 995, 1080, 1883, 2049, 2811, 3128, 3306, 3389, 5060,
-        5222, 5269, 5432, 5672, 6379, 6666, 6667, 6668, 6669, 7000, 8000, 8080, 8443, 8883, 8888,
-        1521, 20000, 44818, 4840, 5223, 9090, 992, 6443, 11211, 47808,
+/// Zeek's likely_server_ports: the ports its loaded protocol scripts register, used to orient
+/// connections whose first packet is not a SYN. Which ports are in it depends on the scripts
+/// Zeek loads; `standard` is Zeek's default script set.
+public struct LikelyServerPorts: Sendable {
+    public var tcp: Set<UInt16>
+    public var udp: Set<UInt16>
+    public init(tcp: Set<UInt16> = [], udp: Set<UInt16> = []) { self.tcp = tcp; self.udp = udp }
+
+    /// Ports each of Zeek's base protocol scripts adds (`redef likely_server_ports += ...`).
+    public static let byService: [String: (tcp: [UInt16], udp: [UInt16])] = [
+        "http": ([80, 81, 631, 1080, 3128, 8000, 8080, 8888], []),
+        "ssl": ([443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223], []),
+        "dtls": ([], [443]),
+        "quic": ([], [443]),
+        "dns": ([53], [53, 137, 5353, 5355]),
+        "ftp": ([21, 2811], []),
+        "ssh": ([22], []),
+        "smtp": ([25, 587], []),
+        "pop3": ([110], []),
+        "imap": ([143], []),
+        "irc": ([6666, 6667, 6668, 6669], []),
+        "dhcp": ([], [67]),
+        "ntp": ([], [123]),
+        "snmp": ([], [161, 162]),
+        "syslog": ([], [514]),
+        "sip": ([], [5060]),
+        "radius": ([], [1812]),
+        "krb": ([88], [88]),
+        "krb_tcp": ([88], []),
+        "modbus": ([502], []),
+        "mysql": ([1434, 3306], []),
+        "rdp": ([3389], []),
+        "rdpeudp": ([], [3389]),
+        "smb": ([139, 445], []),
+        "dce_rpc": ([135], []),
+        "dnp3": ([20000], [20000]),
+        "dnp3_tcp": ([20000], []),
+        "xmpp": ([5222, 5269], []),
+        "socks": ([1080], []),
+        "ldap": ([389, 3268], [389]),
+        "ldap_tcp": ([389, 3268], []),
+        "redis": ([6379], []),
+        "postgresql": ([5432], []),
+        "vxlan": ([], [4789]),
+        "geneve": ([], [6081]),
+        "teredo": ([], [3544]),
+        "ayiya": ([], [5072]),
+        "gtpv1": ([], [2152, 2123]),
     ]
-    public static let udp: Set<UInt16> = [
-        53, 67, 68, 69, 123, 137, 161, 162, 389, 500, 514, 547, 1812, 1813, 2123, 2152, 3478, 3544,
-        4500, 4789, 5060, 5072, 5353, 5355, 6081, 3389, 44818, 2222, 47808, 1194, 1900, 4754, 5246, 5247,
-        88, 111, 2049, 20000, 546, 3702, 8472,
-    ]
+
+    /// The ports of the given services (names as in conn.log's service column).
+    public static func services<S: Sequence>(_ names: S) -> LikelyServerPorts where S.Element == String {
+        var r = LikelyServerPorts()
+        for n in names {
+            guard let p = byService[n.lowercased()] else { continue }
+            r.tcp.formUnion(p.tcp)
+            r.udp.formUnion(p.udp)
+        }
+        return r
+    }
+
+    /// Parses "standard", "none", or a comma-separated list of service names (http, dns, ...)
+    /// and ports (80/tcp, 53/udp).
+    public init(parsing text: String) throws(LogError) {
+        self.init()
+        if text == "standard" { self = .standard; return }
+        if text == "none" || text.isEmpty { return }
+        for item in text.split(separator: ",") {
+            let s = String(item)
+            if let slash = s.firstIndex(of: "/") {
+                guard let port = UInt16(s[..<slash]) else { throw LogError("bad port '\(s)'") }
+                switch s[s.index(after: slash)...] {
+                case "tcp": tcp.insert(port)
+                case "udp": udp.insert(port)
+                default: throw LogError("bad port '\(s)' (PORT/tcp or PORT/udp)")
+                }
+            } else if let p = Self.byService[s.lowercased()] {
+                tcp.formUnion(p.tcp)
+                udp.formUnion(p.udp)
+            } else {
+                throw LogError("unknown service '\(s)' (known: \(Self.byService.keys.sorted().joined(separator: ", ")))")
+            }
+        }
+    }
+
+    /// Zeek's default script set (every base protocol script loaded).
+    public static let standard = services(byService.keys)
 }
 
 public struct ConnTable {
@@ -147,8 +224,10 @@ public struct ConnTable {
         if slot == nil {
             c.lastTunnel = tunnel
         } else if tunnel != c.lastTunnel {
-            // Connection::CheckEncapsulation: the encapsulation changed (tunnel_changed)
-            _ = c.checkHistory(0x4000, UInt8(ascii: "X"), isOrig: true)
+            // Connection::CheckEncapsulation: the encapsulation changed; past
+            // Tunnel::max_changes_per_connection (5) changes the analysis is partial ('X')
+            c.tunnelChanges &+= 1
+            if c.tunnelChanges > 5 { _ = c.checkHistory(0x4000, UInt8(ascii: "X"), isOrig: true) }
             c.lastTunnel = tunnel
         }
         if let tunnel {
@@ -156,6 +235,11 @@ public struct ConnTable {
         }
         if c.vlan == nil, let vlan { c.vlan = vlan }
         let isOrig = p.src == c.origH && sport == c.origP
+        if !p.tcpHeaderUsable {                   // bad_TCP_header_len / truncated_header
+            stats.badHeader &+= 1
+            conns[i] = c
+            return
+        }
         switch c.transport {
         case .tcp: tcp(&c, p, isOrig: isOrig)
         case .udp: udp(&c, p, isOrig: isOrig)
@@ -171,8 +255,8 @@ public struct ConnTable {
         case .tcp:
             let f = p.flags
             if f & TCPFlag.syn == 0 || f & TCPFlag.ack != 0 {
-                if LikelyServerPorts.tcp.contains(sport) {
-                    if LikelyServerPorts.tcp.contains(dport) {
+                if config.likelyServerPorts.tcp.contains(sport) {
+                    if config.likelyServerPorts.tcp.contains(dport) {
                         flip = f & TCPFlag.syn == 0 && sport < dport
                     } else {
                         flip = true
@@ -180,7 +264,7 @@ public struct ConnTable {
                 }
             }
         case .udp:
-            flip = LikelyServerPorts.udp.contains(sport) && !LikelyServerPorts.udp.contains(dport)
+            flip = config.likelyServerPorts.udp.contains(sport) && !config.likelyServerPorts.udp.contains(dport)
         case .icmp:
             flip = false
         }

@@ -97,6 +97,7 @@ struct Conn {
     var tunnel1: UID? = nil
     var vlan: UInt16? = nil
     var lastTunnel: UID? = nil
+    var tunnelChanges: UInt16 = 0
     /// created by a SYN-ACK (Zeek flips such a connection when an ACK or data follows)
     var startedWithSYNACK = false
 
@@ -125,23 +126,29 @@ struct Conn {
         }
     }
 
-    /// Connection::FlipRoles: swaps the endpoints; the history so far changes case (its letters
-    /// now describe the other side) and gets a leading '^', and the seen-masks swap halves.
-    mutating func flipRoles() {
+    /// Connection::FlipRoles: swaps the endpoints and marks the history with '^'. When TCP
+    /// analysis flips an established history (a SYN-ACK seen before its SYN), the letters so far
+    /// change case, as they now describe the other side, and '^' leads (as Zeek's logs show:
+    /// "^hADadFf" for a SYN-ACK, ACK, ... whose SYN was missed).
+    mutating func flipRoles(rewriteHistory: Bool = false) {
         swap(&origH, &respH)
         swap(&origP, &respP)
         swap(&orig, &resp)
         orig.isOrig = true
         resp.isOrig = false
-        var h = History()
-        h.append(UInt8(ascii: "^"))
-        for i in 0..<Int(history.count) {
-            let ch = history[i]
-            let isLetter = (ch >= 0x41 && ch <= 0x5A) || (ch >= 0x61 && ch <= 0x7A)
-            h.append(isLetter ? ch ^ 0x20 : ch)
+        if rewriteHistory {
+            var h = History()
+            h.append(UInt8(ascii: "^"))
+            for i in 0..<Int(history.count) {
+                let ch = history[i]
+                let isLetter = (ch >= 0x41 && ch <= 0x5A) || (ch >= 0x61 && ch <= 0x7A)
+                h.append(isLetter ? ch ^ 0x20 : ch)
+            }
+            history = h
+            histSeen = histSeen >> 16 | histSeen << 16
+        } else {
+            addHistory(UInt8(ascii: "^"))
         }
-        history = h
-        histSeen = histSeen >> 16 | histSeen << 16
     }
 
     func record() -> ConnRecord {

@@ -49,6 +49,9 @@ public struct FlowPacket {
     // ICMP
     public var icmpType: UInt8 = 0
     public var icmpCode: UInt8 = 0
+    /// the TCP header's length field is bad or the header is cut short: Zeek creates the
+    /// connection from the first 20 bytes but analyses nothing more
+    public var tcpHeaderUsable = true
     /// transport checksum verified (or not checked: ignoring checksums, or not all captured)
     public var checksumOK = true
 
@@ -105,6 +108,7 @@ public enum PacketParser {
         p.ts = ts
         p.windowScale = -1
         p.checksumOK = true
+        p.tcpHeaderUsable = true
         guard l3 >= 0, l3 < bytes.count else { return .notIP }
         let cap = bytes.count - l3
         let wire = max(wireLength, bytes.count) - l3
@@ -174,14 +178,14 @@ public enum PacketParser {
         if proto == 6 {
             guard l4Len >= 20, captured >= 20 else { return .truncatedTransport }
             let hl = Int(bytes[l4 + 12] >> 4) * 4
-            guard hl >= 20 else { return .badTCPHeader }
-            guard hl <= l4Len, hl <= captured else { return .truncatedTransport }
             p.sport = be16(bytes, l4)
             p.dport = be16(bytes, l4 + 2)
             p.seq = be32(bytes, l4 + 4)
             p.ack = be32(bytes, l4 + 8)
             p.flags = bytes[l4 + 13]
             p.window = be16(bytes, l4 + 14)
+            p.tcpHeaderUsable = hl >= 20 && hl <= l4Len && hl <= captured
+            guard p.tcpHeaderUsable else { return .none }
             p.payloadLength = l4Len - hl
             p.payloadCaptured = captured - hl
             if p.flags & TCPFlag.syn != 0 { p.windowScale = windowScale(bytes, l4 + 20, l4 + hl) }

@@ -24,7 +24,7 @@ extension ConnTable {
     /// TCPSessionAdapter::IsReuse for a packet of an existing connection.
     func isReuse(_ c: Conn, _ p: FlowPacket) -> Bool {
         let f = p.flags
-        guard f & TCPFlag.syn != 0 else { return false }
+        guard p.tcpHeaderUsable, f & TCPFlag.syn != 0 else { return false }
         var connOrig = c.orig
         if f & TCPFlag.ack != 0 {
             if c.orig.state != .inactive { return false }
@@ -65,11 +65,11 @@ extension ConnTable {
                 // a SYN-ACK followed by an ACK or data: the SYN was missed, the SYN-ACK's sender
                 // is the responder (zeek/zeek#2191)
                 c.startedWithSYNACK = false
-                c.flipRoles()
+                c.flipRoles(rewriteHistory: true)
                 c.resp.prevState = c.resp.state
                 c.resp.state = .established
                 c.firstPacketSeen = 0
-                isOrig = !isOrig
+                isOrig = !isOrig          // (the packet counters move with the endpoints, zeek/zeek#5047)
             } else if !(isOrig && f & (TCPFlag.syn | TCPFlag.ack) == TCPFlag.syn | TCPFlag.ack) {
                 c.startedWithSYNACK = false
             }
@@ -81,7 +81,7 @@ extension ConnTable {
         if isOrig { c.orig = ep; c.resp = peer } else { c.resp = ep; c.orig = peer }
         if flipped {
             // the SYN/SYN-ACK reversal flip (is_orig of the endpoints already toggled)
-            c.flipRoles()
+            c.flipRoles(rewriteHistory: true)
             c.firstPacketSeen = (c.firstPacketSeen & 1 != 0 ? 2 : 0) | (c.firstPacketSeen & 2 != 0 ? 1 : 0) | 1
             isOrig = !isOrig
         }
@@ -280,6 +280,16 @@ extension ConnTable {
         }
     }
 
+    /// inactivity.zeek's connection_established handler: longer timeouts for interactive ports.
+    func connectionEstablished(_ c: inout Conn, origState: EndpointState) {
+        var port = c.respP
+        if origState == .inactive && !config.likelyServerPorts.tcp.contains(port)
+            && config.likelyServerPorts.tcp.contains(c.origP) {
+            port = c.origP
+        }
+        if let t = config.portInactivityTimeouts[port] { c.inactivityTimeout = t }
+    }
+
     func updateLastSeq(_ c: inout Conn, _ e: inout Endpoint, _ last: UInt32, SYN: Bool, FIN: Bool, RST: Bool, len: Int) -> Int32 {
         let delta = seqDelta(last, e.lastSeq)
         if (SYN || RST) && (delta > 1_048_576 || delta < -1_048_576) {
@@ -316,6 +326,7 @@ extension ConnTable {
                 }
                 if peer.state == .synSent { setState(&c, &peer, peerState: ep.state, .established) }
                 setState(&c, &ep, peerState: peer.state, .established)
+                if peer.state != .partial { connectionEstablished(&c, origState: peer.isOrig ? peer.state : ep.state) }
             }
         }
         if FIN {
@@ -334,7 +345,7 @@ extension ConnTable {
             genEvent = !isReject
         }
         if ep.state == .inactive {
-            if !ep.isOrig && len == 0 && (ep.isOrig ? ep.state : peer.state) == .synSent {
+            if !ep.isOrig && len == 0 && peer.state == .synSent {
                 // an ack of the initial SYN before the SYN-ACK: not a partial connection
             } else if ACK && peer.state == .established {
                 setState(&c, &ep, peerState: peer.state, .established)

@@ -40,6 +40,9 @@ struct FlowLog: ParsableCommand {
     @Flag(name: .customShort("C"), help: "Ignore checksums (Zeek's -C).")
     var ignoreChecksums = false
 
+    @Option(help: "Zeek's likely_server_ports, which orient connections seen without their SYN: standard (Zeek's default scripts), none, or a list of services and ports (http,dns,8080/tcp).")
+    var likelyServerPorts = "standard"
+
     @Option(help: "Seed for connection uids (default: from the clock, pid and ring).")
     var seed: UInt64?
 
@@ -69,6 +72,9 @@ struct FlowLog: ParsableCommand {
         }
         var config = FlowConfig()
         config.ignoreChecksums = ignoreChecksums
+        do { config.likelyServerPorts = try LikelyServerPorts(parsing: likelyServerPorts) } catch {
+            throw ValidationError("--likely-server-ports: \(error)")
+        }
         let uidSeed = seed ?? (Sys.wallNanos() ^ UInt64(UInt32(bitPattern: Sys.pid())) << 32 ^ UInt64(name.index) &* 0x9E37_79B9)
         var table = ConnTable(config: config, seed: uidSeed)
         let format: LogFormat = json ? .json : .tsv
@@ -152,6 +158,12 @@ struct FlowLog: ParsableCommand {
             }
         }
         let v4 = t.family == 4
-        return UIDGenerator.tunnelUID(addr(t.src, v4: v4), t.sport, addr(t.dst, v4: v4), t.dport, proto: t.proto)
+        // Zeek names a tunnel by its innermost encapsulation: UDP tunnels by their 5-tuple, GRE
+        // (also GRE in UDP), ERSPAN and IP-in-IP by the address pair
+        let e = UInt32(t.encap)
+        let udpTunnel = e == LB_ENCAP_VXLAN || e == LB_ENCAP_GENEVE || e == LB_ENCAP_GTPU || e == LB_ENCAP_TEREDO
+            || e == LB_ENCAP_AYIYA
+        return UIDGenerator.tunnelUID(addr(t.src, v4: v4), udpTunnel ? t.sport : 0, addr(t.dst, v4: v4),
+                                      udpTunnel ? t.dport : 0, proto: udpTunnel ? 17 : 47)
     }
 }
