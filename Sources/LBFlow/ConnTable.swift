@@ -183,7 +183,6 @@ public struct ConnTable {
         case .fragment: stats.fragments &+= 1; return
         case .otherProtocol: stats.otherProtocol &+= 1; return
         }
-        stats.tracked &+= 1
         let p = packet
         if now &- lastSweep >= config.sweepInterval {
             sweep(now: now)
@@ -217,7 +216,7 @@ public struct ConnTable {
         if let s = slot {
             i = Int(s)
         } else {
-            guard index.count < config.maxConnections else { stats.tableFull &+= 1; return }
+            guard index.count < config.maxConnections else { stats.tableFull &+= 1; return }   // a counted drop
             i = newConn(p, key: key, sport: sport, dport: dport)
         }
         var c = conns[i]
@@ -240,6 +239,7 @@ public struct ConnTable {
             conns[i] = c
             return
         }
+        stats.tracked &+= 1
         switch c.transport {
         case .tcp: tcp(&c, p, isOrig: isOrig)
         case .udp: udp(&c, p, isOrig: isOrig)
