@@ -126,6 +126,8 @@ struct FlowLog: ParsableCommand {
                 table.process(p.bytes, l3: l3, wireLength: Int(d.wirelen), ts: d.ts_ns, tunnel: tunnel, vlan: vlan)
                 if slow > 0 { usleep(slow) }
             }
+            // report first: lb prints its final stats as soon as the ring is drained
+            consumer.report(processed: consumer.packets, lossGaps: table.loss.gaps, lossAcks: table.loss.acks)
             if !table.finished.isEmpty {
                 for r in table.finished { try ConnLog.write(r, to: &conn) }
                 table.finished.removeAll(keepingCapacity: true)
@@ -133,7 +135,6 @@ struct FlowLog: ParsableCommand {
             if let m = estimator.tick(now: table.now, table.loss), loss != nil {
                 try CaptureLoss.write(m, peer: peer, to: &loss!)
             }
-            consumer.report(processed: consumer.packets, lossGaps: table.loss.gaps, lossAcks: table.loss.acks)
             if n > 0 { continue }
             try conn.flush()
             try loss?.flush()
