@@ -166,6 +166,9 @@ public struct ConnTable {
 
     public var count: Int { index.count }
 
+    /// Bytes of one connection's record in the table (the index entry comes on top).
+    public static var connectionRecordBytes: Int { MemoryLayout<Conn>.stride }
+
     /// Processes one packet: `bytes` from its first byte, `l3` the IP header's offset.
     /// `tunnel` names the outer flow lb removed (for tunnel_parents), if any.
     public mutating func process(_ bytes: UnsafeRawBufferPointer, l3: Int, wireLength: Int, ts: UInt64,
