@@ -37,7 +37,14 @@ public struct FlowStats: Sendable {
     public var truncated: UInt64 = 0
     public var badHeader: UInt64 = 0
     public var badIPChecksum: UInt64 = 0
+    /// IP fragments (each is held until its datagram is complete)
     public var fragments: UInt64 = 0
+    /// datagrams rebuilt from fragments and tracked as one packet (not in `tracked`)
+    public var reassembled: UInt64 = 0
+    /// rebuilt datagrams whose headers did not parse
+    public var reassembledUnusable: UInt64 = 0
+    /// fragments dropped: their datagram timed out or was evicted
+    public var fragmentsDropped: UInt64 = 0
     public var otherProtocol: UInt64 = 0
     public var tableFull: UInt64 = 0
     public var connections: UInt64 = 0
@@ -154,6 +161,7 @@ public struct ConnTable {
     /// Finished connections, oldest first; the caller drains it (`removeAll(keepingCapacity:)`).
     public var finished: [ConnRecord] = []
     var packet = FlowPacket()
+    let fragmentTable = FragmentReassembler()
 
     public init(config: FlowConfig = FlowConfig(), seed: UInt64) {
         self.config = config
@@ -175,15 +183,31 @@ public struct ConnTable {
                                  tunnel: UID? = nil, vlan: UInt16? = nil) {
         stats.packets &+= 1
         if ts > now { now = ts }
+        analyse(bytes, l3: l3, wireLength: wireLength, ts: ts, tunnel: tunnel, vlan: vlan, reassembled: false)
+    }
+
+    mutating func analyse(_ bytes: UnsafeRawBufferPointer, l3: Int, wireLength: Int, ts: UInt64,
+                          tunnel: UID?, vlan: UInt16?, reassembled: Bool) {
         let problem = PacketParser.parse(bytes, l3: l3, wireLength: wireLength, ts: ts,
                                          ignoreChecksums: config.ignoreChecksums, into: &packet)
+        if reassembled && problem != .none { stats.reassembledUnusable &+= 1; return }
         switch problem {
         case .none: break
         case .notIP: stats.notIP &+= 1; return
         case .truncatedIP, .truncatedTransport: stats.truncated &+= 1; return
         case .badIPHeader, .badTCPHeader: stats.badHeader &+= 1; return
         case .badIPChecksum: stats.badIPChecksum &+= 1; return
-        case .fragment: stats.fragments &+= 1; return
+        case .fragment:
+            stats.fragments &+= 1
+            guard !reassembled else { return }
+            let before = fragmentTable.dropped
+            if let n = fragmentTable.offer(bytes, l3: l3, packet) {
+                stats.reassembled &+= 1
+                analyse(UnsafeRawBufferPointer(start: fragmentTable.scratch, count: n), l3: 0, wireLength: n, ts: ts,
+                        tunnel: tunnel, vlan: vlan, reassembled: true)
+            }
+            stats.fragmentsDropped &+= fragmentTable.dropped &- before
+            return
         case .otherProtocol: stats.otherProtocol &+= 1; return
         }
         let p = packet
@@ -191,12 +215,12 @@ public struct ConnTable {
             sweep(now: now)
             lastSweep = now
         }
-        handle(p, bytes, tunnel: tunnel, vlan: vlan)
+        handle(p, bytes, tunnel: tunnel, vlan: vlan, reassembled: reassembled)
     }
 
     // MARK: Lookup
 
-    mutating func handle(_ p: FlowPacket, _ bytes: UnsafeRawBufferPointer, tunnel: UID?, vlan: UInt16?) {
+    mutating func handle(_ p: FlowPacket, _ bytes: UnsafeRawBufferPointer, tunnel: UID?, vlan: UInt16?, reassembled: Bool) {
         var sport = p.sport, dport = p.dport
         var oneWay = false
         let proto = p.proto
@@ -219,7 +243,7 @@ public struct ConnTable {
         if let s = slot {
             i = Int(s)
         } else {
-            guard index.count < config.maxConnections else { stats.tableFull &+= 1; return }   // a counted drop
+            guard index.count < config.maxConnections else { if !reassembled { stats.tableFull &+= 1 }; return }   // a counted drop
             i = newConn(p, key: key, sport: sport, dport: dport)
         }
         var c = conns[i]
@@ -238,11 +262,11 @@ public struct ConnTable {
         if c.vlan == nil, let vlan { c.vlan = vlan }
         let isOrig = p.src == c.origH && sport == c.origP
         if !p.tcpHeaderUsable {                   // bad_TCP_header_len / truncated_header
-            stats.badHeader &+= 1
+            if !reassembled { stats.badHeader &+= 1 }
             conns[i] = c
             return
         }
-        stats.tracked &+= 1
+        if !reassembled { stats.tracked &+= 1 }
         switch c.transport {
         case .tcp: tcp(&c, p, isOrig: isOrig)
         case .udp: udp(&c, p, isOrig: isOrig)

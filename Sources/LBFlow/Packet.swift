@@ -52,6 +52,13 @@ public struct FlowPacket {
     /// the TCP header's length field is bad or the header is cut short: Zeek creates the
     /// connection from the first 20 bytes but analyses nothing more
     public var tcpHeaderUsable = true
+    // a fragment (parse returned .fragment): its datagram and its place in it
+    public var fragID: UInt32 = 0
+    public var fragOffset = 0            // bytes into the datagram's payload
+    public var fragMore = false
+    public var fragHeaderLen = 0         // IPv4: the header's length (copied from the first fragment)
+    public var fragDataOffset = 0        // where this fragment's payload starts in the buffer
+    public var fragDataLen = 0           // payload bytes per the header (all must be captured)
     /// transport checksum verified (or not checked: ignoring checksums, or not all captured)
     public var checksumOK = true
 
@@ -127,12 +134,20 @@ public enum PacketParser {
             guard wire >= total else { return .truncatedIP }
             if !ignoreChecksums && fold(onesSum(bytes, l3, ihl)) != 0xFFFF { return .badIPChecksum }
             let frag = be16(bytes, l3 + 6)
-            if frag & 0x3FFF != 0 { return .fragment }
             p.isV6 = false
             p.proto = bytes[l3 + 9]
             p.src = IPAddr(v4: be32(bytes, l3 + 12))
             p.dst = IPAddr(v4: be32(bytes, l3 + 16))
             p.ipLength = total
+            if frag & 0x3FFF != 0 {
+                p.fragID = UInt32(be16(bytes, l3 + 4))
+                p.fragOffset = Int(frag & 0x1FFF) * 8
+                p.fragMore = frag & 0x2000 != 0
+                p.fragHeaderLen = ihl
+                p.fragDataOffset = l3 + ihl
+                p.fragDataLen = total - ihl
+                return p.fragDataOffset + p.fragDataLen <= bytes.count ? .fragment : .truncatedIP
+            }
             l4 = l3 + ihl
             l4Len = total - ihl
             pseudo = UInt64(be16(bytes, l3 + 12)) &+ UInt64(be16(bytes, l3 + 14))
@@ -155,7 +170,17 @@ public enum PacketParser {
                 guard guardCount < 16, l3 + cap - off >= 8, off + 8 <= l3 + total else { return .truncatedIP }
                 if next == 44 {
                     let fo = be16(bytes, off + 2)
-                    if fo & 0xFFF9 != 0 { return .fragment }   // atomic fragments pass
+                    if fo & 0xFFF9 != 0 {                    // atomic fragments pass
+                        p.proto = bytes[off]
+                        p.fragID = be32(bytes, off + 4)
+                        p.fragOffset = Int(fo & 0xFFF8)
+                        p.fragMore = fo & 1 != 0
+                        p.fragHeaderLen = 40
+                        p.fragDataOffset = off + 8
+                        p.fragDataLen = l3 + total - (off + 8)
+                        guard p.fragDataLen >= 0 else { return .badIPHeader }
+                        return p.fragDataOffset + p.fragDataLen <= bytes.count ? .fragment : .truncatedIP
+                    }
                 }
                 let len = (Int(bytes[off + 1]) + 1) * 8
                 next = bytes[off]

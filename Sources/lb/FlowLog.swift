@@ -102,7 +102,7 @@ struct FlowLog: ParsableCommand {
             try loss?.close(at: table.now)
             consumer.report(processed: consumer.packets, lossGaps: table.loss.gaps, lossAcks: table.loss.acks)
             let s = table.stats
-            try? printError("lb flowlog: \(name): \(s.packets) packets, \(s.connections) connections, \(table.loss.gaps) gaps of \(table.loss.acks) acks; not tracked: \(s.notIP) non-IP, \(s.fragments) fragments, \(s.otherProtocol) other protocols, \(s.truncated) truncated, \(s.badHeader) bad headers, \(s.badIPChecksum) bad IP checksums, \(s.tableFull) table full")
+            try? printError("lb flowlog: \(name): \(s.packets) packets, \(s.connections) connections, \(table.loss.gaps) gaps of \(table.loss.acks) acks; not tracked: \(s.notIP) non-IP, \(s.fragments) fragments (\(s.reassembled) datagrams rebuilt, \(s.fragmentsDropped) dropped), \(s.otherProtocol) other protocols, \(s.truncated) truncated, \(s.badHeader) bad headers, \(s.badIPChecksum) bad IP checksums, \(s.tableFull) table full")
             if status != 0 { throw ExitCode(status) }
         } catch let e as LogError {
             try? printError("lb flowlog: \(e)")

@@ -159,6 +159,31 @@ struct StateMachineTests {
         #expect(track([f], config: ignore).records[0].history.string == "S")
     }
 
+    @Test("IP fragments are reassembled: one packet of the datagram's length, as Zeek counts it",
+          arguments: [false, true])
+    func fragments(v6: Bool) {
+        let udp: [Layer] = [.udp(sport: 5000, dport: 5001), .filler(3000)]
+        let frames: [[UInt8]]
+        if v6 {
+            let datagram = PacketBuilder.build([.ipv6(src: "2001:db8::1", dst: "2001:db8::2")] + udp)
+            frames = Fragmenter.ipv6(datagram, size: 1200, id: 77, order: .reversed).map { PacketBuilder.build(.ethernet(), .ip($0)) }
+        } else {
+            let datagram = PacketBuilder.build([.ipv4(src: "10.0.0.1", dst: "10.0.0.2", id: 99)] + udp)
+            frames = Fragmenter.ipv4(datagram, size: 1200, order: .reversed).map { PacketBuilder.build(.ethernet(), .ip($0)) }
+        }
+        #expect(frames.count == 3)
+        var t: UInt64 = 1_700_000_000_000_000_000
+        let (recs, table) = track(frames.map { t += 1000; return (t, $0) })
+        #expect(recs.count == 1)
+        #expect(recs.first?.origPkts == 1)
+        #expect(recs.first?.origIPBytes == UInt64(3008 + (v6 ? 40 : 20)))
+        #expect(recs.first?.history.string == "D")
+        #expect(table.stats.fragments == 3 && table.stats.reassembled == 1)
+        // a datagram missing a fragment is never analysed
+        let (none, _) = track(Array(frames.dropFirst()).map { t += 1000; return (t, $0) })
+        #expect(none.isEmpty)
+    }
+
     @Test("malformed packets are counted drops, never crashes")
     func malformed() {
         var rng = SeededRNG(seed: 42)
