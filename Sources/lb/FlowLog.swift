@@ -52,9 +52,6 @@ struct FlowLog: ParsableCommand {
     @Option(help: "Directory of lb's control sockets (as given to lb).")
     var runDir: String?
 
-    @Option(help: "Testing: sleep MICROS microseconds after every packet (a slow worker).")
-    var slowMicros: UInt32 = 0
-
     func run() throws {
         let name: RingName
         do { name = try RingName(parsing: ring) } catch { throw ValidationError("\(error)") }
@@ -115,7 +112,6 @@ struct FlowLog: ParsableCommand {
 
     func consume(_ consumer: inout RingConsumer, _ table: inout ConnTable, _ conn: inout LogWriter,
                  _ loss: inout LogWriter?, _ estimator: inout CaptureLoss, peer: String) throws -> Int32 {
-        let slow = slowMicros
         while flowlogStop.load(ordering: .relaxed) == 0 {
             let n = consumer.poll(max: 256) { p in
                 let d = p.descriptor
@@ -124,7 +120,6 @@ struct FlowLog: ParsableCommand {
                 let vlan: UInt16? = d.flags & LB_F_VLAN != 0 ? d.vlan : nil
                 let l3 = d.l3_off == 0xFFFF ? -1 : Int(d.l3_off)
                 table.process(p.bytes, l3: l3, wireLength: Int(d.wirelen), ts: d.ts_ns, tunnel: tunnel, vlan: vlan)
-                if slow > 0 { usleep(slow) }
             }
             // report first: lb prints its final stats as soon as the ring is drained
             consumer.report(processed: consumer.packets, lossGaps: table.loss.gaps, lossAcks: table.loss.acks)

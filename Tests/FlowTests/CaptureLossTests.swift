@@ -61,20 +61,31 @@ struct CaptureLossTests {
         let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "w:3", "-w", "60", "--run-dir", runDir],
                           in: scratch.path, label: "lb")
         var workers: [Tool] = []
-        for k in 0..<3 {
+        for k in 0..<2 {
             workers.append(try Tool(Tool.lb, ["flowlog", "w:\(k)", "--run-dir", runDir, "--loss-log",
                                               scratch.path + "/loss\(k).log", "--loss-interval", "0.05"],
                                     in: scratch.path, label: "flowlog\(k)"))
         }
+        // the third writes JSON into a directory
+        workers.append(try Tool(Tool.lb, ["flowlog", "w:2", "--run-dir", runDir, "--json", "-d", scratch.path + "/w2",
+                                          "--loss-interval", "0.05"], in: scratch.path, label: "flowlog2"))
         let status = try lb.wait(seconds: 120)
         #expect(status == 0, "lb: \(lb.stderr)")
         var gaps = 0, acks = 0, records = 0
         var processed: [Int] = []
         for (k, w) in workers.enumerated() {
             #expect(try w.wait(seconds: 60) == 0, "flowlog w:\(k): \(w.stderr)")
-            let log = try ZeekLog(path: scratch.path + "/loss\(k).log")
-            #expect(log.fields == CaptureLoss.fields)
-            for r in log.records {
+            var lossRecords: [[String: String]]
+            if k < 2 {
+                let log = try ZeekLog(path: scratch.path + "/loss\(k).log")
+                #expect(log.fields == CaptureLoss.fields)
+                lossRecords = log.records
+            } else {
+                lossRecords = try jsonLines(scratch.path + "/w2/capture_loss.log")
+                let conns = try jsonLines(scratch.path + "/w2/conn.log")
+                #expect(!conns.isEmpty && conns.allSatisfy { $0["proto"] == "tcp" && $0["conn_state"] == "SF" })
+            }
+            for r in lossRecords {
                 gaps += Int(r["gaps"] ?? "") ?? 0
                 acks += Int(r["acks"] ?? "") ?? 0
                 records += 1
@@ -105,6 +116,14 @@ struct CaptureLossTests {
         }
         if haveLoss {
             #expect(reportedGaps == gaps && reportedAcks == acks, "lb shows \(reportedGaps)/\(reportedAcks), logs say \(gaps)/\(acks)")
+        }
+    }
+
+    /// JSON lines as string dictionaries (numbers as their text).
+    func jsonLines(_ path: String) throws -> [[String: String]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { line in
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return obj.mapValues { "\($0)" }
         }
     }
 
