@@ -152,7 +152,9 @@ struct Conn {
     }
 
     func record() -> ConnRecord {
-        let duration = last &- start
+        // Zeek logs duration (and the byte counts) only when last_time - start_time > 0; packets
+        // earlier than the first (a misordered trace) can make it negative
+        let duration: UInt64 = last > start ? last - start : 0
         var origBytes: UInt64 = 0, respBytes: UInt64 = 0
         switch transport {
         case .tcp:

@@ -145,6 +145,16 @@ struct StateMachineTests {
         #expect(r.count == 2)
     }
 
+    @Test("a packet older than the first (misordered trace) leaves duration unset, as in Zeek")
+    func misordered() {
+        var c = Conversation(sport: 5000)
+        c.udp(fromClient: true, payload: 10)
+        c.udp(fromClient: false, payload: 10)
+        c.frames[1].timestampNanos = c.frames[0].timestampNanos - 1_000_000
+        let r = track(c.frames).records
+        #expect(r.count == 1 && r[0].duration == nil && r[0].origPkts == 1 && r[0].respPkts == 1)
+    }
+
     @Test("a bad TCP checksum is counted in the history, not in the packets")
     func badChecksum() {
         var c = Conversation()
