@@ -147,10 +147,50 @@ public struct LikelyServerPorts: Sendable {
     public static let standard = services(byService.keys)
 }
 
+/// The connection records in one growable allocation, so that a packet's record is updated in
+/// place. Conn holds no references, so records are moved with plain memory copies.
+final class ConnStore {
+    private(set) var base: UnsafeMutablePointer<Conn>
+    private(set) var count = 0
+    private(set) var capacity: Int
+
+    init(capacity: Int) {
+        base = .allocate(capacity: capacity)
+        self.capacity = capacity
+    }
+
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
+
+    var indices: Range<Int> { 0..<count }
+
+    func append(_ c: Conn) {
+        if count == capacity {
+            let n = capacity * 2
+            let grown = UnsafeMutablePointer<Conn>.allocate(capacity: n)
+            grown.moveInitialize(from: base, count: count)
+            base.deallocate()
+            base = grown
+            capacity = n
+        }
+        (base + count).initialize(to: c)
+        count += 1
+    }
+
+    subscript(i: Int) -> Conn {
+        get { base[i] }
+        set { base[i] = newValue }
+    }
+}
+
 public struct ConnTable {
     public let config: FlowConfig
     var index: [ConnKey: Int32] = [:]
-    var conns: ContiguousArray<Conn> = []
+    /// the records, worked on in place (a class: a copy of a ConnTable shares them, so treat a
+    /// ConnTable as a single owner)
+    let conns = ConnStore(capacity: 4096)
     var live: ContiguousArray<Bool> = []
     var free: [Int32] = []
     var uids: UIDGenerator
@@ -167,7 +207,6 @@ public struct ConnTable {
         self.config = config
         uids = UIDGenerator(seed: seed)
         index.reserveCapacity(4096)
-        conns.reserveCapacity(4096)
         live.reserveCapacity(4096)
         finished.reserveCapacity(1024)
     }
@@ -246,8 +285,11 @@ public struct ConnTable {
             guard index.count < config.maxConnections else { if !reassembled { stats.tableFull &+= 1 }; return }   // a counted drop
             i = newConn(p, key: key, sport: sport, dport: dport)
         }
-        var c = conns[i]
-        if slot == nil {
+        work(&conns.base[i], p, fresh: slot == nil, sport: sport, tunnel: tunnel, vlan: vlan, reassembled: reassembled)
+    }
+
+    mutating func work(_ c: inout Conn, _ p: FlowPacket, fresh: Bool, sport: UInt16, tunnel: UID?, vlan: UInt16?, reassembled: Bool) {
+        if fresh {
             c.lastTunnel = tunnel
         } else if tunnel != c.lastTunnel {
             // Connection::CheckEncapsulation: the encapsulation changed; past
@@ -263,7 +305,6 @@ public struct ConnTable {
         let isOrig = p.src == c.origH && sport == c.origP
         if !p.tcpHeaderUsable {                   // bad_TCP_header_len / truncated_header
             if !reassembled { stats.badHeader &+= 1 }
-            conns[i] = c
             return
         }
         if !reassembled { stats.tracked &+= 1 }
@@ -272,7 +313,6 @@ public struct ConnTable {
         case .udp: udp(&c, p, isOrig: isOrig)
         case .icmp: icmp(&c, p, isOrig: isOrig)
         }
-        conns[i] = c
     }
 
     mutating func newConn(_ p: FlowPacket, key: ConnKey, sport: UInt16, dport: UInt16) -> Int {
