@@ -132,6 +132,17 @@ struct StateMachineTests {
         #expect(table.loss.acks == 2)
     }
 
+    @Test("tcp_attempt_delay: an unanswered SYN's connection ends after 5 s; a later retransmission starts another")
+    func attemptTimer() {
+        var c = Conversation()
+        c.syn()
+        let syn = c.frames[0]
+        let frames = [syn, (syn.timestampNanos + 3_000_000_000, syn.bytes), (syn.timestampNanos + 9_000_000_000, syn.bytes)]
+        let r = track(frames).records.sorted { $0.ts < $1.ts }
+        #expect(r.map(\.origPkts) == [2, 1])
+        #expect(r.allSatisfy { $0.connState == "S0" && $0.history.string == "S" })
+    }
+
     @Test("a reused port after a close starts a new connection")
     func reuse() {
         var c = Conversation()
