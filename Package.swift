@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "LBGen", targets: ["LBGen"]),
         // liblbworker.so: the worker library's C ABI (lb_worker.h) for C/C++ analyzers
         .library(name: "lbworker", type: .dynamic, targets: ["LBWorkerC"]),
+        .library(name: "LBFlow", targets: ["LBFlow"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,10 +36,11 @@ let package = Package(
         .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
         .target(name: "CLBWorker", dependencies: ["CLBRing"]),
         .target(name: "LBWorkerC", dependencies: ["LBWorker", "CLBWorker", "CLBRing", "LBRing", "LBSys"]),
+        .target(name: "LBFlow"),
         .executableTarget(
             name: "lb",
             dependencies: [
-                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "CPcap",
+                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "CPcap", "LBFlow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LBTestSupport", path: "Tests/Support"),
@@ -49,5 +51,6 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
         .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBTestSupport"]),
         .testTarget(name: "UDPTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBSys", "LBTestSupport"]),
+        .testTarget(name: "FlowTests", dependencies: ["lb", "LBFlow", "LBGen", "LBCore", "LBTestSupport"]),
     ]
 )

@@ -84,7 +84,7 @@ struct Check: ParsableCommand {
                 let drop = r.u64("packets_dropped") &- (b?.u64("packets_dropped") ?? 0)
                 let dropPct = fwd &+ drop == 0 ? 0 : Double(drop) * 100 / Double(fwd &+ drop)
                 let stuck = r.num("consumer_stuck_seconds")
-                let acks = r.u64("consumer_loss_acks"), gaps = r.u64("consumer_loss_gaps")
+                let acks = r.u64("worker_loss_acks"), gaps = r.u64("worker_loss_gaps")
                 let lossPct = acks == 0 ? 0 : Double(gaps) * 100 / Double(acks)
                 let failed = r["failed_over"] as? Bool == true ? " (its flows failed over)" : ""
                 var level = Level.ok

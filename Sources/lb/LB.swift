@@ -9,6 +9,6 @@ struct LB: ParsableCommand {
             lb -i pcap:trace.pcap -p zeek:4        split a capture over 4 consumers (lb cat zeek:K ...)
             lb cat zeek:3 -w part3.pcap            write what ring zeek:3 gets as pcap
             """,
-        subcommands: [Run.self, Cat.self, Gen.self, Tap.self, Stats.self, Check.self],
+        subcommands: [Run.self, Cat.self, Gen.self, FlowLog.self, Tap.self, Stats.self, Check.self],
         defaultSubcommand: Run.self)
 }

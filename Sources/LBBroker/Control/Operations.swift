@@ -236,9 +236,9 @@ public final class Operations: @unchecked Sendable {
             j.add("consumer_stuck_seconds", r.stuckSeconds, digits: 3)
             j.add("consumer_detached_seconds", r.detachedSeconds, digits: 3)
             j.add("consumer_packets_processed", r.processed)
-            j.add("consumer_loss_gaps", r.lossGaps)
-            j.add("consumer_loss_acks", r.lossAcks)
-            if let a = r.reportAgeSeconds { j.add("consumer_report_age_seconds", a, digits: 3) } else { j.addNull("consumer_report_age_seconds") }
+            j.add("worker_loss_gaps", r.lossGaps)
+            j.add("worker_loss_acks", r.lossAcks)
+            if let a = r.reportAgeSeconds { j.add("worker_report_age_s", a, digits: 3) } else { j.addNull("worker_report_age_s") }
             j.add("buckets", r.buckets)
             j.add("failed_over", r.failedOver)
             j.add("failovers", r.failovers)

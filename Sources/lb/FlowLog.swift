@@ -1,0 +1,167 @@
+import ArgumentParser
+import CLBRing
+import Glibc
+import LBFlow
+import LBRing
+import LBSys
+import LBWorker
+import Synchronization
+
+let flowlogStop = Atomic<UInt32>(0)
+
+struct FlowLog: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flowlog",
+        abstract: "Consume a ring and write Zeek-compatible conn.log (and capture_loss.log): the reference analyzer worker.",
+        discussion: """
+            lb flowlog zeek:3                      conn.log (Zeek TSV) to standard output
+            lb flowlog zeek:3 --json -d logs       conn.log and capture_loss.log as JSON lines in logs/
+            The worker reports packets processed and its capture-loss estimate (gaps/acks) to lb.
+            """)
+
+    @Argument(help: "The ring, NAME:K.")
+    var ring: String
+
+    @Flag(help: "JSON lines instead of Zeek's tab-separated format.")
+    var json = false
+
+    @Option(name: [.customShort("d"), .long], help: "Write conn.log and capture_loss.log into DIR instead of conn.log to standard output.")
+    var directory: String?
+
+    @Option(help: "With -d: rotate the logs every SECS seconds of packet time (0: never).")
+    var rotate: Double = 0
+
+    @Option(help: "With standard output: also write capture_loss.log to FILE.")
+    var lossLog: String?
+
+    @Option(help: "Capture-loss measurement interval in seconds of packet time (Zeek's CaptureLoss::watch_interval).")
+    var lossInterval: Double = 900
+
+    @Flag(name: .customShort("C"), help: "Ignore checksums (Zeek's -C).")
+    var ignoreChecksums = false
+
+    @Option(help: "Zeek's likely_server_ports, which orient connections seen without their SYN: standard (Zeek's default scripts), none, or a list of services and ports (http,dns,8080/tcp).")
+    var likelyServerPorts = "standard"
+
+    @Option(help: "Seed for connection uids (default: from the clock, pid and ring).")
+    var seed: UInt64?
+
+    @Option(help: "Wait up to SECS seconds for lb to serve the ring (0: forever).")
+    var wait: Double = 60
+
+    @Option(help: "Directory of lb's control sockets (as given to lb).")
+    var runDir: String?
+
+    func run() throws {
+        let name: RingName
+        do { name = try RingName(parsing: ring) } catch { throw ValidationError("\(error)") }
+        if rotate > 0 && directory == nil { throw ValidationError("--rotate needs -d DIR") }
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGINT) { _ in flowlogStop.store(1, ordering: .relaxed) }
+        signal(SIGTERM) { _ in flowlogStop.store(1, ordering: .relaxed) }
+
+        var consumer: RingConsumer
+        do {
+            consumer = try RingConsumer.attach(name, runDir: runDir, waitNanos: wait > 0 ? UInt64(wait * 1e9) : nil)
+        } catch {
+            try? printError("lb flowlog: \(error)")
+            throw ExitCode(1)
+        }
+        var config = FlowConfig()
+        config.ignoreChecksums = ignoreChecksums
+        do { config.likelyServerPorts = try LikelyServerPorts(parsing: likelyServerPorts) } catch {
+            throw ValidationError("--likely-server-ports: \(error)")
+        }
+        let uidSeed = seed ?? (Sys.wallNanos() ^ UInt64(UInt32(bitPattern: Sys.pid())) << 32 ^ UInt64(name.index) &* 0x9E37_79B9)
+        var table = ConnTable(config: config, seed: uidSeed)
+        let format: LogFormat = json ? .json : .tsv
+        do {
+            if let directory { try Sys.mkdirs(directory) }
+            var conn = try ConnLog.writer(format: format, fd: 1, directory: directory, rotateSeconds: rotate)
+            var lossFD: Int32 = -1
+            if directory == nil, let lossLog {
+                lossFD = try Sys.open(lossLog, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+            }
+            defer { if lossFD >= 0 { Sys.close(lossFD) } }
+            var loss: LogWriter? = nil
+            if directory != nil || lossFD >= 0 {
+                loss = try LogWriter(path: "capture_loss", format: format, fields: CaptureLoss.fields,
+                                     types: CaptureLoss.types, fd: lossFD, directory: directory, rotateSeconds: rotate)
+            }
+            var estimator = CaptureLoss(intervalSeconds: lossInterval)
+            let status = try consume(&consumer, &table, &conn, &loss, &estimator, peer: name.description)
+            table.flushAll()
+            for r in table.finished { try ConnLog.write(r, to: &conn) }
+            table.finished.removeAll()
+            let last = estimator.take(now: table.now, table.loss)
+            if loss != nil { try CaptureLoss.write(last, peer: name.description, to: &loss!) }
+            try conn.close(at: table.now)
+            try loss?.close(at: table.now)
+            consumer.report(processed: consumer.packets, lossGaps: table.loss.gaps, lossAcks: table.loss.acks)
+            let s = table.stats
+            try? printError("lb flowlog: \(name): \(s.packets) packets, \(s.connections) connections, \(table.loss.gaps) gaps of \(table.loss.acks) acks; not tracked: \(s.notIP) non-IP, \(s.fragments) fragments (\(s.reassembled) datagrams rebuilt, \(s.fragmentsDropped) dropped), \(s.otherProtocol) other protocols, \(s.truncated) truncated, \(s.badHeader) bad headers, \(s.badIPChecksum) bad IP checksums, \(s.tableFull) table full")
+            if status != 0 { throw ExitCode(status) }
+        } catch let e as LogError {
+            try? printError("lb flowlog: \(e)")
+            throw ExitCode(1)
+        } catch let e as SysError {
+            try? printError("lb flowlog: \(e)")
+            throw ExitCode(1)
+        }
+    }
+
+    func consume(_ consumer: inout RingConsumer, _ table: inout ConnTable, _ conn: inout LogWriter,
+                 _ loss: inout LogWriter?, _ estimator: inout CaptureLoss, peer: String) throws -> Int32 {
+        while flowlogStop.load(ordering: .relaxed) == 0 {
+            let n = consumer.read(max: 256) { _, _, p in
+                let d = p.descriptor
+                var tunnel: UID? = nil
+                if let t = p.tunnel { tunnel = Self.tunnelUID(t.pointee) }
+                let vlan: UInt16? = d.flags & LB_F_VLAN != 0 ? d.vlan : nil
+                let l3 = d.l3_off == 0xFFFF ? -1 : Int(d.l3_off)
+                table.process(p.bytes, l3: l3, wireLength: Int(d.wirelen), ts: d.ts_ns, tunnel: tunnel, vlan: vlan)
+            }
+            // Report, then release: lb prints its final stats as soon as the ring is drained,
+            // so the report must be in place before the last packets are handed back.
+            consumer.report(processed: consumer.packets, lossGaps: table.loss.gaps, lossAcks: table.loss.acks)
+            consumer.release()
+            if !table.finished.isEmpty {
+                for r in table.finished { try ConnLog.write(r, to: &conn) }
+                table.finished.removeAll(keepingCapacity: true)
+            }
+            if let m = estimator.tick(now: table.now, table.loss), loss != nil {
+                try CaptureLoss.write(m, peer: peer, to: &loss!)
+            }
+            if n > 0 { continue }
+            try conn.flush()
+            try loss?.flush()
+            switch consumer.wait(timeoutNanos: 100_000_000) {
+            case .packets, .timeout: continue
+            case .endOfStream: return 0
+            case .producerGone:
+                try? printError("lb flowlog: \(consumer.name): lb went away before the end of the stream")
+                return 1
+            }
+        }
+        return 0
+    }
+
+    static func tunnelUID(_ t: lb_tunnel_info) -> UID {
+        func addr(_ b: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8), v4: Bool) -> IPAddr {
+            withUnsafeBytes(of: b) { r in
+                if v4 { return IPAddr(v4: UInt32(r[0]) << 24 | UInt32(r[1]) << 16 | UInt32(r[2]) << 8 | UInt32(r[3])) }
+                var hi: UInt64 = 0, lo: UInt64 = 0
+                for i in 0..<8 { hi = hi << 8 | UInt64(r[i]); lo = lo << 8 | UInt64(r[8 + i]) }
+                return IPAddr(hi: hi, lo: lo)
+            }
+        }
+        let v4 = t.family == 4
+        // Zeek names a tunnel by its innermost encapsulation: UDP tunnels by their 5-tuple, GRE
+        // (also GRE in UDP), ERSPAN and IP-in-IP by the address pair
+        let e = UInt32(t.encap)
+        let udpTunnel = e == LB_ENCAP_VXLAN || e == LB_ENCAP_GENEVE || e == LB_ENCAP_GTPU || e == LB_ENCAP_TEREDO
+            || e == LB_ENCAP_AYIYA
+        return UIDGenerator.tunnelUID(addr(t.src, v4: v4), udpTunnel ? t.sport : 0, addr(t.dst, v4: v4),
+                                      udpTunnel ? t.dport : 0, proto: udpTunnel ? 17 : 47)
+    }
+}
