@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The live comparison: the same generator (`lb gen -i`) and the same offered loads on a veth
 # pair between two network namespaces, into each receiver in turn:
-#   xdp_rx         the limit: a minimal C AF_XDP receive loop (bench/live/xdp_rx.c), one socket
+#   xdp_rx         the limit: a minimal C AF_XDP receive loop (bench/live/xdp_rx.c), one socket,
+#                  woken by poll(2) for every batch
+#   xdp_rx:USEC    the same loop sleeping USEC microseconds after each wake-up, so batches gather
 #   netsniff:N     the peer: N netsniff-ng processes in one AF_PACKET fan-out group (-K hash)
 #   lb_xdp:N       lb -i af_xdp:IFACE -p t:N, N `lb cat t:K -w /dev/null` consumers
 #   lb_packet:N    lb -i af_packet:IFACE -p t:N, the same consumers
 # For each receiver and load it reports frames sent, received, lost, loss %, and the CPU seconds
 # per million received frames of the receiver's processes (utime+stime from /proc/PID/stat of
-# every receiver process, lb's consumers included), plus the machine's softirq seconds per
-# million frames (the kernel's receive work on a veth runs in softirq, mostly on the sender's
-# CPU, and no process is charged for it). Every receiver sleeps when idle (poll), so the CPU
+# every receiver process, lb's consumers included), plus the kernel's receive work on CPU_RX
+# (its softirq time, where RPS puts the AF_PACKET path, and the threaded-NAPI kthread that runs
+# the veth's XDP path; no process is charged for either). Every receiver sleeps when idle, so the CPU
 # figure is a cost, not a busy-poll figure. Then each receiver's loss-free rate: the highest
 # offered load with no loss.
 #
@@ -21,7 +23,7 @@
 #
 # Environment (defaults in brackets):
 #   LB_BINARY    the lb under test [.build/release/lb, built when missing]
-#   RECEIVERS    ["xdp_rx netsniff:2 netsniff:4 lb_xdp:2 lb_xdp:4 lb_packet:2"]
+#   RECEIVERS    ["xdp_rx xdp_rx:200 netsniff:2 netsniff:4 lb_xdp:2 lb_xdp:4 lb_packet:2"]
 #   LOADS        offered loads in packets/s, 0 = as fast as possible ["50000 100000 200000 400000 800000 0"]
 #   DURATION     seconds of sending per point [5]
 #   TRACE        a capture to replay (Ethernet) [a synthetic mix made with lb gen]
@@ -29,6 +31,8 @@
 #   MTU          of the veth pair [1600: VXLAN/GENEVE-wrapped 1514-byte frames fit, XDP still runs]
 #   CPU_GEN, CPU_RX  CPUs for the sender and for all receiver processes [0, 1]
 #   XDP_MODE     native | skb, for xdp_rx [native]
+#   NICE         niceness of the sender and of every receiver process, so that other work on the
+#                machine disturbs the figures less [-15]
 #   OUT          output path without extension [bench/live/results]
 # lb rows are SKIPPED, with a loud message, only when lb refuses -i af_xdp:/af_packet: (a
 # branch without live ingress); every other failure stops the run.
@@ -41,7 +45,7 @@ for tool in ip taskset netsniff-ng awk; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/setup installs it)" >&2; exit 1; }
 done
 
-RECEIVERS="${RECEIVERS:-xdp_rx netsniff:2 netsniff:4 lb_xdp:2 lb_xdp:4 lb_packet:2}"
+RECEIVERS="${RECEIVERS:-xdp_rx xdp_rx:200 netsniff:2 netsniff:4 lb_xdp:2 lb_xdp:4 lb_packet:2}"
 LOADS="${LOADS:-50000 100000 200000 400000 800000 0}"
 DURATION="${DURATION:-5}"
 GEN_ARGS="${GEN_ARGS:---mode mix --sizes imix --flows 2000 --packets 200000 --seed 1}"
@@ -49,6 +53,7 @@ MTU="${MTU:-1600}"
 CPU_GEN="${CPU_GEN:-0}"
 CPU_RX="${CPU_RX:-1}"
 XDP_MODE="${XDP_MODE:-native}"
+NICE="${NICE:--15}"
 OUT="${OUT:-$here/results}"
 HZ="$(getconf CLK_TCK)"
 
@@ -85,6 +90,10 @@ for pair in "$nsS:$ifS" "$nsR:$ifR"; do
     ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
     ip netns exec "$ns" ip link set "$dev" up
 done
+# The kernel's receive work goes to CPU_RX too, where it can be measured: RPS moves the
+# AF_PACKET path (netif_rx backlog) there, and threaded NAPI (set once an XDP program gives the
+# veth its NAPI instance) runs the XDP path in a kthread pinned there.
+ip netns exec "$nsR" sh -c "printf '%x' $((1 << CPU_RX)) > /sys/class/net/$ifR/queues/rx-0/rps_cpus"
 inS() { ip netns exec "$nsS" "$@"; }
 inR() { ip netns exec "$nsR" "$@"; }
 
@@ -106,7 +115,7 @@ ticks() {
     done
     echo "$sum"
 }
-softirq() { awk '/^cpu /{print $8}' /proc/stat; }
+softirq() { awk -v c="cpu$CPU_RX" '$1 == c {print $8}' /proc/stat; }
 json_field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | tail -1; }
 
 # Can this lb take live input? A branch without it refuses -i af_xdp: at once, saying so; an lb
@@ -141,24 +150,25 @@ start_receivers() {
     local r="$1" n="${1#*:}" k
     rx_pids=(); stop_pids=()
     case "$r" in
-        xdp_rx)
-            local mode=-N; [ "$XDP_MODE" = skb ] && mode=-S
-            ip netns exec "$nsR" taskset -c "$CPU_RX" "$work/xdp_rx" -i "$ifR" "$mode" >"$work/rx.0.out" 2>"$work/rx.0.err" &
+        xdp_rx|xdp_rx:*)
+            local mode=-N wait=0; [ "$XDP_MODE" = skb ] && mode=-S
+            [ "$r" != xdp_rx ] && wait="$n"
+            ip netns exec "$nsR" nice -n "$NICE" taskset -c "$CPU_RX" "$work/xdp_rx" -i "$ifR" "$mode" -w "$wait" >"$work/rx.0.out" 2>"$work/rx.0.err" &
             rx_pids=($!); stop_pids=($!) ;;
         netsniff:*)
             for ((k = 0; k < n; k++)); do
-                ip netns exec "$nsR" taskset -c "$CPU_RX" netsniff-ng -i "$ifR" -o /dev/null -C "$((tag % 65000))" -K hash \
+                ip netns exec "$nsR" nice -n "$NICE" taskset -c "$CPU_RX" netsniff-ng -i "$ifR" -o /dev/null -C "$((tag % 65000))" -K hash \
                     -s -A -Q -N -S 16MiB >"$work/rx.$k.out" 2>&1 &
                 rx_pids+=($!); stop_pids+=($!)
             done ;;
         lb_xdp:*|lb_packet:*)
             local kind=af_xdp; [ "${r%%:*}" = lb_packet ] && kind=af_packet
             local rundir="$work/run-$r"; mkdir -p "$rundir"
-            LB_RUN_DIR="$rundir" ip netns exec "$nsR" taskset -c "$CPU_RX" "$LB" -i "$kind:$ifR" -p "t:$n" -w 10 >"$work/rx.lb.out" 2>"$work/rx.lb.err" &
+            LB_RUN_DIR="$rundir" ip netns exec "$nsR" nice -n "$NICE" taskset -c "$CPU_RX" "$LB" -i "$kind:$ifR" -p "t:$n" -w 10 >"$work/rx.lb.out" 2>"$work/rx.lb.err" &
             local lbpid=$!
             rx_pids=($lbpid); stop_pids=($lbpid)
             for ((k = 0; k < n; k++)); do
-                LB_RUN_DIR="$rundir" ip netns exec "$nsR" taskset -c "$CPU_RX" "$LB" cat "t:$k" -w /dev/null >/dev/null 2>"$work/rx.cat$k.err" &
+                LB_RUN_DIR="$rundir" ip netns exec "$nsR" nice -n "$NICE" taskset -c "$CPU_RX" "$LB" cat "t:$k" -w /dev/null >/dev/null 2>"$work/rx.cat$k.err" &
                 rx_pids+=($!)
             done ;;
         *) echo "run.sh: unknown receiver $r" >&2; exit 1 ;;
@@ -168,6 +178,18 @@ start_receivers() {
     for p in "${rx_pids[@]}"; do
         kill -0 "$p" 2>/dev/null || { echo "run.sh: receiver $r died at start:" >&2; cat "$work"/rx.* >&2; exit 1; }
     done
+    kern_pids=()
+    if ip netns exec "$nsR" sh -c "echo 1 > /sys/class/net/$ifR/threaded" 2>/dev/null; then
+        sleep 0.3
+        local d c want="napi/$ifR-"
+        for d in /proc/[0-9]*; do
+            c="$(cat "$d/comm" 2>/dev/null)" || continue
+            if [ "$c" = "${want:0:15}" ] || [[ "$c" == "$want"* ]]; then
+                taskset -pc "$CPU_RX" "${d#/proc/}" >/dev/null
+                kern_pids+=("${d#/proc/}")
+            fi
+        done
+    fi
 }
 
 # True while the process runs (a zombie, exited but not yet reaped, counts as gone).
@@ -188,7 +210,7 @@ stop_receivers() {
         wait "$p" 2>/dev/null || true
     done
     case "$r" in
-        xdp_rx) received="$(json_field packets <"$work/rx.0.out")" ;;
+        xdp_rx*) received="$(json_field packets <"$work/rx.0.out")" ;;
         netsniff:*) received="$(cat "$work"/rx.*.out | tr '\r' '\n' | awk '/packets passed filter/ {s += $1} END {print s + 0}')" ;;
         lb_*) received="$(grep '"packets_received"' "$work/rx.lb.out" | grep '"final":true' | json_field packets_forwarded)" ;;
     esac
@@ -201,11 +223,11 @@ for r in $RECEIVERS; do
     case "$r" in lb_xdp:*) [ -n "${skip[af_xdp]:-}" ] && continue ;; lb_packet:*) [ -n "${skip[af_packet]:-}" ] && continue ;; esac
     for load in $LOADS; do
         start_receivers "$r"
-        t0="$(ticks "${rx_pids[@]}")"; s0="$(softirq)"
-        gen="$(inS "$LB" gen -i "$ifS" --replay "$trace" --rate "$load" --duration "$DURATION" --cpu "$CPU_GEN" 2>"$work/gen.err")" \
+        t0="$(ticks "${rx_pids[@]}")"; s0="$(( $(softirq) + $(ticks "${kern_pids[@]}") ))"
+        gen="$(inS nice -n "$NICE" "$LB" gen -i "$ifS" --replay "$trace" --rate "$load" --duration "$DURATION" --cpu "$CPU_GEN" 2>"$work/gen.err")" \
             || { cat "$work/gen.err" >&2; exit 1; }
         sleep 1                                   # let the receivers drain
-        t1="$(ticks "${rx_pids[@]}")"; s1="$(softirq)"
+        t1="$(ticks "${rx_pids[@]}")"; s1="$(( $(softirq) + $(ticks "${kern_pids[@]}") ))"
         stop_receivers "$r"
         sent="$(json_field packets_sent <<<"$gen")"
         achieved="$(json_field rate_pps <<<"$gen")"
@@ -213,7 +235,7 @@ for r in $RECEIVERS; do
         rm -f "$work"/rx.*
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$load" "$sent" "$achieved" "$received" "$((t1 - t0))" "$((s1 - s0))" >>"$rows"
         awk -F'\t' -v hz="$HZ" 'END {lost = $3 - $5; mp = $5 / 1e6;
-            printf "%-12s load %8s  sent %9d (%7.0f pps)  received %9d  lost %8d (%6.3f%%)  rx cpu %6.2f s/Mpkt  softirq %6.2f s/Mpkt\n",
+            printf "%-12s load %8s  sent %9d (%7.0f pps)  received %9d  lost %8d (%6.3f%%)  rx cpu %6.2f s/Mpkt  kernel rx %6.2f s/Mpkt\n",
                 $1, ($2 == 0 ? "max" : $2), $3, $4, $5, lost, ($3 ? 100 * lost / $3 : 0),
                 (mp > 0 ? $6 / hz / mp : 0), (mp > 0 ? $7 / hz / mp : 0)}' "$rows" >&2
     done
@@ -226,8 +248,8 @@ awk -F'\t' -v hz="$HZ" -v dur="$DURATION" -v md="$OUT.md" -v js="$OUT.json" -v t
     r = $1; lost = $3 - $5; mp = $5 / 1e6
     cpu = (mp > 0 ? $6 / hz / mp : 0); sirq = (mp > 0 ? $7 / hz / mp : 0)
     loss = ($3 ? 100 * lost / $3 : 0)
-    line[NR] = sprintf("| %s | %s | %d | %.0f | %d | %d | %.3f | %.2f | %.2f |", r, ($2 == 0 ? "max" : $2), $3, $4, $5, lost, loss, cpu, sirq)
-    obj[NR] = sprintf("{\"receiver\":\"%s\",\"target_pps\":%d,\"sent\":%d,\"offered_pps\":%.0f,\"received\":%d,\"lost\":%d,\"loss_pct\":%.4f,\"rx_cpu_s_per_mpkt\":%.4f,\"softirq_s_per_mpkt\":%.4f}",
+    line[NR] = sprintf("| %s | %s | %d | %.0f | %d | %d | %.3f | %.2f | %.2f | %.2f |", r, ($2 == 0 ? "max" : $2), $3, $4, $5, lost, loss, cpu, sirq, cpu + sirq)
+    obj[NR] = sprintf("{\"receiver\":\"%s\",\"target_pps\":%d,\"sent\":%d,\"offered_pps\":%.0f,\"received\":%d,\"lost\":%d,\"loss_pct\":%.4f,\"rx_cpu_s_per_mpkt\":%.4f,\"kernel_rx_s_per_mpkt\":%.4f}",
                      r, $2, $3, $4, $5, lost, loss, cpu, sirq)
     if (!(r in seen)) { seen[r] = 1; order[++nr] = r }
     if (lost <= 0 && $4 > best[r]) best[r] = $4
@@ -235,8 +257,8 @@ awk -F'\t' -v hz="$HZ" -v dur="$DURATION" -v md="$OUT.md" -v js="$OUT.json" -v t
 END {
     print "Live comparison, " when " (" host "), trace " trace ", " dur " s per point, lb: " lbbin > md
     print "" > md
-    print "| receiver | target pps | sent | offered pps | received | lost | loss % | rx CPU s / Mpkt | softirq s / Mpkt (machine) |" > md
-    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" > md
+    print "| receiver | target pps | sent | offered pps | received | lost | loss % | receiver CPU s / Mpkt | kernel rx CPU s / Mpkt | total s / Mpkt |" > md
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" > md
     for (i = 1; i <= NR; i++) print line[i] > md
     print "" > md
     print "| receiver | loss-free rate (highest offered pps with no loss) |" > md

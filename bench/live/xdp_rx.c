@@ -11,9 +11,12 @@
  * (the last four from XDP_STATISTICS: packets the kernel dropped before the RX ring).
  *
  * Build: cc -O2 -o xdp_rx xdp_rx.c -lxdp -lbpf      (bench/live/run.sh does it)
- * Usage: xdp_rx -i IFACE [-q QUEUE] [-S] [-N] [-c CPU]
+ * Usage: xdp_rx -i IFACE [-q QUEUE] [-S] [-N] [-c CPU] [-w USEC]
  *   -S  generic (skb) XDP instead of native; -N  native (driver) XDP, no fallback
  *   -c  pin to CPU
+ *   -w  after poll(2) wakes up, sleep USEC microseconds before reading, so that a batch
+ *       gathers (one wake-up per USEC at most while traffic flows, like TPACKET_V3's block
+ *       timeout); the RX ring must hold USEC worth of packets (2048 descriptors here)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <xdp/libxdp.h>
 #include <xdp/xsk.h>
@@ -54,22 +58,24 @@ static void die(const char *what, int err) {
 int main(int argc, char **argv) {
     const char *ifname = NULL;
     int queue = 0, cpu = -1;
+    long coalesce_us = 0;
     __u32 xdp_flags = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "i:q:SNc:")) != -1) {
+    while ((opt = getopt(argc, argv, "i:q:SNc:w:")) != -1) {
         switch (opt) {
         case 'i': ifname = optarg; break;
         case 'q': queue = atoi(optarg); break;
         case 'S': xdp_flags = XDP_FLAGS_SKB_MODE; break;
         case 'N': xdp_flags = XDP_FLAGS_DRV_MODE; break;
         case 'c': cpu = atoi(optarg); break;
+        case 'w': coalesce_us = atol(optarg); break;
         default:
-            fprintf(stderr, "usage: xdp_rx -i IFACE [-q QUEUE] [-S|-N] [-c CPU]\n");
+            fprintf(stderr, "usage: xdp_rx -i IFACE [-q QUEUE] [-S|-N] [-c CPU] [-w USEC]\n");
             return 2;
         }
     }
     if (!ifname) {
-        fprintf(stderr, "usage: xdp_rx -i IFACE [-q QUEUE] [-S|-N] [-c CPU]\n");
+        fprintf(stderr, "usage: xdp_rx -i IFACE [-q QUEUE] [-S|-N] [-c CPU] [-w USEC]\n");
         return 2;
     }
     if (cpu >= 0) {
@@ -123,7 +129,10 @@ int main(int argc, char **argv) {
         if (n == 0) {
             if (xsk_ring_prod__needs_wakeup(&fill))
                 recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
-            poll(&pfd, 1, 1000);
+            if (poll(&pfd, 1, 1000) > 0 && coalesce_us > 0) {
+                struct timespec ts = { .tv_sec = coalesce_us / 1000000, .tv_nsec = (coalesce_us % 1000000) * 1000 };
+                nanosleep(&ts, NULL);
+            }
             continue;
         }
         __u32 idx_fill = 0;
