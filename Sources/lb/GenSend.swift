@@ -111,15 +111,15 @@ struct SendLoop {
 
     /// With a rate, each tick sends what is due, at most one batch per sendmmsg call. The
     /// frames per tick are chosen so that ticks are about 100 us apart (at least 1 frame):
-    /// a low rate gets small bursts. A sender that wakes up late catches up on at most 0.5 ms
+    /// a low rate gets small bursts. A sender that wakes up late catches up on at most 1 ms
     /// of packets; beyond that it forgets the debt and counts `lagged`.
     func run(_ pool: borrowing FramePool, on sender: borrowing PacketSender) throws(SysError) -> SendReport {
         var report = SendReport()
         guard pool.count > 0 else { return report }
         let perTick: UInt64 = rate == 0 ? UInt64(batch) : max(1, min(UInt64(batch), rate / 10_000))
         // How far behind the schedule the sender may fall (a late wake-up) and still catch up:
-        // 0.5 ms of packets, at least two ticks, at most four batches back to back.
-        let burst = max(perTick * 2, min(rate / 2_000, UInt64(batch) * 4))
+        // 1 ms of packets, at least two ticks, at most four batches back to back.
+        let burst = max(perTick * 2, min(rate / 1_000, UInt64(batch) * 4))
         var start = Sys.monoNanos()
         let began = start
         var next = 0                                // index of the next frame in the pool

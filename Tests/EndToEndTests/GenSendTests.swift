@@ -165,7 +165,7 @@ import Testing
     }
 
     /// --rate paces: 3000 frames at 20 kpps cannot all leave in much under 150 ms (the token
-    /// bucket allows a catch-up burst of at most 0.5 ms of packets), and the capture's own
+    /// bucket allows a catch-up burst of at most 1 ms of packets), and the capture's own
     /// timestamps span that long too. (A lower bound only: this is a pacing check, not a
     /// performance measurement.)
     @Test func rateIsPaced() throws {

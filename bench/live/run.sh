@@ -186,6 +186,7 @@ start_receivers() {
             c="$(cat "$d/comm" 2>/dev/null)" || continue
             if [ "$c" = "${want:0:15}" ] || [[ "$c" == "$want"* ]]; then
                 taskset -pc "$CPU_RX" "${d#/proc/}" >/dev/null
+                renice -n "$NICE" -p "${d#/proc/}" >/dev/null
                 kern_pids+=("${d#/proc/}")
             fi
         done
@@ -200,13 +201,19 @@ running() {
     [ "${st%% *}" != Z ]
 }
 
-# Stops them (SIGINT, then SIGKILL after 10 s) and sets `received`: how many frames they got.
+# Stops them (SIGTERM, then SIGKILL after 30 s) and sets `received`: how many frames they got.
 stop_receivers() {
     local r="$1" p
-    for p in "${stop_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${stop_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    # lb drains its rings into its consumers before it exits: give it time
+    for p in "${stop_pids[@]}"; do
+        for _ in $(seq 300); do running "$p" || break; sleep 0.1; done
+    done
+    # lb's consumers end with lb's stream; whatever still runs is told to stop, then killed
+    for p in "${rx_pids[@]}"; do running "$p" && kill -TERM "$p" 2>/dev/null; done
     for p in "${rx_pids[@]}"; do
-        for _ in $(seq 100); do running "$p" || break; sleep 0.1; done
-        if running "$p"; then echo "run.sh: $r: pid $p ignored SIGINT for 10 s, killed" >&2; kill -KILL "$p" 2>/dev/null || true; fi
+        for _ in $(seq 50); do running "$p" || break; sleep 0.1; done
+        if running "$p"; then echo "run.sh: $r: pid $p still running after SIGTERM, killed" >&2; kill -KILL "$p" 2>/dev/null || true; fi
         wait "$p" 2>/dev/null || true
     done
     case "$r" in
@@ -233,7 +240,8 @@ for r in $RECEIVERS; do
         achieved="$(json_field rate_pps <<<"$gen")"
         [ -n "$received" ] || { echo "run.sh: $r reported no count; its output:" >&2; tail -n 5 "$work"/rx.* >&2; exit 1; }
         rm -f "$work"/rx.*
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$load" "$sent" "$achieved" "$received" "$((t1 - t0))" "$((s1 - s0))" >>"$rows"
+        busy="$(json_field busy_retries <<<"$gen")"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$load" "$sent" "$achieved" "$received" "$((t1 - t0))" "$((s1 - s0))" "$busy" >>"$rows"
         awk -F'\t' -v hz="$HZ" 'END {lost = $3 - $5; mp = $5 / 1e6;
             printf "%-12s load %8s  sent %9d (%7.0f pps)  received %9d  lost %8d (%6.3f%%)  rx cpu %6.2f s/Mpkt  kernel rx %6.2f s/Mpkt\n",
                 $1, ($2 == 0 ? "max" : $2), $3, $4, $5, lost, ($3 ? 100 * lost / $3 : 0),
@@ -248,17 +256,17 @@ awk -F'\t' -v hz="$HZ" -v dur="$DURATION" -v md="$OUT.md" -v js="$OUT.json" -v t
     r = $1; lost = $3 - $5; mp = $5 / 1e6
     cpu = (mp > 0 ? $6 / hz / mp : 0); sirq = (mp > 0 ? $7 / hz / mp : 0)
     loss = ($3 ? 100 * lost / $3 : 0)
-    line[NR] = sprintf("| %s | %s | %d | %.0f | %d | %d | %.3f | %.2f | %.2f | %.2f |", r, ($2 == 0 ? "max" : $2), $3, $4, $5, lost, loss, cpu, sirq, cpu + sirq)
-    obj[NR] = sprintf("{\"receiver\":\"%s\",\"target_pps\":%d,\"sent\":%d,\"offered_pps\":%.0f,\"received\":%d,\"lost\":%d,\"loss_pct\":%.4f,\"rx_cpu_s_per_mpkt\":%.4f,\"kernel_rx_s_per_mpkt\":%.4f}",
-                     r, $2, $3, $4, $5, lost, loss, cpu, sirq)
+    line[NR] = sprintf("| %s | %s | %d | %.0f | %d | %d | %.3f | %.2f | %.2f | %.2f | %d |", r, ($2 == 0 ? "max" : $2), $3, $4, $5, lost, loss, cpu, sirq, cpu + sirq, $8)
+    obj[NR] = sprintf("{\"receiver\":\"%s\",\"target_pps\":%d,\"sent\":%d,\"offered_pps\":%.0f,\"received\":%d,\"lost\":%d,\"loss_pct\":%.4f,\"rx_cpu_s_per_mpkt\":%.4f,\"kernel_rx_s_per_mpkt\":%.4f,\"sender_busy\":%d}",
+                     r, $2, $3, $4, $5, lost, loss, cpu, sirq, $8)
     if (!(r in seen)) { seen[r] = 1; order[++nr] = r }
     if (lost <= 0 && $4 > best[r]) best[r] = $4
 }
 END {
     print "Live comparison, " when " (" host "), trace " trace ", " dur " s per point, lb: " lbbin > md
     print "" > md
-    print "| receiver | target pps | sent | offered pps | received | lost | loss % | receiver CPU s / Mpkt | kernel rx CPU s / Mpkt | total s / Mpkt |" > md
-    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" > md
+    print "| receiver | target pps | sent | offered pps | received | lost | loss % | receiver CPU s / Mpkt | kernel rx CPU s / Mpkt | total s / Mpkt | sender busy |" > md
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" > md
     for (i = 1; i <= NR; i++) print line[i] > md
     print "" > md
     print "| receiver | loss-free rate (highest offered pps with no loss) |" > md
