@@ -7,13 +7,13 @@
 #   netsniff:N     the peer: N netsniff-ng processes in one AF_PACKET fan-out group (-K hash)
 #   lb_xdp:N       lb -i af_xdp:IFACE -p t:N, N `lb cat t:K -w /dev/null` consumers
 #   lb_packet:N    lb -i af_packet:IFACE -p t:N, the same consumers
-# For each receiver and load it reports frames sent, received, lost, loss %, and the CPU seconds
-# per million received frames of the receiver's processes (utime+stime from /proc/PID/stat of
-# every receiver process, lb's consumers included), plus the kernel's receive work on CPU_RX
-# (its softirq time, where RPS puts the AF_PACKET path, and the threaded-NAPI kthread that runs
-# the veth's XDP path; no process is charged for either). Every receiver sleeps when idle, so the CPU
-# figure is a cost, not a busy-poll figure. Then each receiver's loss-free rate: the highest
-# offered load with no loss.
+# For each receiver and load it reports frames sent, received, lost, loss %, and the CPU
+# seconds per million received frames of the receiver's processes (time on CPU of every
+# receiver process and thread, lb's consumers included, from schedstat), plus the kernel's
+# receive work on CPU_RX (its softirq time, where RPS puts the AF_PACKET path, and the
+# threaded-NAPI kthread that runs the veth's XDP path; no process is charged for either).
+# Every receiver sleeps when idle, so the CPU figure is a cost, not a busy-poll figure. Then
+# each receiver's loss-free rate: the highest offered load with no loss.
 #
 # Writes $OUT.md (a markdown table) and $OUT.json; prints the table.
 #
@@ -33,6 +33,8 @@
 #   XDP_MODE     native | skb, for xdp_rx [native]
 #   NICE         niceness of the sender and of every receiver process, so that other work on the
 #                machine disturbs the figures less [-15]
+#   NAPI         threaded: the veth's NAPI (the XDP path) runs in a kthread pinned to CPU_RX and
+#                measured; softirq: it runs in softirq on the sender's CPU, unmeasured [threaded]
 #   OUT          output path without extension [bench/live/results]
 # lb rows are SKIPPED, with a loud message, only when lb refuses -i af_xdp:/af_packet: (a
 # branch without live ingress); every other failure stops the run.
@@ -54,6 +56,7 @@ CPU_GEN="${CPU_GEN:-0}"
 CPU_RX="${CPU_RX:-1}"
 XDP_MODE="${XDP_MODE:-native}"
 NICE="${NICE:--15}"
+NAPI="${NAPI:-threaded}"
 OUT="${OUT:-$here/results}"
 HZ="$(getconf CLK_TCK)"
 
@@ -105,17 +108,20 @@ if [ -z "$trace" ]; then
     "$LB" gen -w "$trace" $GEN_ARGS 2>&2
 fi
 
-# /proc/PID/stat fields 14 and 15 (utime, stime) in ticks, summed over the given pids.
-ticks() {
-    local sum=0 p line
+# CPU time in ns, summed over the given pids and all their threads: the first field of
+# /proc/PID/task/TID/schedstat (exact, where utime+stime in /proc/PID/stat come in 10 ms ticks).
+cpu_ns() {
+    local sum=0 p f v
     for p in "$@"; do
-        line="$(cat "/proc/$p/stat" 2>/dev/null)" || continue
-        line="${line##*) }"
-        sum=$((sum + $(awk '{print $12 + $13}' <<<"$line")))
+        for f in /proc/"$p"/task/*/schedstat; do
+            read -r v _ <"$f" 2>/dev/null || continue
+            sum=$((sum + v))
+        done
     done
     echo "$sum"
 }
-softirq() { awk -v c="cpu$CPU_RX" '$1 == c {print $8}' /proc/stat; }
+# CPU_RX's softirq time in ns (from /proc/stat, in ticks).
+softirq() { awk -v c="cpu$CPU_RX" -v hz="$HZ" '$1 == c {printf "%.0f\n", $8 * 1e9 / hz}' /proc/stat; }
 json_field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | tail -1; }
 
 # Can this lb take live input? A branch without it refuses -i af_xdp: at once, saying so; an lb
@@ -179,7 +185,7 @@ start_receivers() {
         kill -0 "$p" 2>/dev/null || { echo "run.sh: receiver $r died at start:" >&2; cat "$work"/rx.* >&2; exit 1; }
     done
     kern_pids=()
-    if ip netns exec "$nsR" sh -c "echo 1 > /sys/class/net/$ifR/threaded" 2>/dev/null; then
+    if [ "$NAPI" = threaded ] && ip netns exec "$nsR" sh -c "echo 1 > /sys/class/net/$ifR/threaded" 2>/dev/null; then
         sleep 0.3
         local d c want="napi/$ifR-"
         for d in /proc/[0-9]*; do
@@ -230,11 +236,11 @@ for r in $RECEIVERS; do
     case "$r" in lb_xdp:*) [ -n "${skip[af_xdp]:-}" ] && continue ;; lb_packet:*) [ -n "${skip[af_packet]:-}" ] && continue ;; esac
     for load in $LOADS; do
         start_receivers "$r"
-        t0="$(ticks "${rx_pids[@]}")"; s0="$(( $(softirq) + $(ticks "${kern_pids[@]}") ))"
+        t0="$(cpu_ns "${rx_pids[@]}")"; s0="$(( $(softirq) + $(cpu_ns "${kern_pids[@]}") ))"
         gen="$(inS nice -n "$NICE" "$LB" gen -i "$ifS" --replay "$trace" --rate "$load" --duration "$DURATION" --cpu "$CPU_GEN" 2>"$work/gen.err")" \
             || { cat "$work/gen.err" >&2; exit 1; }
         sleep 1                                   # let the receivers drain
-        t1="$(ticks "${rx_pids[@]}")"; s1="$(( $(softirq) + $(ticks "${kern_pids[@]}") ))"
+        t1="$(cpu_ns "${rx_pids[@]}")"; s1="$(( $(softirq) + $(cpu_ns "${kern_pids[@]}") ))"
         stop_receivers "$r"
         sent="$(json_field packets_sent <<<"$gen")"
         achieved="$(json_field rate_pps <<<"$gen")"
@@ -242,7 +248,7 @@ for r in $RECEIVERS; do
         rm -f "$work"/rx.*
         busy="$(json_field busy_retries <<<"$gen")"
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$load" "$sent" "$achieved" "$received" "$((t1 - t0))" "$((s1 - s0))" "$busy" >>"$rows"
-        awk -F'\t' -v hz="$HZ" 'END {lost = $3 - $5; mp = $5 / 1e6;
+        awk -F'\t' -v hz=1e9 'END {lost = $3 - $5; mp = $5 / 1e6;
             printf "%-12s load %8s  sent %9d (%7.0f pps)  received %9d  lost %8d (%6.3f%%)  rx cpu %6.2f s/Mpkt  kernel rx %6.2f s/Mpkt\n",
                 $1, ($2 == 0 ? "max" : $2), $3, $4, $5, lost, ($3 ? 100 * lost / $3 : 0),
                 (mp > 0 ? $6 / hz / mp : 0), (mp > 0 ? $7 / hz / mp : 0)}' "$rows" >&2
@@ -250,7 +256,7 @@ for r in $RECEIVERS; do
 done
 
 # The table and the JSON.
-awk -F'\t' -v hz="$HZ" -v dur="$DURATION" -v md="$OUT.md" -v js="$OUT.json" -v trace="$(basename "$trace")" \
+awk -F'\t' -v hz=1e9 -v dur="$DURATION" -v md="$OUT.md" -v js="$OUT.json" -v trace="$(basename "$trace")" \
     -v when="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -v host="$(nproc) CPUs, $(uname -r)" -v lbbin="$LB" '
 {
     r = $1; lost = $3 - $5; mp = $5 / 1e6
