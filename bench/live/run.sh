@@ -267,6 +267,7 @@ awk -F'\t' -v hz=1e9 -v dur="$DURATION" -v md="$OUT.md" -v js="$OUT.json" -v tra
                      r, $2, $3, $4, $5, lost, loss, cpu, sirq, $8)
     if (!(r in seen)) { seen[r] = 1; order[++nr] = r }
     if (lost <= 0 && $4 > best[r]) best[r] = $4
+    if (lost > 0) lossy[r] = 1
 }
 END {
     print "Live comparison, " when " (" host "), trace " trace ", " dur " s per point, lb: " lbbin > md
@@ -277,7 +278,9 @@ END {
     print "" > md
     print "| receiver | loss-free rate (highest offered pps with no loss) |" > md
     print "| --- | ---: |" > md
-    for (i = 1; i <= nr; i++) printf("| %s | %s |\n", order[i], (order[i] in best ? sprintf("%.0f", best[order[i]]) : "none")) > md
+    for (i = 1; i <= nr; i++) printf("| %s | %s |\n", order[i], (order[i] in best ? sprintf("%s%.0f", (order[i] in lossy ? "" : "at least "), best[order[i]]) : "none")) > md
+    print "" > md
+    print "(\"at least\": it lost nothing at any load, so its limit lies above the fastest load offered.)" > md
     printf("{\"when\":\"%s\",\"host\":\"%s\",\"trace\":\"%s\",\"duration_s\":%s,\"rows\":[", when, host, trace, dur) > js
     for (i = 1; i <= NR; i++) printf("%s%s", (i > 1 ? "," : ""), obj[i]) > js
     printf("],\"loss_free_pps\":{") > js
