@@ -43,9 +43,19 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (namespaces, veth, XDP)" >&2; exit 1; }
-for tool in ip taskset netsniff-ng awk; do
-    command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/setup installs it)" >&2; exit 1; }
-done
+# What this benchmark needs beyond scripts/setup, from Debian, installed only when missing.
+need=()
+command -v netsniff-ng >/dev/null || need+=(netsniff-ng)
+command -v ip >/dev/null || need+=(iproute2)
+command -v taskset >/dev/null || need+=(util-linux)
+dpkg -s libxdp-dev >/dev/null 2>&1 || need+=(libxdp-dev)
+dpkg -s libbpf-dev >/dev/null 2>&1 || need+=(libbpf-dev)
+command -v clang >/dev/null || command -v gcc >/dev/null || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "run.sh: installing ${need[*]}" >&2
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >&2
+fi
 
 RECEIVERS="${RECEIVERS:-xdp_rx xdp_rx:200 netsniff:2 netsniff:4 lb_xdp:2 lb_xdp:4 lb_packet:2}"
 LOADS="${LOADS:-50000 100000 200000 400000 800000 0}"
