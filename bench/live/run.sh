@@ -278,6 +278,8 @@ awk -F'\t' -v hz=1e9 -v dur="$DURATION" -v md="$OUT.md" -v js="$OUT.json" -v tra
     if (!(r in seen)) { seen[r] = 1; order[++nr] = r }
     if (lost <= 0 && $4 > best[r]) best[r] = $4
     if (lost > 0) lossy[r] = 1
+    K[r, $2] = 1; L[r, $2] = loss; C[r, $2] = cpu; T[r, $2] = cpu + sirq
+    if (!(($2) in seenload)) { seenload[$2] = 1; loads[++nl] = $2 }
 }
 END {
     print "Live comparison, " when " (" host "), trace " trace ", " dur " s per point, lb: " lbbin > md
@@ -291,6 +293,29 @@ END {
     for (i = 1; i <= nr; i++) printf("| %s | %s |\n", order[i], (order[i] in best ? sprintf("%s%.0f", (order[i] in lossy ? "" : "at least "), best[order[i]]) : "none")) > md
     print "" > md
     print "(\"at least\": it lost nothing at any load, so its limit lies above the fastest load offered.)" > md
+    # The targets of issue 3: lb AF_XDP loses no more than the peer (netsniff-ng with as many
+    # processes as lb has rings) at every load, uses at most half its CPU per packet, and
+    # reaches 90% of the loss-free rate of the C loop.
+    for (i = 1; i <= nr; i++) {
+        r = order[i]
+        if (r !~ /^lb_xdp:/) continue
+        peer = "netsniff:" substr(r, 8)
+        if (!heading) { print "" > md; print "Targets (lb AF_XDP against the peer with as many processes, and against the C loop):" > md; print "" > md; heading = 1 }
+        lossok = 1; cpuok = 1; totok = 1; n = 0
+        for (j = 1; j <= nl; j++) {
+            l = loads[j]
+            if (!((r, l) in K) || !((peer, l) in K)) continue
+            n++
+            if (L[r, l] > L[peer, l]) lossok = 0
+            if (C[r, l] > 0.5 * C[peer, l]) cpuok = 0
+            if (T[r, l] > 0.5 * T[peer, l]) totok = 0
+        }
+        if (n == 0) { printf("- %s: no %s rows to compare with\n", r, peer) > md; continue }
+        printf("- %s vs %s over %d loads: loses no more: %s; at most half the receiver CPU per packet: %s; at most half the total (with kernel rx): %s\n",
+               r, peer, n, (lossok ? "yes" : "NO"), (cpuok ? "yes" : "NO"), (totok ? "yes" : "NO")) > md
+        if (("xdp_rx") in best && (r in best))
+            printf("- %s loss-free rate %.0f = %.0f%% of the %.0f of xdp_rx (target 90%%)\n", r, best[r], 100 * best[r] / best["xdp_rx"], best["xdp_rx"]) > md
+    }
     printf("{\"when\":\"%s\",\"host\":\"%s\",\"trace\":\"%s\",\"duration_s\":%s,\"rows\":[", when, host, trace, dur) > js
     for (i = 1; i <= NR; i++) printf("%s%s", (i > 1 ? "," : ""), obj[i]) > js
     printf("],\"loss_free_pps\":{") > js
