@@ -139,11 +139,11 @@ struct SendLoop {
                     // Behind by more than a burst: the rate cannot be kept. Forget the debt
                     // rather than send a long burst, and count it.
                     report.lagged += 1
-                    start = now - (sentSinceStart + perTick) * 1_000_000_000 / rate
+                    start = now - nanos(for: sentSinceStart + perTick)
                     want = perTick
                 } else if due < sentSinceStart + perTick {
                     // Sleep until a whole tick's worth is due.
-                    let wake = start + (sentSinceStart + perTick) * 1_000_000_000 / rate
+                    let wake = start + nanos(for: sentSinceStart + perTick)
                     Sys.sleep(untilMonoNanos: min(wake, end))
                     continue
                 } else {
@@ -167,5 +167,11 @@ struct SendLoop {
         }
         report.nanos = Sys.monoNanos() - began
         return report
+    }
+
+    /// When `packets` are due after the start, in ns, without overflow for any run length.
+    @inline(__always)
+    private func nanos(for packets: UInt64) -> UInt64 {
+        packets / rate * 1_000_000_000 + packets % rate * 1_000_000_000 / rate
     }
 }
