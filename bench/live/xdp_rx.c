@@ -135,11 +135,10 @@ int main(int argc, char **argv) {
             }
             continue;
         }
+        /* Every frame is either in the fill ring, in the RX ring or in our hands, and the fill
+         * ring holds them all, so this reservation cannot fail; check anyway. */
         __u32 idx_fill = 0;
-        while (xsk_ring_prod__reserve(&fill, n, &idx_fill) != n) {
-            if (stop) break;
-            if (xsk_ring_prod__needs_wakeup(&fill)) recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
-        }
+        if (xsk_ring_prod__reserve(&fill, n, &idx_fill) != n) die("fill ring reserve", ENOSPC);
         for (__u32 i = 0; i < n; i++) {
             const struct xdp_desc *d = xsk_ring_cons__rx_desc(&rx, idx_rx++);
             const uint8_t *data = xsk_umem__get_data(area, d->addr);
