@@ -6,10 +6,28 @@ import LBSys
 
 struct Gen: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a synthetic trace: TCP sessions, DNS-like UDP, ICMP, IPv6, fragments, VXLAN and GENEVE mirroring.")
+        abstract: "Make traffic: a synthetic trace (TCP sessions, DNS-like UDP, ICMP, IPv6, fragments, VXLAN and GENEVE mirroring) written to a pcap file or sent on an interface, or a capture replayed onto an interface.",
+        discussion: """
+            Examples: `lb gen -w mix.pcap --packets 100000` writes a synthetic trace; \
+            `lb gen -i veth0 --rate 200000 --duration 10` sends the mix at 200 kpps for 10 s; \
+            `lb gen -i veth0 --replay big.pcap --count 1000000` replays a capture as fast as possible.
+
+            Sending uses an AF_PACKET socket with PACKET_QDISC_BYPASS and sendmmsg(2) batches; the \
+            frames are built (or read) into memory first. With --rate the sender is paced by a \
+            token bucket on CLOCK_MONOTONIC (bursts of at most --batch frames). Without --count, \
+            --duration or --loop, each frame of the trace is sent once. When it ends (or on \
+            SIGINT/SIGTERM) it prints one JSON line on stdout: packets_sent, bytes_sent, seconds, \
+            rate_pps, rate_mbps, busy_retries, rate_lagged, frames_skipped.
+            """)
 
     @Option(name: .customShort("w"), help: "The pcap file to write.")
-    var write: String
+    var write: String?
+
+    @Option(name: [.customShort("i"), .customLong("interface")], help: "Send on this interface instead of writing a file.")
+    var interface: String?
+
+    @Option(help: "Send the frames of this capture (pcap or pcapng, Ethernet) instead of a synthetic trace.")
+    var replay: String?
 
     @Option(help: "mix (every kind of flow), udp64 (minimum-size UDP frames), or vxlan (the mix inside VXLAN).")
     var mode: String = "mix"
@@ -17,7 +35,7 @@ struct Gen: ParsableCommand {
     @Option(help: "Number of flows.")
     var flows: Int = 1000
 
-    @Option(help: "Number of packets (exactly).")
+    @Option(help: "Number of packets in the synthetic trace (exactly).")
     var packets: Int = 100_000
 
     @Option(help: "Seed; the same seed and options give the same trace.")
@@ -26,8 +44,29 @@ struct Gen: ParsableCommand {
     @Option(help: "Frame sizes: imix (60/590/1514 in 7:4:1), a size (e.g. 1000), or a range (e.g. 64-1500).")
     var sizes: String = "imix"
 
-    @Flag(help: "Nanosecond timestamps.")
+    @Flag(help: "Nanosecond timestamps (with -w).")
     var nano = false
+
+    @Option(help: "Packets per second when sending; 0 sends as fast as possible.")
+    var rate: UInt64 = 0
+
+    @Option(help: "Send this many frames in all, going round the trace as often as needed.")
+    var count: UInt64?
+
+    @Option(help: "Stop sending after this many seconds.")
+    var duration: Double?
+
+    @Flag(help: "Go round the trace until --count, --duration or a signal (implied by --duration).")
+    var loop = false
+
+    @Option(help: "Frames per sendmmsg call, 1 to \(PacketSender.maxBatch); the largest burst when pacing.")
+    var batch: Int = 64
+
+    @Flag(help: "Send through the qdisc layer (no PACKET_QDISC_BYPASS).")
+    var noQdiscBypass = false
+
+    @Option(help: "Pin the sender to this CPU.")
+    var cpu: Int?
 
     func validate() throws {
         guard ["mix", "udp64", "vxlan"].contains(mode) else { throw ValidationError("--mode \(mode): use mix, udp64 or vxlan") }
@@ -35,6 +74,21 @@ struct Gen: ParsableCommand {
             throw ValidationError("--flows must be at least 1 and --packets from 1 to 50000000")
         }
         _ = try sizeDistribution()
+        switch (write, interface) {
+        case (nil, nil): throw ValidationError("give -w FILE to write a trace or -i IFACE to send one")
+        case (.some, .some): throw ValidationError("-w and -i go separately: write a file or send on an interface")
+        default: break
+        }
+        if write != nil {
+            guard replay == nil else { throw ValidationError("--replay sends a capture: use it with -i IFACE") }
+            guard rate == 0, count == nil, duration == nil, !loop else {
+                throw ValidationError("--rate, --count, --duration and --loop are for sending (-i IFACE)")
+            }
+        }
+        if let d = duration { guard d > 0, d <= 1e6 else { throw ValidationError("--duration must be above 0 seconds") } }
+        if let c = count { guard c >= 1 else { throw ValidationError("--count must be at least 1") } }
+        guard (1...PacketSender.maxBatch).contains(batch) else { throw ValidationError("--batch must be from 1 to \(PacketSender.maxBatch)") }
+        guard rate <= 100_000_000 else { throw ValidationError("--rate must be at most 100000000 packets per second") }
     }
 
     func sizeDistribution() throws -> SynthConfig.SizeDistribution {
@@ -45,11 +99,17 @@ struct Gen: ParsableCommand {
         throw ValidationError("--sizes \(sizes): use imix, a frame size from 60 to 9018, or a range such as 64-1500")
     }
 
-    func run() throws {
+    func synthesize() throws -> [SynthPacket] {
         var config = SynthConfig(seed: seed, flows: flows, packets: packets,
                                  mode: mode == "udp64" ? .udp64 : mode == "vxlan" ? .vxlanOnly : .mixed)
         config.sizes = try sizeDistribution()
-        let trace = TrafficSynth.generate(config)
+        return TrafficSynth.generate(config)
+    }
+
+    func run() throws {
+        if let interface { return try send(on: interface) }
+        guard let write else { throw ExitCode(2) }
+        let trace = try synthesize()
         do {
             let fd = try Sys.open(write, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
             defer { Sys.close(fd) }
@@ -62,5 +122,66 @@ struct Gen: ParsableCommand {
             try? printError("lb gen: -w \(write): \(error)")
             throw ExitCode(1)
         }
+    }
+
+    func send(on name: String) throws {
+        func fail(_ message: String) -> ExitCode {
+            try? printError("lb gen: \(message)")
+            return ExitCode(1)
+        }
+        let info: InterfaceInfo
+        do { info = try Sys.interface(name) } catch { throw fail("-i \(name): \(error)") }
+        guard info.isEthernet else { throw fail("-i \(name): not an Ethernet interface (ARPHRD \(info.hardwareType)); lb gen sends Ethernet frames") }
+
+        var source: [[UInt8]]
+        var skipped: [String: Int] = [:]
+        if let replay {
+            do { (source, skipped) = try FramePool.readCapture(replay) } catch { throw fail("--replay \(replay): \(error)") }
+        } else {
+            source = try synthesize().map(\.bytes)
+        }
+        let (kept, tooLong) = FramePool.filter(source, mtu: info.mtu)
+        source = []
+        skipped.merge(tooLong) { $0 + $1 }
+        for (why, n) in skipped.sorted(by: { $0.key < $1.key }) { try? printError("lb gen: skipped \(n) frames: \(why)") }
+        guard !kept.isEmpty else { throw fail("no frame to send") }
+        var pool = FramePool(frames: kept)
+        pool.skipped = skipped
+
+        var loopConfig = SendLoop()
+        loopConfig.rate = rate
+        loopConfig.batch = batch
+        loopConfig.durationNanos = duration.map { UInt64($0 * 1e9) }
+        loopConfig.count = count ?? ((loop || duration != nil) ? nil : UInt64(pool.count))
+
+        let sender: PacketSender
+        do { sender = try PacketSender(interfaceIndex: info.index, qdiscBypass: !noQdiscBypass, sendBuffer: 4 << 20) }
+        catch { throw fail("-i \(name): \(error)") }
+        if let cpu { do { try Threads.pin(cpu: cpu) } catch { throw fail("--cpu \(cpu): \(error)") } }
+        Sys.setTimerSlack(nanos: 1_000)
+        do { try Sys.installStopHandlers() } catch { throw fail("\(error)") }
+
+        let report: SendReport
+        do { report = try loopConfig.run(pool, on: sender) } catch { throw fail("-i \(name): \(error)") }
+        let skippedTotal = skipped.values.reduce(0, +)
+        let json = "{\"interface\":\"\(name)\",\"packets_sent\":\(report.packets),\"bytes_sent\":\(report.bytes),"
+            + "\"seconds\":\(fmt(report.seconds, 6)),\"rate_pps\":\(fmt(report.pps, 0)),\"rate_mbps\":\(fmt(report.mbps, 1)),"
+            + "\"target_pps\":\(rate),\"busy_retries\":\(report.busy),\"rate_lagged\":\(report.lagged),"
+            + "\"frames_in_pool\":\(pool.count),\"frames_skipped\":\(skippedTotal)}"
+        try Sys.write(1, json + "\n")
+        try? printError("lb gen: \(name): sent \(report.packets) packets, \(report.bytes) bytes in \(fmt(report.seconds, 3)) s "
+            + "(\(fmt(report.pps / 1000, 1)) kpps, \(fmt(report.mbps, 1)) Mbit/s)"
+            + (report.lagged > 0 ? "; fell behind --rate \(report.lagged) times" : ""))
+    }
+
+    private func fmt(_ v: Double, _ places: Int) -> String {
+        guard v.isFinite else { return "0" }
+        if places == 0 { return String(Int64(v.rounded())) }
+        var s = String(Int64((v * pow(10, Double(places))).rounded()))
+        let neg = s.hasPrefix("-")
+        if neg { s.removeFirst() }
+        while s.count <= places { s = "0" + s }
+        s.insert(".", at: s.index(s.endIndex, offsetBy: -places))
+        return (neg ? "-" : "") + s
     }
 }
