@@ -24,11 +24,13 @@ let package = Package(
     targets: [
         .target(name: "CLBRing"),
         .target(name: "CLBShim"),
+        // libbpf + libxdp: lb's XDP program, AF_XDP sockets, TPACKET_V3 (live ingress)
+        .target(name: "CLBXdp"),
         .target(name: "LBSys", dependencies: ["CLBShim"]),
         .target(name: "LBCore"),
         .target(name: "LBGen", dependencies: ["LBCore"]),
         .target(name: "LBRing", dependencies: ["CLBRing", "CLBShim", "LBSys", "LBCore"]),
-        .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim"]),
+        .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim", "CLBXdp"]),
         .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
         .executableTarget(
             name: "lb",

@@ -15,10 +15,16 @@ public struct GroupSpec: Equatable, Sendable {
 /// Where packets come from.
 public enum InputSpec: Equatable, Sendable {
     case pcapFile(path: String, rate: UInt64)
+    /// AF_XDP with lb's XDP program; queues nil = every RX queue
+    case afXDP(interface: String, queues: [Int]?)
+    /// AF_PACKET with a TPACKET_V3 ring
+    case afPacket(interface: String)
 
     public var name: String {
         switch self {
         case .pcapFile(let path, _): "pcap:\(path)"
+        case .afXDP(let iface, let queues): "af_xdp:\(iface)" + (queues.map { "@" + $0.map(String.init).joined(separator: ",") } ?? "")
+        case .afPacket(let iface): "af_packet:\(iface)"
         }
     }
 }
@@ -36,6 +42,10 @@ public struct BrokerConfig: Sendable {
     public var waitForConsumers: Double = 10
     /// after the end of a capture, wait at most this long for consumers to read everything
     public var drainTimeout: Double = 60
+    /// live sources (af_xdp, af_packet): --divert, --xdp-mode, --cpus, ...
+    public var live = LiveOptions()
+    /// after setup, run as this user (--user)
+    public var user: String? = nil
     public init(input: InputSpec, groups: [GroupSpec]) { self.input = input; self.groups = groups }
 }
 
@@ -49,6 +59,14 @@ public enum Broker {
         let log: @Sendable (String) -> Void = { msg in try? Sys.write(stderr, "lb: \(msg)\n") }
         if let problem = config.geometry.problem { throw BrokerError(problem) }
         let runDir = RunDirectory.resolve(config.runDir)
+        // A live source first: its queue count is the rings' lane count.
+        var live: LiveIngress? = nil
+        var geometry = config.geometry
+        if case .pcapFile = config.input {} else {
+            live = try LiveIngress.open(config.input, options: config.live, log: log)
+            geometry.lanes = live!.lanes
+            if let problem = geometry.problem { throw BrokerError(problem) }
+        }
 
         // Rings: groups that share a name continue its numbering (netmap lb's rule).
         let instance = UInt64.random(in: 1...UInt64.max)
@@ -64,7 +82,7 @@ public enum Broker {
                 let name = RingName(group: g.name, index: k)
                 let memory: RingMemory
                 do {
-                    memory = try RingMemory(name: name, ringCount: ringTotal, geometry: config.geometry, instanceID: instance)
+                    memory = try RingMemory(name: name, ringCount: ringTotal, geometry: geometry, instanceID: instance)
                 } catch {
                     throw BrokerError("cannot create ring \(name): \(error) (lower --ring-size or --ring-slots?)")
                 }
@@ -77,10 +95,16 @@ public enum Broker {
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
         try server.start()
         defer { server.shutdown() }
+        if let user = config.user { try dropPrivileges(to: user, runDir: runDir, log: log) }
+        if let live {
+            return try runLive(live, config: config, server: server, records: records, groups: groupMemories, shared: shared,
+                               stdout: stdout, log: log)
+        }
 
         var source: PcapFileSource
         switch config.input {
         case .pcapFile(let path, let rate): source = try PcapFileSource(path: path, rate: rate)
+        default: throw BrokerError("\(config.input.name) is a live source")
         }
         var dispatch = config.dispatch
         dispatch.backpressure = !source.isLive

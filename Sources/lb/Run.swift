@@ -7,7 +7,7 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read packets, decapsulate, hash the inner flow, and deliver each packet to one ring of every group.")
 
-    @Option(name: .shortAndLong, help: "Input: pcap:FILE (classic pcap or pcapng).")
+    @Option(name: .shortAndLong, help: "Input: pcap:FILE (classic pcap or pcapng), af_xdp:IFACE[@Q,...] or IFACE (AF_XDP with lb's XDP program), af_packet:IFACE.")
     var input: String
 
     @Option(name: [.customShort("p"), .long], help: "A group of rings, [NAME:]N; repeat for more groups. Every group gets every packet. Default: one group of 2 named after the input.")
@@ -70,6 +70,24 @@ struct Run: ParsableCommand {
     @Option(name: .customShort("b"), help: "Frames taken from the input at a time.")
     var batch: Int = 64
 
+    @Option(help: "AF_XDP: send only matching traffic to lb, the rest to the kernel, e.g. 'udp dst port 4789' (terms: tcp, udp, proto N, dst port N, joined by 'or').")
+    var divert: String?
+
+    @Option(help: "AF_XDP: attach lb's XDP program in native (driver) mode, generic (SKB) mode, or auto (native, else generic).")
+    var xdpMode: String = "auto"
+
+    @Option(help: "AF_XDP: RX queues to serve, e.g. 0,1 (default: all; also IFACE@Q).")
+    var queues: String?
+
+    @Option(help: "Pin the dispatch threads (one per RX queue) to these CPUs, e.g. 2,3.")
+    var cpus: String?
+
+    @Option(help: "lb's compiled XDP program (default: $LB_XDP_OBJECT, then beside the executable, then /usr/local/lib/lb/lb_xdp.o).")
+    var xdpObject: String?
+
+    @Option(help: "After setting up the sockets, the XDP program and the rings, run as this user.")
+    var user: String?
+
     func validate() throws {
         guard decap == "strip" || decap == "keep" else { throw ValidationError("--decap \(decap): use strip or keep") }
         guard [5, 3, 2].contains(hash) else { throw ValidationError("--hash \(hash): use 5 (5-tuple), 3 (addresses and protocol) or 2 (addresses)") }
@@ -81,14 +99,17 @@ struct Run: ParsableCommand {
     }
 
     func makeConfig() throws -> BrokerConfig {
-        guard input.hasPrefix("pcap:"), input.count > 5 else {
-            throw ValidationError("-i \(input): use pcap:FILE (live interfaces, AF_XDP and AF_PACKET, and udp:: sources are not built yet)")
+        let spec = try parseInput(input, queues: queues, replayRate: replayRate)
+        let defaultName: String
+        switch spec {
+        case .pcapFile(let path, _): defaultName = defaultGroupName(for: path)
+        case .afXDP(let iface, _), .afPacket(let iface): defaultName = defaultGroupName(for: iface)
         }
-        let path = String(input.dropFirst(5))
-        let defaultName = defaultGroupName(for: path)
         var groups = try pipes.map { try parseGroup($0, defaultName: defaultName) }
         if groups.isEmpty { groups = [GroupSpec(name: defaultName, count: 2)] }
-        var config = BrokerConfig(input: .pcapFile(path: path, rate: replayRate), groups: groups)
+        var config = BrokerConfig(input: spec, groups: groups)
+        config.live = try liveOptions()
+        config.user = user
         config.geometry = RingGeometry(slots: ringSlots, dataBytes: try parseSize(ringSize, option: "--ring-size"),
                                        maxCaplen: slotSize, lanes: 1)
         var ports = noDefaultTunnelPorts ? [] : DecodeConfig.defaultTunnelPorts
@@ -123,4 +144,56 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+extension Run {
+    func liveOptions() throws -> LiveOptions {
+        var o = LiveOptions()
+        guard let mode = XDPMode(rawValue: xdpMode) else { throw ValidationError("--xdp-mode \(xdpMode): use auto, native or generic") }
+        o.xdpMode = mode
+        if let divert {
+            do { o.divert = try DivertFilter(divert) } catch { throw ValidationError(error.description) }
+        }
+        if let cpus {
+            o.cpus = try cpus.split(separator: ",").map {
+                guard let c = Int($0), c >= 0 else { throw ValidationError("--cpus \(cpus): expected CPU numbers such as 0,2") }
+                return c
+            }
+        }
+        o.xdpObject = xdpObject
+        return o
+    }
+}
+
+/// `-i`: pcap:FILE, af_xdp:IFACE[@Q,...], af_packet:IFACE, or a bare interface name (AF_XDP).
+func parseInput(_ text: String, queues: String?, replayRate: UInt64) throws -> InputSpec {
+    func queueList(_ q: String) throws -> [Int] {
+        try q.split(separator: ",").map {
+            guard let n = Int($0), n >= 0 else { throw ValidationError("-i \(text): queues are numbers, as in eth1@0,1") }
+            return n
+        }
+    }
+    if text.hasPrefix("pcap:") {
+        guard text.count > 5 else { throw ValidationError("-i pcap:FILE needs a file") }
+        return .pcapFile(path: String(text.dropFirst(5)), rate: replayRate)
+    }
+    if text.hasPrefix("af_packet:") {
+        let iface = String(text.dropFirst(10))
+        guard !iface.isEmpty, !iface.contains("@") else { throw ValidationError("-i af_packet:IFACE needs an interface (no @queue)") }
+        return .afPacket(interface: iface)
+    }
+    if text.hasPrefix("udp:") {
+        throw ValidationError("-i \(text): udp:: sources are not built yet; use pcap:FILE, af_xdp:IFACE or af_packet:IFACE")
+    }
+    var rest = text.hasPrefix("af_xdp:") ? String(text.dropFirst(7)) : text
+    var qs: [Int]? = try queues.map(queueList)
+    if let at = rest.firstIndex(of: "@") {
+        qs = try queueList(String(rest[rest.index(after: at)...]))
+        rest = String(rest[..<at])
+    }
+    guard !rest.isEmpty, !rest.contains(":"), !rest.contains("/"), rest.utf8.count < 16 else {
+        throw ValidationError("-i \(text): use pcap:FILE, af_xdp:IFACE[@Q,...], IFACE or af_packet:IFACE")
+    }
+    if let qs, qs.isEmpty { throw ValidationError("-i \(text): no queue given") }
+    return .afXDP(interface: rest, queues: qs)
 }

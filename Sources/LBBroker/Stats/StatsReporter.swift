@@ -13,6 +13,10 @@ final class StatsReporter {
     var previous: [RingSnapshot]
     var previousTotal = RingSnapshot()
     var previousNanos: UInt64
+    /// counters of further data-path threads (live sources: one per RX queue), summed in
+    var extraCounters: [Counters] = []
+    /// the live source's loss-by-stage block ("ingress"), if there is one
+    var ingress: (() -> JSONObject)? = nil
 
     init(inputName: String, rings: [RingRecord], shared: SharedState) {
         self.inputName = inputName
@@ -24,7 +28,7 @@ final class StatsReporter {
 
     /// The lines of one report (no trailing newline on each).
     func lines(final: Bool) -> [String] {
-        let c = shared.counters
+        let c = extraCounters.isEmpty ? shared.counters : Counters.sum([shared.counters] + extraCounters)
         let nowMono = Sys.monoNanos()
         let seconds = max(Double(nowMono &- previousNanos) / 1e9, 1e-9)
         let ts = JSONObject.fixed(Double(Sys.wallNanos()) / 1e9, 6)
@@ -110,6 +114,7 @@ final class StatsReporter {
         frag.add("not_held", c.get(.fragmentsNotHeld))
         a.add("fragments", object: frag)
         a.add("consumer_protocol_errors", c.get(.badTails))
+        if let ingress { a.add("ingress", object: ingress()) }
         a.add("final", final)
         out.append(a.rendered)
         previousTotal = total

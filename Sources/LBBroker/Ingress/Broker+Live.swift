@@ -1,0 +1,46 @@
+import CLBRing
+import CLBXdp
+import Glibc
+import LBRing
+import LBSys
+import Synchronization
+
+extension Broker {
+    /// Runs a live source until SIGINT or SIGTERM: one dispatch thread per queue, the control
+    /// thread as for a capture; at the end the consumers get the end of the stream, and the
+    /// caller's deinit of `live` detaches the XDP program and closes the sockets.
+    static func runLive(_ live: LiveIngress, config: BrokerConfig, server: ControlServer, records: [RingRecord],
+                        groups: [[RingMemory]], shared: SharedState, stdout: Int32,
+                        log: @escaping @Sendable (String) -> Void) throws(BrokerError) -> Int32 {
+        let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
+        reporter.extraCounters = live.makeLaneCounters(ringCount: shared.ringCount)
+        reporter.ingress = { live.statsObject() }
+        installSignalHandlers()
+        let controlStop = Atomic<UInt32>(0)
+        let control = ControlThread(server: server, reporter: reporter, records: records, shared: shared,
+                                    interval: config.statsInterval, out: stdout)
+        let tid = Threads.spawn("lb-control") { control.loop(stop: controlStop) }
+        // A live start-up barrier: packets wait in the kernel's rings while consumers come up.
+        waitForConsumers(server: server, records: records, seconds: config.waitForConsumers, shared: shared, log: log)
+        if signalStop.load(ordering: .relaxed) == 0 {
+            live.run(config: config.dispatch, groups: groups, shared: shared, cpus: config.live.cpus, log: log)
+        }
+        for r in records { r.memory.setState(LB_STATE_EOS) }
+        controlStop.store(1, ordering: .releasing)
+        Threads.join(tid)
+        for line in reporter.lines(final: true) { try? Sys.write(stdout, line + "\n") }
+        for r in records { r.memory.setState(LB_STATE_CLOSED) }
+        return 0
+    }
+
+    /// `--user NAME`: after the sockets, the XDP program and the rings exist, lb needs no
+    /// privilege; it becomes NAME (all threads; every capability is gone).
+    static func dropPrivileges(to user: String, runDir: String, log: (String) -> Void) throws(BrokerError) {
+        guard let (uid, gid) = Sys.lookupUser(user) else { throw BrokerError("--user \(user): no such user") }
+        var err = [CChar](repeating: 0, count: 256)
+        guard lbx_drop_to_user(uid, gid, &err, err.count) == 0 else {
+            throw BrokerError("--user \(user): \(LiveIngress.errorText(err))")
+        }
+        log("running as \(user) (uid \(uid)) from now on")
+    }
+}
