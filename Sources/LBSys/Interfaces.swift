@@ -70,3 +70,14 @@ extension String {
         return String(s)
     }
 }
+
+extension Sys {
+    /// Unblocks signals in the calling thread (a parent may have started lb with them blocked;
+    /// threads started afterwards inherit the mask).
+    public static func unblockSignals(_ signals: [Int32]) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+}

@@ -15,6 +15,8 @@ extension Broker {
         let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
         reporter.extraCounters = live.makeLaneCounters(ringCount: shared.ringCount)
         reporter.ingress = { live.statsObject() }
+        // a live source runs until a signal: make sure one can arrive
+        Sys.unblockSignals([SIGINT, SIGTERM])
         installSignalHandlers()
         let controlStop = Atomic<UInt32>(0)
         let control = ControlThread(server: server, reporter: reporter, records: records, shared: shared,
