@@ -26,6 +26,7 @@ struct lbx_tpacket {
     uint32_t left;           /* packets left in it */
     struct tpacket3_hdr *next;
     struct lbx_tpacket_stats acc;
+    uint64_t vlan_restored;  /* written by the receiving thread only */
 };
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -151,9 +152,27 @@ uint32_t lbx_tpacket_receive(struct lbx_tpacket *t, struct lbx_pkt *out, uint64_
                 t->left = 0;
                 break;
             }
-            out[n].data = (uint8_t *)h + h->tp_mac;
-            out[n].len = h->tp_snaplen;
-            out[n].wire_len = h->tp_len;
+            uint8_t *data = (uint8_t *)h + h->tp_mac;
+            uint32_t len = h->tp_snaplen, wire = h->tp_len;
+            /* The kernel took the outer VLAN tag out of the frame (VLAN offload): put it back
+             * where it was, so workers see and lb hashes the frame as it was on the wire. The
+             * 4 bytes before the frame hold the sockaddr_ll, which lb does not read. */
+            if ((h->tp_status & TP_STATUS_VLAN_VALID) && len >= 12 &&
+                h->tp_mac >= TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll) + 4) {
+                uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : ETH_P_8021Q;
+                memmove(data - 4, data, 12);
+                data -= 4;
+                data[12] = (uint8_t)(tpid >> 8);
+                data[13] = (uint8_t)tpid;
+                data[14] = (uint8_t)(h->hv1.tp_vlan_tci >> 8);
+                data[15] = (uint8_t)h->hv1.tp_vlan_tci;
+                len += 4;
+                wire += 4;
+                __atomic_store_n(&t->vlan_restored, t->vlan_restored + 1, __ATOMIC_RELAXED);
+            }
+            out[n].data = data;
+            out[n].len = len;
+            out[n].wire_len = wire;
             ts_ns[n] = (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec;
             n++;
             t->left--;
@@ -177,5 +196,6 @@ int lbx_tpacket_stats(struct lbx_tpacket *t, struct lbx_tpacket_stats *out)
         t->acc.freeze_q += s.tp_freeze_q_cnt;
     }
     *out = t->acc;
+    out->vlan_restored = __atomic_load_n(&t->vlan_restored, __ATOMIC_RELAXED);
     return rc ? -errno : 0;
 }

@@ -83,6 +83,7 @@ struct lbx_tpacket_stats {
     uint64_t packets;    /* tp_packets, accumulated */
     uint64_t drops;      /* tp_drops, accumulated */
     uint64_t freeze_q;   /* tp_freeze_q_cnt, accumulated */
+    uint64_t vlan_restored; /* frames whose VLAN tag the kernel had taken out and lb put back */
 };
 
 /* A TPACKET_V3 ring of block_count blocks of block_size bytes on ifname (all protocols, incoming
@@ -98,8 +99,7 @@ void lbx_tpacket_close(struct lbx_tpacket *t);
 
 /* ---- privileges ---- */
 
-/* Keeps only CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_IPC_LOCK in the bounding/permitted sets
- * (keep=1) or drops every capability (keep=0) after switching to uid/gid with setgroups. */
+/* Becomes uid/gid (setgroups, setresgid, setresuid: every thread, every capability gone). */
 int lbx_drop_to_user(uint32_t uid, uint32_t gid, char *err, size_t errlen);
 
 #endif

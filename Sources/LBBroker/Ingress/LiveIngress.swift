@@ -240,7 +240,7 @@ public final class LiveIngress: @unchecked Sendable {
             x.add("diverted", c[Int(LB_XDP_DIVERTED)])
             x.add("passed_to_kernel", c[Int(LB_XDP_PASSED)])
             x.add("no_socket", c[Int(LB_XDP_NO_SOCKET)])
-            x.add("not_ip", c[Int(LB_XDP_SHORT)])
+            x.add("passed_not_ip", c[Int(LB_XDP_SHORT)])
             o.add("xdp", object: x)
             var sum = lbx_xsk_stats()
             for s in sockets {
@@ -269,6 +269,7 @@ public final class LiveIngress: @unchecked Sendable {
             k.add("tp_packets", s.packets)
             k.add("tp_drops", s.drops)
             k.add("tp_freeze_q_cnt", s.freeze_q)
+            k.add("vlan_tags_restored", s.vlan_restored)
             o.add("af_packet", object: k)
         }
         return o
