@@ -9,7 +9,7 @@ final class VethPair {
     nonisolated(unsafe) static var counter = 0
     let nsA: String, nsB: String, a: String, b: String
 
-    init(addresses: Bool = false) throws {
+    init(addresses: Bool = false, queues: Int = 1) throws {
         VethPair.counter += 1
         let tag = "\(getpid() % 100000)\(VethPair.counter)"
         nsA = "lbx-\(tag)-a"
@@ -19,7 +19,8 @@ final class VethPair {
         do {
             try Self.ip(["netns", "add", nsA])
             try Self.ip(["netns", "add", nsB])
-            try Self.ip(["link", "add", a, "netns", nsA, "type", "veth", "peer", "name", b, "netns", nsB])
+            try Self.ip(["link", "add", a, "netns", nsA, "numrxqueues", "\(queues)", "numtxqueues", "\(queues)", "type", "veth",
+                         "peer", "name", b, "netns", nsB, "numrxqueues", "\(queues)", "numtxqueues", "\(queues)"])
             for (ns, dev) in [(nsA, a), (nsB, b)] {
                 try Self.run("/usr/sbin/ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
                 try Self.ip(["-n", ns, "link", "set", "lo", "up"])
@@ -63,8 +64,10 @@ final class VethPair {
     }
 
     /// Sends pcap files through `b` with tcpreplay; returns (packets, bytes) it sent.
-    func replay(_ files: [String], pps: Int) throws -> (packets: Int, bytes: Int) {
-        let (status, out, err) = try Self.run("/usr/sbin/ip", ["netns", "exec", nsB, "tcpreplay", "-i", b, "--pps", "\(pps)"] + files,
+    /// With `cpu`, tcpreplay runs on that CPU.
+    func replay(_ files: [String], pps: Int, cpu: Int? = nil) throws -> (packets: Int, bytes: Int) {
+        let pin = cpu.map { ["taskset", "-c", "\($0)"] } ?? []
+        let (status, out, err) = try Self.run("/usr/sbin/ip", ["netns", "exec", nsB] + pin + ["tcpreplay", "-i", b, "--pps", "\(pps)"] + files,
                                               check: false, seconds: 240)
         guard status == 0 else { throw TestFailure("tcpreplay failed: \(out) \(err)") }
         // "Actual: 5968 packets (1554392 bytes) sent in ..." and "Failed packets: 0"
@@ -225,12 +228,18 @@ final class VethPair {
         let scratch = try ScratchDirectory("live-lifecycle")
         let trace = Corpus.root + "/traces/wikipedia.pcap"
 
+        // 0. a program of ours attached by netlink (an older lb, or by hand) is replaced
+        try Self.buildXDPObject()
+        try VethPair.ip(["-n", veth.nsA, "link", "set", "dev", veth.a, "xdpgeneric", "obj", Corpus.repoRoot + "/.build/bpf/lb_xdp.o", "sec", "xdp.frags"])
+        #expect(try veth.xdpOnA()?.contains("xdpgeneric") == true)
+
         // 1. SIGTERM detaches the program
         var first = LBRun(dir: scratch.path + "/1", groups: [("t", 2)])
         try FileManager.default.createDirectory(atPath: first.dir, withIntermediateDirectories: true)
         try Self.startLB(&first, veth: veth, input: "af_xdp:\(veth.a)", extra: ["-w", "0"])
         try Self.waitFor(first, "af_xdp:")
         #expect(try veth.xdpOnA() != nil, "lb attached its program")
+        #expect(try veth.xdpOnA()?.contains("xdpgeneric") == false, "lb replaced the program left behind (native now)")
         // 2. a second lb on the same interface gets a clear error
         let second = try Tool("/usr/sbin/ip", ["netns", "exec", veth.nsA, Tool.lb, "-i", "af_xdp:\(veth.a)", "-p", "u:2", "-w", "0",
                                                "--run-dir", scratch.path + "/run2"], in: scratch.path, label: "lb-second",
@@ -287,5 +296,32 @@ final class VethPair {
         #expect(stats.int("ingress", "xdp", "diverted") == sent.packets, "the XDP counters are readable after --user")
         try LifecycleTests.checkGroups(run, expected: sent.packets, dir: scratch.path)
         #expect(try veth.xdpOnA() == nil, "no XDP program after SIGTERM of an lb running as nobody")
+    }
+
+    /// Two RX queues: two sockets, two dispatch threads (pinned), two lanes in every ring; the
+    /// traces are sent twice, from each CPU.
+    @Test func twoQueuesTwoLanes() throws {
+        let veth = try VethPair(queues: 2)
+        defer { veth.remove() }
+        let scratch = try ScratchDirectory("live-queues")
+        var run = LBRun(dir: scratch.path, groups: [("t", 2)])
+        try Self.startLB(&run, veth: veth, input: veth.a, extra: ["--cpus", "0,1"])
+        defer { if let lb = run.lb { lb.signal(SIGKILL) } }
+        try run.startConsumers()
+        try Self.waitFor(run, "consumer attached", count: 2)
+        #expect(run.lb!.stderr.contains("queue(s) 0,1"), "\(run.lb!.stderr)")
+        let traces = [Corpus.root + "/traces/smtp.pcap", Corpus.root + "/traces/tunnels/gtp/gtp2_different_udp_port.pcap",
+                      Corpus.root + "/traces/wikipedia.pcap"]
+        let first = try veth.replay(traces, pps: 2000, cpu: 0)
+        let second = try veth.replay(traces, pps: 2000, cpu: 1)
+        let stats = try Self.stop(run)
+        let sent = first.packets + second.packets
+        #expect(stats.int("packets_received") == sent)
+        // the sending veth picks a TX queue per flow (its hash), the peer receives on the same
+        // number: both queues get packets, and together all of them
+        let q0 = stats.int("ingress", "queue_packets", "0"), q1 = stats.int("ingress", "queue_packets", "1")
+        #expect(q0 > 0 && q1 > 0, "both queues received packets: \(q0), \(q1)")
+        #expect(q0 + q1 == sent)
+        try LifecycleTests.checkGroups(run, expected: sent - stats.int("fragments", "merged"), dir: scratch.path)
     }
 }

@@ -14,7 +14,7 @@ extension Broker {
                         log: @escaping @Sendable (String) -> Void) throws(BrokerError) -> Int32 {
         let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
         reporter.extraCounters = live.makeLaneCounters(ringCount: shared.ringCount)
-        reporter.ingress = { live.statsObject() }
+        reporter.ingress = { live.statsObject(shared: shared.counters) }
         // a live source runs until a signal: make sure one can arrive
         Sys.unblockSignals([SIGINT, SIGTERM])
         installSignalHandlers()

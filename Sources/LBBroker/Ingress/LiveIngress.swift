@@ -222,12 +222,18 @@ public final class LiveIngress: @unchecked Sendable {
 
     /// The loss-by-stage block of the stats: the interface's counters, the XDP program's,
     /// the AF_XDP sockets' (XDP_STATISTICS) or the AF_PACKET socket's.
-    func statsObject() -> JSONObject {
+    func statsObject(shared: Counters) -> JSONObject {
         var o = JSONObject()
         o.add("source", input.name)
         o.add("mode", mode)
         o.add("zero_copy", zeroCopy)
         o.add("queues", queues.count)
+        var perQueue = JSONObject()
+        for (lane, q) in queues.enumerated() {
+            let c = lane == 0 ? shared : laneCounters[lane - 1]
+            perQueue.add(String(q), c.get(.received))
+        }
+        o.add("queue_packets", object: perQueue)
         var nic = JSONObject()
         for name in ["rx_packets", "rx_bytes", "rx_dropped", "rx_missed_errors", "rx_fifo_errors", "rx_over_errors", "rx_errors"] {
             nic.add(name, Sys.interfaceCounter(interface, name))
