@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "LBTestSupport", path: "Tests/Support"),
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
-        .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore"]),
+        .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore", "LBGen"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
     ]
 )

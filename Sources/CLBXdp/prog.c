@@ -228,3 +228,13 @@ int lbx_drop_to_user(uint32_t uid, uint32_t gid, char *err, size_t errlen)
         return fail(err, errlen, errno, "setuid %u: %s", uid, strerror(errno));
     return 0;
 }
+
+int lbx_prog_test_run(struct lbx_prog *p, const void *frame, uint32_t len, uint32_t *action)
+{
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = len, .repeat = 1);
+    int rc = bpf_prog_test_run_opts(p->prog_fd, &o);
+    if (rc)
+        return -errno;
+    *action = o.retval;
+    return 0;
+}

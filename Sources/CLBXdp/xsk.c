@@ -151,6 +151,9 @@ static void recycle(struct lbx_xsk *x)
     xsk_ring_prod__submit(&x->fill, n);
     xsk_ring_cons__release(&x->rx, x->npending);
     x->npending = 0;
+    /* a zero-copy driver that ran out of fill-ring frames sleeps until told (need_wakeup) */
+    if (xsk_ring_prod__needs_wakeup(&x->fill))
+        recvfrom(xsk_socket__fd(x->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
 }
 
 uint32_t lbx_xsk_receive(struct lbx_xsk *x, struct lbx_pkt *out, uint32_t max, int timeout_ms)

@@ -95,7 +95,7 @@ public enum Broker {
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
         try server.start()
         defer { server.shutdown() }
-        if let user = config.user { try dropPrivileges(to: user, runDir: runDir, log: log) }
+        if let user = config.user { try dropPrivileges(to: user, runDir: runDir, groups: config.groups.map(\.name), log: log) }
         if let live {
             return try runLive(live, config: config, server: server, records: records, groups: groupMemories, shared: shared,
                                stdout: stdout, log: log)

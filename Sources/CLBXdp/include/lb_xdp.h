@@ -4,7 +4,7 @@
  * Every symbol carries the lbx_ prefix. Functions that can fail return 0 or a negative errno
  * and write a human-readable reason into `err` (errlen bytes).
  *
- * include/lb_xdp_shared.h is a copy of bpf/lb_xdp_shared.h (kept equal by a test).
+ * include/lb_xdp_shared.h is a symbolic link to bpf/lb_xdp_shared.h, which the XDP program includes.
  */
 #ifndef LB_XDP_H
 #define LB_XDP_H
@@ -31,6 +31,8 @@ int lbx_prog_attach(struct lbx_prog *p, int ifindex, int mode, char *err, size_t
 int lbx_prog_set_socket(struct lbx_prog *p, uint32_t queue, int fd, char *err, size_t errlen);
 /* Sums the program's per-CPU counters into out[LB_XDP_NSTATS] (no syscall: mapped memory). */
 void lbx_prog_counters(const struct lbx_prog *p, uint64_t *out);
+/* Runs the program once on a frame (BPF_PROG_TEST_RUN, for tests); *action gets XDP_*. */
+int lbx_prog_test_run(struct lbx_prog *p, const void *frame, uint32_t len, uint32_t *action);
 /* Detaches (closes the link) and frees everything. */
 void lbx_prog_close(struct lbx_prog *p);
 

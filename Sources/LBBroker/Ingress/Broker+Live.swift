@@ -37,8 +37,11 @@ extension Broker {
 
     /// `--user NAME`: after the sockets, the XDP program and the rings exist, lb needs no
     /// privilege; it becomes NAME (all threads; every capability is gone).
-    static func dropPrivileges(to user: String, runDir: String, log: (String) -> Void) throws(BrokerError) {
+    static func dropPrivileges(to user: String, runDir: String, groups: [String], log: (String) -> Void) throws(BrokerError) {
         guard let (uid, gid) = Sys.lookupUser(user) else { throw BrokerError("--user \(user): no such user") }
+        // consumers running as that user can connect (the directory is left as it is: a socket
+        // lb cannot remove at the end is replaced by the next lb)
+        for group in Set(groups) { Sys.chown(RunDirectory.socketPath(runDir, group: group), uid: uid, gid: gid) }
         var err = [CChar](repeating: 0, count: 256)
         guard lbx_drop_to_user(uid, gid, &err, err.count) == 0 else {
             throw BrokerError("--user \(user): \(LiveIngress.errorText(err))")

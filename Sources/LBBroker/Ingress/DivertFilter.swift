@@ -11,6 +11,7 @@ public struct DivertFilter: Equatable, Sendable {
     public struct Rule: Equatable, Sendable {
         public var proto: UInt8   // 0 = any
         public var dport: UInt16  // 0 = any
+        public init(proto: UInt8, dport: UInt16) { self.proto = proto; self.dport = dport }
     }
     public var rules: [Rule]
 
