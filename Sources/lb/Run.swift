@@ -2,6 +2,7 @@ import ArgumentParser
 import LBBroker
 import LBCore
 import LBRing
+import LBSys
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -109,6 +110,9 @@ struct Run: ParsableCommand {
         if groups.isEmpty { groups = [GroupSpec(name: defaultName, count: 2)] }
         var config = BrokerConfig(input: spec, groups: groups)
         config.live = try liveOptions()
+        if case .pcapFile = spec, divert != nil || cpus != nil || xdpObject != nil || xdpMode != "auto" {
+            throw ValidationError("--divert, --cpus, --xdp-mode and --xdp-object are for live inputs (af_xdp:IFACE, af_packet:IFACE)")
+        }
         config.user = user
         config.geometry = RingGeometry(slots: ringSlots, dataBytes: try parseSize(ringSize, option: "--ring-size"),
                                        maxCaplen: slotSize, lanes: 1)
@@ -175,17 +179,21 @@ func parseInput(_ text: String, queues: String?, replayRate: UInt64) throws -> I
     }
     if text.hasPrefix("pcap:") {
         guard text.count > 5 else { throw ValidationError("-i pcap:FILE needs a file") }
+        if queues != nil { throw ValidationError("--queues is for af_xdp inputs") }
         return .pcapFile(path: String(text.dropFirst(5)), rate: replayRate)
     }
     if text.hasPrefix("af_packet:") {
         let iface = String(text.dropFirst(10))
-        guard !iface.isEmpty, !iface.contains("@") else { throw ValidationError("-i af_packet:IFACE needs an interface (no @queue)") }
+        guard !iface.isEmpty, !iface.contains("@"), queues == nil else {
+            throw ValidationError("-i af_packet:IFACE needs an interface (one socket for all queues: no @queue or --queues)")
+        }
         return .afPacket(interface: iface)
     }
     if text.hasPrefix("udp:") {
         throw ValidationError("-i \(text): udp:: sources are not built yet; use pcap:FILE, af_xdp:IFACE or af_packet:IFACE")
     }
-    var rest = text.hasPrefix("af_xdp:") ? String(text.dropFirst(7)) : text
+    let explicit = text.hasPrefix("af_xdp:")
+    var rest = explicit ? String(text.dropFirst(7)) : text
     var qs: [Int]? = try queues.map(queueList)
     if let at = rest.firstIndex(of: "@") {
         qs = try queueList(String(rest[rest.index(after: at)...]))
@@ -195,5 +203,8 @@ func parseInput(_ text: String, queues: String?, replayRate: UInt64) throws -> I
         throw ValidationError("-i \(text): use pcap:FILE, af_xdp:IFACE[@Q,...], IFACE or af_packet:IFACE")
     }
     if let qs, qs.isEmpty { throw ValidationError("-i \(text): no queue given") }
+    if !explicit && Sys.interfaceIndex(rest) == nil {
+        throw ValidationError("-i \(text): there is no interface \(rest) (a capture file is pcap:FILE)")
+    }
     return .afXDP(interface: rest, queues: qs)
 }
