@@ -56,11 +56,16 @@ struct vlan_hdr_ {
 
 /* Finds the IP protocol and the destination port (0 if none: not TCP/UDP/SCTP, or a non-first
  * fragment). Returns 0 when the frame is IPv4/IPv6, -1 otherwise. Bounded: at most two VLAN
- * tags, no IPv6 extension headers except a fragment header. */
-static __always_inline int classify(void *data, void *end, __u8 *proto, __u16 *dport)
+ * tags, no IPv6 extension headers except a fragment header.
+ *
+ * Packet pointers only ever move by constants: a variable offset (the IPv4 header length)
+ * would need CAP_PERFMON from the verifier, and lb asks only for CAP_BPF and CAP_NET_ADMIN.
+ * A port behind IPv4 options is read with bpf_xdp_load_bytes at a scalar offset instead. */
+static __always_inline int classify(struct xdp_md *ctx, void *data, void *end, __u8 *proto, __u16 *dport)
 {
     struct ethhdr *eth = data;
     void *p = eth + 1;
+    __u32 off = sizeof(struct ethhdr);
     if (p > end)
         return -1;
     __u16 type = eth->h_proto;
@@ -73,24 +78,29 @@ static __always_inline int classify(void *data, void *end, __u8 *proto, __u16 *d
             return -1;
         type = v->proto;
         p = v + 1;
+        off += sizeof(struct vlan_hdr_);
     }
     int first = 1;
+    __u32 ihl = 5;
     if (type == bpf_htons(ETH_P_IP)) {
         struct iphdr *ip = p;
         if ((void *)(ip + 1) > end)
             return -1;
         if (ip->ihl < 5)
             return -1;
+        ihl = ip->ihl;
         *proto = ip->protocol;
         if (ip->frag_off & bpf_htons(0x1fff))
             first = 0;
-        p = (void *)ip + ip->ihl * 4;
+        p = ip + 1;
+        off += sizeof(struct iphdr);
     } else if (type == bpf_htons(ETH_P_IPV6)) {
         struct ipv6hdr *ip6 = p;
         if ((void *)(ip6 + 1) > end)
             return -1;
         *proto = ip6->nexthdr;
         p = ip6 + 1;
+        off += sizeof(struct ipv6hdr);
         if (*proto == 44) { /* fragment header */
             __u8 *fh = p;
             if ((void *)(fh + 8) > end)
@@ -99,15 +109,24 @@ static __always_inline int classify(void *data, void *end, __u8 *proto, __u16 *d
             if ((fh[2] << 8 | fh[3]) & 0xfff8)
                 first = 0;
             p = fh + 8;
+            off += 8;
         }
     } else {
         return -1;
     }
     *dport = 0;
     if (first && (*proto == IPPROTO_TCP || *proto == IPPROTO_UDP || *proto == IPPROTO_SCTP)) {
-        __u16 *ports = p;
-        if ((void *)(ports + 2) > end)
-            return 0;
+        __u16 ports[2];
+        if (ihl == 5) {
+            __u16 *q = p;
+            if ((void *)(q + 2) > end)
+                return 0;
+            ports[1] = q[1];
+        } else {
+            /* IPv4 options: the ports are (ihl - 5) * 4 bytes further */
+            if (bpf_xdp_load_bytes(ctx, off + (ihl - 5) * 4, ports, sizeof ports) < 0)
+                return 0;
+        }
         *dport = bpf_ntohs(ports[1]);
         if (*dport == 0)
             *dport = 0xffff; /* port 0 never matches a port rule by accident */
@@ -129,23 +148,20 @@ int lb_xdp(struct xdp_md *ctx)
         void *end = (void *)(long)ctx->data_end;
         __u8 proto = 0;
         __u16 dport = 0;
-        if (classify(data, end, &proto, &dport) < 0) {
+        if (classify(ctx, data, end, &proto, &dport) < 0) {
             count(LB_XDP_SHORT);
             return XDP_PASS;
         }
+        /* fully unrolled: each rule at a constant offset (a moving pointer into the map value
+         * would need CAP_PERFMON, see classify) */
         int match = 0;
         __u32 n = cfg->rule_count;
+#pragma unroll
         for (int i = 0; i < LB_XDP_MAX_RULES; i++) {
-            if (i >= n)
-                break;
             struct lb_xdp_rule r = cfg->rules[i];
-            if (r.proto && r.proto != proto)
-                continue;
             /* a non-first fragment of a matching protocol follows its first fragment to lb */
-            if (r.dport && dport != 0xfffe && r.dport != dport)
-                continue;
-            match = 1;
-            break;
+            if (i < n && (!r.proto || r.proto == proto) && (!r.dport || dport == 0xfffe || r.dport == dport))
+                match = 1;
         }
         if (!match) {
             count(LB_XDP_PASSED);
