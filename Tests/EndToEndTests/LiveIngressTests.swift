@@ -324,4 +324,34 @@ final class VethPair {
         #expect(q0 + q1 == sent)
         try LifecycleTests.checkGroups(run, expected: sent - stats.int("fragments", "merged"), dir: scratch.path)
     }
+
+    /// lb needs only CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_IPC_LOCK: started by setpriv
+    /// as nobody with exactly those (no root, no CAP_SYS_ADMIN, no CAP_PERFMON), it attaches,
+    /// receives and detaches.
+    @Test func fourCapabilitiesAreEnough() throws {
+        let veth = try VethPair()
+        defer { veth.remove() }
+        let scratch = try ScratchDirectory("live-caps")
+        var run = LBRun(dir: scratch.path, groups: [("t", 2)])
+        try FileManager.default.createDirectory(atPath: run.runDir, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: run.runDir)
+        try Self.buildXDPObject()
+        let caps = "-all,+net_admin,+net_raw,+bpf,+ipc_lock"
+        run.lb = try Tool("/usr/sbin/ip", ["netns", "exec", veth.nsA, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                           "--inh-caps=\(caps)", "--ambient-caps=\(caps)", "--bounding-set=\(caps)",
+                                           Tool.lb, "-i", "af_xdp:\(veth.a)", "-p", "t:2", "-w", "30", "--run-dir", run.runDir],
+                          in: run.dir, label: "lb", environment: ["LB_XDP_OBJECT": Corpus.repoRoot + "/.build/bpf/lb_xdp.o"])
+        defer { if let lb = run.lb { lb.signal(SIGKILL) } }
+        try run.startConsumers()
+        try Self.waitFor(run, "consumer attached", count: 2)
+        let status = try String(contentsOfFile: "/proc/\(run.lb!.pid)/status", encoding: .utf8)
+        let capLine = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") } ?? ""
+        #expect(capLine.hasSuffix("0000008000007000"), "CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK and CAP_BPF only: \(capLine)")
+        #expect(try veth.xdpOnA() != nil)
+        let sent = try veth.replay([Corpus.root + "/traces/tunnels/gtp/gtp1_gn_normal_incl_fragmentation.pcap"], pps: 1000)
+        let stats = try Self.stop(run)
+        #expect(stats.int("packets_received") == sent.packets)
+        try LifecycleTests.checkGroups(run, expected: sent.packets - stats.int("fragments", "merged"), dir: scratch.path)
+        #expect(try veth.xdpOnA() == nil)
+    }
 }

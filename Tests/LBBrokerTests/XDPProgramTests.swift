@@ -40,6 +40,8 @@ import Testing
             udp(4789, vlan: [100, 200]),
             PacketBuilder.build(.ethernet(), .ipv6(src: Self.a6, dst: Self.b6), .udp(sport: 1, dport: 4789), .payload([0])),
             PacketBuilder.build(.ethernet(), .ipv4(src: Self.a, dst: Self.b), .gre(), .payload([0, 0, 0, 0])),
+            // IPv4 options: the port is read at a computed offset
+            PacketBuilder.build(.ethernet(), .ipv4(src: Self.a, dst: Self.b, options: [1, 1, 1, 1, 1, 1, 1, 1]), .udp(sport: 1, dport: 4789), .payload([0])),
             // a non-first fragment of UDP: no port to look at, follows its protocol
             PacketBuilder.build(.ethernet(), .ipv4(src: Self.a, dst: Self.b, proto: 17, fragmentOffset: 1480), .payload([1, 2, 3, 4, 5, 6, 7, 8])),
             PacketBuilder.build(.ethernet(), .ipv6(src: Self.a6, dst: Self.b6, nextHeader: 17, ext: [.fragment(offset: 1448, more: false, id: 7)]),
@@ -47,6 +49,7 @@ import Testing
         ]
         let passed: [[UInt8]] = [
             udp(53),
+            PacketBuilder.build(.ethernet(), .ipv4(src: Self.a, dst: Self.b, options: [1, 1, 1, 1]), .udp(sport: 4789, dport: 53), .payload([0])),
             udp(4790, vlan: [100]),
             PacketBuilder.build(.ethernet(), .ipv4(src: Self.a, dst: Self.b), .tcp(sport: 40000, dport: 4789)),
             PacketBuilder.build(.ethernet(), .ipv4(src: Self.a, dst: Self.b), .icmpEcho(id: 1, seq: 1)),
