@@ -354,4 +354,35 @@ final class VethPair {
         try LifecycleTests.checkGroups(run, expected: sent.packets - stats.int("fragments", "merged"), dir: scratch.path)
         #expect(try veth.xdpOnA() == nil)
     }
+
+    /// On an interface whose driver has no native XDP (a bridge), `--xdp-mode auto` falls back
+    /// to generic mode and says so; `--xdp-mode native` refuses with the reason.
+    @Test func fallsBackToGenericWithAMessage() throws {
+        let veth = try VethPair()
+        defer { veth.remove() }
+        let bridge = "lbx\(getpid() % 100000)br"
+        try VethPair.ip(["-n", veth.nsA, "link", "add", bridge, "type", "bridge"])
+        try VethPair.ip(["-n", veth.nsA, "link", "set", bridge, "up"])
+        let scratch = try ScratchDirectory("live-fallback")
+        try Self.buildXDPObject()
+        let env = ["LB_XDP_OBJECT": Corpus.repoRoot + "/.build/bpf/lb_xdp.o"]
+        let native = try Tool("/usr/sbin/ip", ["netns", "exec", veth.nsA, Tool.lb, "-i", "af_xdp:\(bridge)", "--xdp-mode", "native",
+                                               "-w", "0", "--run-dir", scratch.path + "/run1"], in: scratch.path, label: "lb-native", environment: env)
+        #expect(try native.wait(seconds: 30) != 0)
+        #expect(native.stderr.contains("cannot attach the XDP program to \(bridge) in native mode"), "\(native.stderr)")
+
+        var run = LBRun(dir: scratch.path, groups: [("t", 2)])
+        run.lb = try Tool("/usr/sbin/ip", ["netns", "exec", veth.nsA, Tool.lb, "-i", bridge, "-p", "t:2", "-w", "0", "--run-dir", run.runDir],
+                          in: scratch.path, label: "lb", environment: env)
+        defer { if let lb = run.lb { lb.signal(SIGKILL) } }
+        try Self.waitFor(run, "af_xdp:\(bridge): generic XDP")
+        #expect(run.lb!.stderr.contains("native XDP is not available"), "\(run.lb!.stderr)")
+        #expect(run.lb!.stderr.contains("falling back to generic (SKB) mode"))
+        let (_, link, _) = try VethPair.run("/usr/sbin/ip", ["-n", veth.nsA, "link", "show", bridge])
+        #expect(link.contains("xdpgeneric"), "\(link)")
+        run.lb!.signal(SIGTERM)
+        #expect(try run.lb!.wait(seconds: 30) == 0)
+        let (_, after, _) = try VethPair.run("/usr/sbin/ip", ["-n", veth.nsA, "link", "show", bridge])
+        #expect(!after.contains("xdp"))
+    }
 }
