@@ -27,6 +27,7 @@ struct lbx_tpacket {
     struct tpacket3_hdr *next;
     struct lbx_tpacket_stats acc;
     uint64_t vlan_restored;  /* written by the receiving thread only */
+    uint64_t socket_errors;  /* likewise */
 };
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -132,7 +133,16 @@ uint32_t lbx_tpacket_receive(struct lbx_tpacket *t, struct lbx_pkt *out, uint64_
                 if (round > 0)
                     return 0;
                 struct pollfd pfd = { .fd = t->fd, .events = POLLIN | POLLERR };
-                poll(&pfd, 1, timeout_ms);
+                if (poll(&pfd, 1, timeout_ms) > 0 && (pfd.revents & POLLERR)) {
+                    /* the interface went down (ENETDOWN) or away: read the error, which clears
+                     * it (else poll() would return at once, forever), count it, keep waiting:
+                     * a packet socket resumes when the interface comes back up */
+                    int e = 0;
+                    socklen_t len = sizeof e;
+                    getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &e, &len);
+                    __atomic_store_n(&t->socket_errors, t->socket_errors + 1, __ATOMIC_RELAXED);
+                    return 0;
+                }
                 if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
                     return 0;
             }
@@ -197,5 +207,6 @@ int lbx_tpacket_stats(struct lbx_tpacket *t, struct lbx_tpacket_stats *out)
     }
     *out = t->acc;
     out->vlan_restored = __atomic_load_n(&t->vlan_restored, __ATOMIC_RELAXED);
+    out->socket_errors = __atomic_load_n(&t->socket_errors, __ATOMIC_RELAXED);
     return rc ? -errno : 0;
 }

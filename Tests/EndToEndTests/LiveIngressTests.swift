@@ -385,4 +385,26 @@ final class VethPair {
         let (_, after, _) = try VethPair.run("/usr/sbin/ip", ["-n", veth.nsA, "link", "show", bridge])
         #expect(!after.contains("xdp"))
     }
+
+    /// AF_PACKET: the interface goes down and up while lb runs; the socket's error is read and
+    /// counted (not returned by poll() forever), and lb receives again after the interface is up.
+    @Test func afPacketSurvivesInterfaceDownAndUp() throws {
+        let veth = try VethPair()
+        defer { veth.remove() }
+        let scratch = try ScratchDirectory("live-down")
+        var run = LBRun(dir: scratch.path, groups: [("t", 2)])
+        try Self.startLB(&run, veth: veth, input: "af_packet:\(veth.a)")
+        defer { if let lb = run.lb { lb.signal(SIGKILL) } }
+        try run.startConsumers()
+        try Self.waitFor(run, "consumer attached", count: 2)
+        try VethPair.ip(["-n", veth.nsA, "link", "set", veth.a, "down"])
+        usleep(300_000)
+        try VethPair.ip(["-n", veth.nsA, "link", "set", veth.a, "up"])
+        usleep(300_000)
+        let sent = try veth.replay([Corpus.root + "/traces/smtp.pcap"], pps: 1000)
+        let stats = try Self.stop(run)
+        #expect(stats.int("packets_received") == sent.packets)
+        #expect(stats.int("ingress", "af_packet", "socket_errors") >= 1, "the ENETDOWN was seen and counted")
+        try LifecycleTests.checkGroups(run, expected: sent.packets, dir: scratch.path)
+    }
 }

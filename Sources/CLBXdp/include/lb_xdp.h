@@ -86,6 +86,7 @@ struct lbx_tpacket_stats {
     uint64_t drops;      /* tp_drops, accumulated */
     uint64_t freeze_q;   /* tp_freeze_q_cnt, accumulated */
     uint64_t vlan_restored; /* frames whose VLAN tag the kernel had taken out and lb put back */
+    uint64_t socket_errors; /* errors the socket reported (ENETDOWN when the interface went down) */
 };
 
 /* A TPACKET_V3 ring of block_count blocks of block_size bytes on ifname (all protocols, incoming

@@ -276,6 +276,7 @@ public final class LiveIngress: @unchecked Sendable {
             k.add("tp_drops", s.drops)
             k.add("tp_freeze_q_cnt", s.freeze_q)
             k.add("vlan_tags_restored", s.vlan_restored)
+            k.add("socket_errors", s.socket_errors)
             o.add("af_packet", object: k)
         }
         return o
