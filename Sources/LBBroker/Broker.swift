@@ -17,11 +17,17 @@ public enum InputSpec: Equatable, Sendable {
     case pcapFile(path: String, rate: UInt64)
     /// `udp::ADDR:PORT[:ENCAP][:dlt=LINK]`: mirrored traffic on a UDP socket (Zeek's grammar)
     case udp(DatagramSpec, UDPOptions)
+    /// AF_XDP with lb's XDP program; queues nil = every RX queue
+    case afXDP(interface: String, queues: [Int]?)
+    /// AF_PACKET with a TPACKET_V3 ring
+    case afPacket(interface: String)
 
     public var name: String {
         switch self {
         case .pcapFile(let path, _): "pcap:\(path)"
         case .udp(let spec, _): spec.description
+        case .afXDP(let iface, let queues): "af_xdp:\(iface)" + (queues.map { "@" + $0.map(String.init).joined(separator: ",") } ?? "")
+        case .afPacket(let iface): "af_packet:\(iface)"
         }
     }
 }
@@ -45,6 +51,10 @@ public struct BrokerConfig: Sendable {
     public var metricsAddress: String? = nil
     /// the group whose members may attach to the rings (--ring-group)
     public var ringGroup: String? = nil
+    /// live sources (af_xdp, af_packet): --divert, --xdp-mode, --cpus, ...
+    public var live = LiveOptions()
+    /// after setup, run as this user (--user)
+    public var user: String? = nil
     public init(input: InputSpec, groups: [GroupSpec]) { self.input = input; self.groups = groups }
 }
 
@@ -58,6 +68,16 @@ public enum Broker {
         let log: @Sendable (String) -> Void = { msg in try? Sys.write(stderr, "lb: \(msg)\n") }
         if let problem = config.geometry.problem { throw BrokerError(problem) }
         let runDir = RunDirectory.resolve(config.runDir)
+        // A live source first: its queue count is the rings' lane count.
+        var live: LiveIngress? = nil
+        var geometry = config.geometry
+        switch config.input {
+        case .pcapFile, .udp: break
+        default:
+            live = try LiveIngress.open(config.input, options: config.live, log: log)
+            geometry.lanes = live!.lanes
+            if let problem = geometry.problem { throw BrokerError(problem) }
+        }
 
         // Rings: groups that share a name continue its numbering (netmap lb's rule).
         let instance = UInt64.random(in: 1...UInt64.max)
@@ -73,7 +93,7 @@ public enum Broker {
                 let name = RingName(group: g.name, index: k)
                 let memory: RingMemory
                 do {
-                    memory = try RingMemory(name: name, ringCount: ringTotal, geometry: config.geometry, instanceID: instance)
+                    memory = try RingMemory(name: name, ringCount: ringTotal, geometry: geometry, instanceID: instance)
                 } catch {
                     throw BrokerError("cannot create ring \(name): \(error) (lower --ring-size or --ring-slots?)")
                 }
@@ -88,6 +108,13 @@ public enum Broker {
         server.ringGroup = try RingPermissions.groupID(config.ringGroup)
         try server.start()
         defer { server.shutdown() }
+        if let user = config.user {
+            try dropPrivileges(to: user, runDir: runDir, groups: config.groups.map(\.name), rings: records, log: log)
+        }
+        if let live {
+            return try runLive(live, config: config, server: server, records: records, groups: groupMemories, shared: shared,
+                               stdout: stdout, log: log)
+        }
 
         switch config.input {
         case .pcapFile(let path, let rate):
@@ -101,6 +128,7 @@ public enum Broker {
             log("listening on \(spec.description) (port \(source.port))")
             return try serve(&source, config, groupMemories: groupMemories, records: records, shared: shared, server: server,
                          stdout: stdout, log: log, udp: stats)
+        default: throw BrokerError("\(config.input.name) is a live source")
         }
     }
 

@@ -94,7 +94,9 @@ public enum OwnerCheck {
         guard trusted.contains(st.st_uid) else {
             throw AttachError("\(path) is owned by uid \(st.st_uid), not by the user lb runs as (\(describe(trusted))); refusing it (set LB_USER if lb runs as another user)", code: EPERM)
         }
-        if let peer = Sys.peerCredentials(fd), peer.uid != st.st_uid {
+        // lb started as root and then became --user: its listening socket still names root
+        // (SO_PEERCRED is taken at listen time), which is trusted.
+        if let peer = Sys.peerCredentials(fd), peer.uid != st.st_uid, peer.uid != 0 {
             throw AttachError("\(path) is owned by uid \(st.st_uid) but served by a process of uid \(peer.uid); refusing it", code: EPERM)
         }
     }

@@ -2,12 +2,13 @@ import ArgumentParser
 import LBBroker
 import LBCore
 import LBRing
+import LBSys
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read packets, decapsulate, hash the inner flow, and deliver each packet to one ring of every group.")
 
-    @Option(name: .shortAndLong, help: "Input: pcap:FILE (classic pcap or pcapng), or udp::ADDR:PORT[:ENCAP][:dlt=LINK] (mirrored traffic on a UDP socket; ENCAP vxlan, geneve, geneve+vxlan, raw, skip=N).")
+    @Option(name: .shortAndLong, help: "Input: pcap:FILE (classic pcap or pcapng); af_xdp:IFACE[@Q,...] or IFACE (AF_XDP with lb's XDP program); af_packet:IFACE; udp::ADDR:PORT[:ENCAP][:dlt=LINK] (mirrored traffic on a UDP socket; ENCAP vxlan, geneve, geneve+vxlan, raw, skip=N).")
     var input: String
 
     @Option(name: [.customShort("p"), .long], help: "A group of rings, [NAME:]N; repeat for more groups. Every group gets every packet. Default: one group of 2 named after the input.")
@@ -87,6 +88,24 @@ struct Run: ParsableCommand {
     @Option(help: "udp:: input: how many VNIs (most packets first) the stats list.")
     var vniTop: Int = 10
 
+    @Option(help: "AF_XDP: send only matching traffic to lb, the rest to the kernel, e.g. 'udp dst port 4789' (terms: tcp, udp, proto N, dst port N, joined by 'or').")
+    var divert: String?
+
+    @Option(help: "AF_XDP: attach lb's XDP program in native (driver) mode, generic (SKB) mode, or auto (native, else generic).")
+    var xdpMode: String = "auto"
+
+    @Option(help: "AF_XDP: RX queues to serve, e.g. 0,1 (default: all; also IFACE@Q).")
+    var queues: String?
+
+    @Option(help: "Pin the dispatch threads (one per RX queue) to these CPUs, e.g. 2,3.")
+    var cpus: String?
+
+    @Option(help: "lb's compiled XDP program (default: $LB_XDP_OBJECT, then beside the executable, then /usr/local/lib/lb/lb_xdp.o).")
+    var xdpObject: String?
+
+    @Option(help: "After setting up the sockets, the XDP program and the rings, run as this user.")
+    var user: String?
+
     func validate() throws {
         guard decap == "strip" || decap == "keep" else { throw ValidationError("--decap \(decap): use strip or keep") }
         guard [5, 3, 2].contains(hash) else { throw ValidationError("--hash \(hash): use 5 (5-tuple), 3 (addresses and protocol) or 2 (addresses)") }
@@ -98,12 +117,14 @@ struct Run: ParsableCommand {
     }
 
     func makeConfig() throws -> BrokerConfig {
-        if input.hasPrefix("udp:") { return try makeUDPConfig() }
-        guard input.hasPrefix("pcap:"), input.count > 5 else {
-            throw ValidationError("-i \(input): use pcap:FILE or udp::ADDR:PORT[:ENCAP] (live interfaces, AF_XDP and AF_PACKET, are not built yet)")
+        let spec = try parseInput(input, queues: queues, replayRate: replayRate)
+        var config: BrokerConfig
+        switch spec {
+        case .pcapFile(let path, _): config = try makeConfig(spec, defaultName: defaultGroupName(for: path))
+        case .afXDP(let iface, _), .afPacket(let iface): config = try makeConfig(spec, defaultName: defaultGroupName(for: iface))
+        case .udp: return try makeUDPConfig()
         }
-        let path = String(input.dropFirst(5))
-        return try makeConfig(.pcapFile(path: path, rate: replayRate), defaultName: defaultGroupName(for: path))
+        return config
     }
 
     /// `-i udp::...`: the listening port carries the chosen tunnel in the decoder's port table.
@@ -126,10 +147,19 @@ struct Run: ParsableCommand {
         return config
     }
 
-    func makeConfig(_ inputSpec: InputSpec, defaultName: String) throws -> BrokerConfig {
+    func makeConfig(_ spec: InputSpec, defaultName: String) throws -> BrokerConfig {
         var groups = try pipes.map { try parseGroup($0, defaultName: defaultName) }
         if groups.isEmpty { groups = [GroupSpec(name: defaultName, count: 2)] }
-        var config = BrokerConfig(input: inputSpec, groups: groups)
+        var config = BrokerConfig(input: spec, groups: groups)
+        config.live = try liveOptions()
+        switch spec {
+        case .afXDP, .afPacket: break
+        default:
+            if divert != nil || cpus != nil || xdpObject != nil || xdpMode != "auto" {
+                throw ValidationError("--divert, --cpus, --xdp-mode and --xdp-object are for live interfaces (af_xdp:IFACE, af_packet:IFACE)")
+            }
+        }
+        config.user = user
         config.geometry = RingGeometry(slots: ringSlots, dataBytes: try parseSize(ringSize, option: "--ring-size"),
                                        maxCaplen: slotSize, lanes: 1)
         var ports = noDefaultTunnelPorts ? [] : DecodeConfig.defaultTunnelPorts
@@ -171,4 +201,63 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+extension Run {
+    func liveOptions() throws -> LiveOptions {
+        var o = LiveOptions()
+        guard let mode = XDPMode(rawValue: xdpMode) else { throw ValidationError("--xdp-mode \(xdpMode): use auto, native or generic") }
+        o.xdpMode = mode
+        if let divert {
+            do { o.divert = try DivertFilter(divert) } catch { throw ValidationError(error.description) }
+        }
+        if let cpus {
+            o.cpus = try cpus.split(separator: ",").map {
+                guard let c = Int($0), c >= 0 else { throw ValidationError("--cpus \(cpus): expected CPU numbers such as 0,2") }
+                return c
+            }
+        }
+        o.xdpObject = xdpObject
+        return o
+    }
+}
+
+/// `-i`: pcap:FILE, af_xdp:IFACE[@Q,...], af_packet:IFACE, or a bare interface name (AF_XDP).
+func parseInput(_ text: String, queues: String?, replayRate: UInt64) throws -> InputSpec {
+    func queueList(_ q: String) throws -> [Int] {
+        try q.split(separator: ",").map {
+            guard let n = Int($0), n >= 0 else { throw ValidationError("-i \(text): queues are numbers, as in eth1@0,1") }
+            return n
+        }
+    }
+    if text.hasPrefix("pcap:") {
+        guard text.count > 5 else { throw ValidationError("-i pcap:FILE needs a file") }
+        if queues != nil { throw ValidationError("--queues is for af_xdp inputs") }
+        return .pcapFile(path: String(text.dropFirst(5)), rate: replayRate)
+    }
+    if text.hasPrefix("af_packet:") {
+        let iface = String(text.dropFirst(10))
+        guard !iface.isEmpty, !iface.contains("@"), queues == nil else {
+            throw ValidationError("-i af_packet:IFACE needs an interface (one socket for all queues: no @queue or --queues)")
+        }
+        return .afPacket(interface: iface)
+    }
+    if text.hasPrefix("udp:") {
+        do { return .udp(try DatagramSpec.parse(text), UDPOptions()) } catch { throw ValidationError("-i \(error)") }
+    }
+    let explicit = text.hasPrefix("af_xdp:")
+    var rest = explicit ? String(text.dropFirst(7)) : text
+    var qs: [Int]? = try queues.map(queueList)
+    if let at = rest.firstIndex(of: "@") {
+        qs = try queueList(String(rest[rest.index(after: at)...]))
+        rest = String(rest[..<at])
+    }
+    guard !rest.isEmpty, !rest.contains(":"), !rest.contains("/"), rest.utf8.count < 16 else {
+        throw ValidationError("-i \(text): use pcap:FILE, af_xdp:IFACE[@Q,...], IFACE or af_packet:IFACE")
+    }
+    if let qs, qs.isEmpty { throw ValidationError("-i \(text): no queue given") }
+    if !explicit && Sys.interfaceIndex(rest) == nil {
+        throw ValidationError("-i \(text): there is no interface \(rest) (a capture file is pcap:FILE)")
+    }
+    return .afXDP(interface: rest, queues: qs)
 }

@@ -55,7 +55,7 @@ import Testing
         /// Starts tcpdump on the inner end, to take `count` frames, and waits until it listens.
         func startCapture(_ file: String, count: Int) throws -> Tool {
             let t = try Tool("/usr/sbin/ip", ["netns", "exec", namespace, "/usr/bin/tcpdump", "-i", inner, "-n", "-Z", "root", "-c", "\(count)",
-                                              "--immediate-mode", "-U", "-s", "0", "-w", file],
+                                              "-B", "32768", "-U", "-s", "0", "-w", file],
                              in: dir, label: "tcpdump-\(UUID().uuidString.prefix(6))")
             for _ in 0..<400 {
                 if t.stderr.contains("listening on") { return t }

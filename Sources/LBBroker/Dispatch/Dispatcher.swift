@@ -87,8 +87,10 @@ public struct Dispatcher: ~Copyable {
     /// the rings the producers point into; held so they live as long as the dispatcher
     let owners: [[RingMemory]]
 
-    /// `groups` lists, per group, its rings' memory in ring order.
-    public init(config: DispatchConfig, groups: [[RingMemory]], shared: SharedState) {
+    /// `groups` lists, per group, its rings' memory in ring order. A dispatcher writes into
+    /// `lane` of every ring and counts into `counters` (default: the shared ones); several
+    /// data-path threads each use their own lane and their own counters.
+    public init(config: DispatchConfig, groups: [[RingMemory]], shared: SharedState, lane: Int = 0, counters: Counters? = nil) {
         let dec = Decoder(config.decode)
         decoder = .allocate(capacity: 1)
         decoder.initialize(to: dec)
@@ -104,13 +106,13 @@ public struct Dispatcher: ~Copyable {
                 (tables + g).initialize(to: IndirectionTable(firstRing: r, ringCount: rings.count))
             }
             for m in rings {
-                (producers + r).initialize(to: m.producer(lane: 0))
+                (producers + r).initialize(to: m.producer(lane: lane))
                 r += 1
             }
         }
         groupCount = groups.count
         self.shared = shared
-        counters = shared.counters
+        self.counters = counters ?? shared.counters
         maxCaplen = groups.first?.first?.geometry.maxCaplen ?? 9216
         keep = config.decode.keepEncapsulation
         backpressure = config.backpressure

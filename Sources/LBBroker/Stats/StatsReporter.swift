@@ -15,6 +15,10 @@ final class StatsReporter {
     var previousNanos: UInt64
     /// the UDP ingress's counters (`udp` in lb's line), when the input is `udp::`
     var udp: UDPStats? = nil
+    /// counters of further data-path threads (live sources: one per RX queue), summed in
+    var extraCounters: [Counters] = []
+    /// the live source's loss-by-stage block ("ingress"), if there is one
+    var ingress: (() -> JSONObject)? = nil
 
     init(inputName: String, rings: [RingRecord], shared: SharedState) {
         self.inputName = inputName
@@ -26,7 +30,7 @@ final class StatsReporter {
 
     /// The lines of one report (no trailing newline on each).
     func lines(final: Bool) -> [String] {
-        let c = shared.counters
+        let c = extraCounters.isEmpty ? shared.counters : Counters.sum([shared.counters] + extraCounters)
         let nowMono = Sys.monoNanos()
         let seconds = max(Double(nowMono &- previousNanos) / 1e9, 1e-9)
         let ts = JSONObject.fixed(Double(Sys.wallNanos()) / 1e9, 6)
@@ -118,6 +122,7 @@ final class StatsReporter {
         a.add("fragments", object: frag)
         a.add("consumer_protocol_errors", c.get(.badTails))
         if let udp { a.add("udp", object: udp.json()) }
+        if let ingress { a.add("ingress", object: ingress()) }
         a.add("final", final)
         out.append(a.rendered)
         previousTotal = total

@@ -11,6 +11,8 @@ struct LBRun {
     var consumers: [Ring: Tool] = [:]
     /// how many times each ring's consumer was started (files are NAME.K.N.pcap)
     var starts: [Ring: Int] = [:]
+    /// extra environment of the consumers (LB_USER when lb runs as another user)
+    var consumerEnvironment: [String: String] = [:]
 
     init(dir: String, groups: [(String, Int)] = [("a", 3), ("b", 2)]) {
         self.dir = dir
@@ -35,7 +37,7 @@ struct LBRun {
         let n = starts[r, default: 0]
         starts[r] = n + 1
         consumers[r] = try Tool(Tool.lb, ["cat", r.name, "-w", file(r, n), "--run-dir", runDir, "--wait", "60"],
-                                in: dir, label: "cat-\(r.group)\(r.index)-\(n)")
+                                in: dir, label: "cat-\(r.group)\(r.index)-\(n)", environment: consumerEnvironment)
     }
 
     mutating func startConsumers() throws { for r in rings { try startConsumer(r) } }

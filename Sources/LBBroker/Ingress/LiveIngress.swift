@@ -1,0 +1,390 @@
+import CLBXdp
+import Glibc
+import LBCore
+import LBRing
+import LBSys
+
+/// How lb's XDP program is attached.
+public enum XDPMode: String, Sendable, CaseIterable {
+    /// native (driver) mode, else generic (SKB) mode with a message that says so
+    case auto
+    case native
+    case generic
+}
+
+/// Options of the live sources (`af_xdp:IFACE`, `af_packet:IFACE`).
+public struct LiveOptions: Sendable {
+    /// `--divert FILTER`: only matching traffic goes to lb (AF_XDP); nil: all of it
+    public var divert: DivertFilter? = nil
+    public var xdpMode: XDPMode = .auto
+    /// `--xdp-object PATH`, else $LB_XDP_OBJECT, else beside the executable (see `findObject`)
+    public var xdpObject: String? = nil
+    /// `--cpus`: dispatch thread k runs on cpus[k % count]
+    public var cpus: [Int] = []
+    /// UMEM frames per queue and their size (a frame holds one buffer of a frame)
+    public var frames: UInt32 = 4096
+    public var frameSize: UInt32 = 4096
+    /// AF_PACKET ring: blocks and their size
+    public var blockSize: UInt32 = 1 << 21
+    public var blockCount: UInt32 = 32
+    public init() {}
+}
+
+/// A live ingress: lb's XDP program and one AF_XDP socket per RX queue, or one TPACKET_V3
+/// socket. Owns the kernel objects (closed in deinit: closing the bpf_link detaches the
+/// program, and the kernel does the same if lb is killed). One dispatch thread per queue,
+/// each with its own Dispatcher writing into its own lane of every ring and its own Counters.
+public final class LiveIngress: @unchecked Sendable {
+    public let input: InputSpec
+    public let interface: String
+    /// RX queues served (AF_XDP); one entry for AF_PACKET
+    public let queues: [Int]
+    let prog: OpaquePointer?
+    let sockets: [OpaquePointer]
+    let tpacket: OpaquePointer?
+    let lockFD: Int32
+    /// "native" or "generic" (AF_XDP), "tpacket_v3" (AF_PACKET)
+    public let mode: String
+    public let zeroCopy: Bool
+    /// one Counters per lane (lane 0 uses the shared one)
+    var laneCounters: [Counters] = []
+
+    public var lanes: Int { queues.count }
+
+    init(input: InputSpec, interface: String, queues: [Int], prog: OpaquePointer?, sockets: [OpaquePointer],
+         tpacket: OpaquePointer?, lockFD: Int32, mode: String, zeroCopy: Bool) {
+        self.input = input
+        self.interface = interface
+        self.queues = queues
+        self.prog = prog
+        self.sockets = sockets
+        self.tpacket = tpacket
+        self.lockFD = lockFD
+        self.mode = mode
+        self.zeroCopy = zeroCopy
+    }
+
+    deinit {
+        for s in sockets { lbx_xsk_close(s) }
+        if let prog { lbx_prog_close(prog) }
+        if let tpacket { lbx_tpacket_close(tpacket) }
+        if lockFD >= 0 { Sys.close(lockFD) }
+    }
+
+    static func errorText(_ buf: [CChar]) -> String {
+        buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// Where lb's compiled XDP program is.
+    static func findObject(_ explicit: String?) throws(BrokerError) -> String {
+        if let explicit {
+            guard access(explicit, R_OK) == 0 else { throw BrokerError("--xdp-object \(explicit): cannot read it") }
+            return explicit
+        }
+        if let env = getenv("LB_XDP_OBJECT").map({ String(cString: $0) }), !env.isEmpty {
+            guard access(env, R_OK) == 0 else { throw BrokerError("$LB_XDP_OBJECT=\(env): cannot read it") }
+            return env
+        }
+        var candidates: [String] = []
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        if n > 0 {
+            let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            var dir = exe
+            if let slash = dir.lastIndex(of: "/") { dir = String(dir[..<slash]) }
+            candidates += [dir + "/lb_xdp.o", dir + "/../bpf/lb_xdp.o", dir + "/../../bpf/lb_xdp.o",
+                           dir + "/../../.build/bpf/lb_xdp.o", dir + "/../lib/lb/lb_xdp.o"]
+        }
+        candidates.append("/usr/local/lib/lb/lb_xdp.o")
+        for c in candidates where access(c, R_OK) == 0 { return c }
+        throw BrokerError("lb's XDP program (lb_xdp.o) was not found (looked in \(candidates.joined(separator: ", "))); "
+                          + "build it with bpf/build.sh (scripts/setup does), or name it with --xdp-object or $LB_XDP_OBJECT")
+    }
+
+    /// Opens the live source named by `input`.
+    public static func open(_ input: InputSpec, options: LiveOptions, log: (String) -> Void) throws(BrokerError) -> LiveIngress {
+        switch input {
+        case .afXDP(let iface, let queues): return try openXDP(input, iface: iface, queues: queues, options: options, log: log)
+        case .afPacket(let iface): return try openPacket(input, iface: iface, options: options, log: log)
+        default: throw BrokerError("\(input.name) is not a live source")
+        }
+    }
+
+    static func openPacket(_ input: InputSpec, iface: String, options: LiveOptions, log: (String) -> Void) throws(BrokerError) -> LiveIngress {
+        guard Sys.interfaceIndex(iface) != nil else { throw BrokerError("af_packet:\(iface): no such interface") }
+        if options.divert != nil { throw BrokerError("--divert needs af_xdp (AF_PACKET receives a copy: nothing is taken from the kernel)") }
+        var err = [CChar](repeating: 0, count: 512)
+        var t: OpaquePointer? = nil
+        let rc = lbx_tpacket_open(iface, options.blockSize, options.blockCount, 5, &t, &err, err.count)
+        guard rc == 0, let t else { throw BrokerError(errorText(err)) }
+        log("af_packet:\(iface): TPACKET_V3 ring of \(options.blockCount) blocks of \(options.blockSize >> 10) KiB")
+        return LiveIngress(input: input, interface: iface, queues: [0], prog: nil, sockets: [], tpacket: t, lockFD: -1,
+                           mode: "tpacket_v3", zeroCopy: false)
+    }
+
+    static func openXDP(_ input: InputSpec, iface: String, queues wanted: [Int]?, options: LiveOptions,
+                        log: (String) -> Void) throws(BrokerError) -> LiveIngress {
+        guard let ifindex = Sys.interfaceIndex(iface) else { throw BrokerError("af_xdp:\(iface): no such interface") }
+        // One lb per interface: a lock file names the running one.
+        var lockFD: Int32 = -1
+        let lockDir = getuid() == 0 ? "/run/lb" : RunDirectory.resolve(nil)
+        let lockPath = lockDir + "/xdp-\(iface)-\(Sys.netnsInode()).lock"
+        if (try? Sys.mkdirs(lockDir)) != nil {
+            var held = false
+            do {
+                if let fd = try Sys.tryLockFile(lockPath) { lockFD = fd } else { held = true }
+            } catch {
+                log("warning: cannot lock \(lockPath): \(error)")
+            }
+            if held {
+                let pid = Sys.readSmallFile(lockPath)?.split(separator: "\n").first.map(String.init) ?? "?"
+                throw BrokerError("another lb (pid \(pid)) already runs on \(iface) (\(lockPath))")
+            }
+        }
+        var ok = false
+        defer { if !ok && lockFD >= 0 { Sys.close(lockFD) } }
+
+        let count = Int(lbx_rx_queue_count(iface))
+        let queues = wanted ?? Array(0..<max(count, 1))
+        for q in queues where q < 0 || q >= max(count, 1) || q >= Int(LB_XDP_MAX_QUEUES) {
+            throw BrokerError("af_xdp:\(iface)@\(q): \(iface) has \(count) RX queue(s) (0-\(count - 1))")
+        }
+
+        let object = try findObject(options.xdpObject)
+        var err = [CChar](repeating: 0, count: 512)
+        var p: OpaquePointer? = nil
+        guard lbx_prog_open(object, &p, &err, err.count) == 0, let prog = p else { throw BrokerError(errorText(err)) }
+        var sockets: [OpaquePointer] = []
+        defer {
+            if !ok {
+                for s in sockets { lbx_xsk_close(s) }
+                lbx_prog_close(prog)
+            }
+        }
+        var cfg = DivertFilter.config(options.divert)
+        guard lbx_prog_configure(prog, &cfg, &err, err.count) == 0 else { throw BrokerError(errorText(err)) }
+
+        var mode = "native"
+        switch options.xdpMode {
+        case .native:
+            guard lbx_prog_attach(prog, ifindex, Int32(LBX_MODE_NATIVE), &err, err.count) == 0 else { throw BrokerError(errorText(err)) }
+        case .generic:
+            guard lbx_prog_attach(prog, ifindex, Int32(LBX_MODE_GENERIC), &err, err.count) == 0 else { throw BrokerError(errorText(err)) }
+            mode = "generic"
+        case .auto:
+            let rc = lbx_prog_attach(prog, ifindex, Int32(LBX_MODE_NATIVE), &err, err.count)
+            if rc == -EBUSY { throw BrokerError(errorText(err)) }
+            if rc != 0 {
+                log("\(iface): native XDP is not available (\(errorText(err))); falling back to generic (SKB) mode, which is slower")
+                guard lbx_prog_attach(prog, ifindex, Int32(LBX_MODE_GENERIC), &err, err.count) == 0 else {
+                    throw BrokerError(errorText(err))
+                }
+                mode = "generic"
+            }
+        }
+        var zeroCopy = true
+        for q in queues {
+            var s: OpaquePointer? = nil
+            guard lbx_xsk_open(iface, UInt32(q), options.frames, options.frameSize, mode == "generic" ? 1 : 0, 1, &s, &err, err.count) == 0,
+                  let s else { throw BrokerError(errorText(err)) }
+            sockets.append(s)
+            if lbx_xsk_zerocopy(s) == 0 { zeroCopy = false }
+            guard lbx_prog_set_socket(prog, UInt32(q), lbx_xsk_fd(s), &err, err.count) == 0 else { throw BrokerError(errorText(err)) }
+        }
+        let what = options.divert == nil ? "all traffic" : "traffic matching --divert (the rest goes to the kernel)"
+        log("af_xdp:\(iface): \(mode) XDP, \(zeroCopy ? "zero-copy" : "copy mode (no zero-copy in this driver/mode)"), "
+            + "queue(s) \(queues.map(String.init).joined(separator: ",")), \(what)")
+        ok = true
+        return LiveIngress(input: input, interface: iface, queues: queues, prog: prog, sockets: sockets, tpacket: nil,
+                           lockFD: lockFD, mode: mode, zeroCopy: zeroCopy)
+    }
+
+    /// Counters for lanes 1..., to be summed with the shared one by the reporter.
+    func makeLaneCounters(ringCount: Int) -> [Counters] {
+        if laneCounters.isEmpty && lanes > 1 {
+            laneCounters = (1..<lanes).map { _ in Counters(ringCount: ringCount) }
+        }
+        return laneCounters
+    }
+
+    /// Runs one dispatch thread per lane until a stop is requested; returns when all ended.
+    func run(config: DispatchConfig, groups: [[RingMemory]], shared: SharedState, cpus: [Int], log: @escaping @Sendable (String) -> Void) {
+        var dispatch = config
+        dispatch.backpressure = false
+        let extra = makeLaneCounters(ringCount: shared.ringCount)
+        let job = LaneJob(ingress: self, config: dispatch, groups: groups, shared: shared, extra: extra, cpus: cpus, log: log)
+        var threads: [pthread_t] = []
+        for lane in 0..<lanes {
+            threads.append(Threads.spawn("lb-rx\(queues[lane])") { job.run(lane: lane) })
+        }
+        for t in threads { Threads.join(t) }
+    }
+
+    /// The loss-by-stage block of the stats: the interface's counters, the XDP program's,
+    /// the AF_XDP sockets' (XDP_STATISTICS) or the AF_PACKET socket's.
+    func statsObject(shared: Counters) -> JSONObject {
+        var o = JSONObject()
+        o.add("source", input.name)
+        o.add("mode", mode)
+        o.add("zero_copy", zeroCopy)
+        o.add("queues", queues.count)
+        var perQueue = JSONObject()
+        for (lane, q) in queues.enumerated() {
+            let c = lane == 0 ? shared : laneCounters[lane - 1]
+            perQueue.add(String(q), c.get(.received))
+        }
+        o.add("queue_packets", object: perQueue)
+        var nic = JSONObject()
+        for name in ["rx_packets", "rx_bytes", "rx_dropped", "rx_missed_errors", "rx_fifo_errors", "rx_over_errors", "rx_errors"] {
+            nic.add(name, Sys.interfaceCounter(interface, name))
+        }
+        o.add("interface_counters", object: nic)
+        if let prog {
+            var c = [UInt64](repeating: 0, count: Int(LB_XDP_NSTATS))
+            lbx_prog_counters(prog, &c)
+            var x = JSONObject()
+            x.add("diverted", c[Int(LB_XDP_DIVERTED)])
+            x.add("passed_to_kernel", c[Int(LB_XDP_PASSED)])
+            x.add("no_socket", c[Int(LB_XDP_NO_SOCKET)])
+            x.add("passed_not_ip", c[Int(LB_XDP_SHORT)])
+            o.add("xdp", object: x)
+            var sum = lbx_xsk_stats()
+            for s in sockets {
+                var one = lbx_xsk_stats()
+                _ = lbx_xsk_stats(s, &one)
+                sum.rx_dropped &+= one.rx_dropped
+                sum.rx_invalid_descs &+= one.rx_invalid_descs
+                sum.rx_ring_full &+= one.rx_ring_full
+                sum.rx_fill_ring_empty_descs &+= one.rx_fill_ring_empty_descs
+                sum.multibuffer &+= one.multibuffer
+                sum.truncated &+= one.truncated
+            }
+            var k = JSONObject()
+            k.add("rx_dropped", sum.rx_dropped)
+            k.add("rx_invalid_descs", sum.rx_invalid_descs)
+            k.add("rx_ring_full", sum.rx_ring_full)
+            k.add("rx_fill_ring_empty_descs", sum.rx_fill_ring_empty_descs)
+            k.add("multi_buffer_frames", sum.multibuffer)
+            k.add("truncated_frames", sum.truncated)
+            o.add("xsk", object: k)
+        }
+        if let tpacket {
+            var s = lbx_tpacket_stats()
+            _ = lbx_tpacket_stats(tpacket, &s)
+            var k = JSONObject()
+            k.add("tp_packets", s.packets)
+            k.add("tp_drops", s.drops)
+            k.add("tp_freeze_q_cnt", s.freeze_q)
+            k.add("vlan_tags_restored", s.vlan_restored)
+            k.add("socket_errors", s.socket_errors)
+            o.add("af_packet", object: k)
+        }
+        return o
+    }
+}
+
+/// What each dispatch thread needs (shared read-only between them).
+final class LaneJob: @unchecked Sendable {
+    let ingress: LiveIngress
+    let config: DispatchConfig
+    let groups: [[RingMemory]]
+    let shared: SharedState
+    let extra: [Counters]
+    let cpus: [Int]
+    let log: @Sendable (String) -> Void
+
+    init(ingress: LiveIngress, config: DispatchConfig, groups: [[RingMemory]], shared: SharedState, extra: [Counters],
+         cpus: [Int], log: @escaping @Sendable (String) -> Void) {
+        self.ingress = ingress
+        self.config = config
+        self.groups = groups
+        self.shared = shared
+        self.extra = extra
+        self.cpus = cpus
+        self.log = log
+    }
+
+    func run(lane: Int) {
+        if !cpus.isEmpty {
+            let cpu = cpus[lane % cpus.count]
+            do { try Threads.pin(cpu: cpu) } catch { log("cannot pin the thread of queue \(ingress.queues[lane]) to cpu \(cpu): \(error)") }
+        }
+        var dispatcher = Dispatcher(config: config, groups: groups, shared: shared, lane: lane,
+                                    counters: lane == 0 ? nil : extra[lane - 1])
+        if let t = ingress.tpacket {
+            var source = TPacketSource(t, name: ingress.input.name, batch: config.batch)
+            dispatcher.run(&source)
+        } else {
+            var source = XSKQueueSource(ingress.sockets[lane], lane: UInt32(lane), name: ingress.input.name, batch: config.batch)
+            dispatcher.run(&source)
+        }
+    }
+}
+
+/// One AF_XDP socket (one RX queue) as a packet source. Sleeps in poll() when idle.
+struct XSKQueueSource: PacketSource, ~Copyable {
+    let xsk: OpaquePointer
+    let lane: UInt32
+    let pkts: UnsafeMutablePointer<lbx_pkt>
+    let capacity: Int
+    let name: String
+    var finished: Bool { false }
+    var isLive: Bool { true }
+
+    init(_ xsk: OpaquePointer, lane: UInt32, name: String, batch: Int) {
+        self.xsk = xsk
+        self.lane = lane
+        self.name = name
+        capacity = batch
+        pkts = .allocate(capacity: batch)
+    }
+
+    deinit { pkts.deallocate() }
+
+    mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
+        let n = Int(lbx_xsk_receive(xsk, pkts, UInt32(min(max, capacity)), 10))
+        guard n > 0 else { return 0 }
+        // AF_XDP gives no timestamp: the batch's arrival time stands for each frame's.
+        let now = Sys.wallNanos()
+        for i in 0..<n {
+            let p = pkts[i]
+            frames[i] = Frame(bytes: UnsafeRawBufferPointer(start: p.data, count: Int(p.len)), wireLength: Int(p.wire_len),
+                              timestampNanos: now, linkType: 1, input: lane)
+        }
+        return n
+    }
+}
+
+/// An AF_PACKET TPACKET_V3 socket as a packet source. Sleeps in poll() when idle.
+struct TPacketSource: PacketSource, ~Copyable {
+    let t: OpaquePointer
+    let pkts: UnsafeMutablePointer<lbx_pkt>
+    let stamps: UnsafeMutablePointer<UInt64>
+    let capacity: Int
+    let name: String
+    var finished: Bool { false }
+    var isLive: Bool { true }
+
+    init(_ t: OpaquePointer, name: String, batch: Int) {
+        self.t = t
+        self.name = name
+        capacity = batch
+        pkts = .allocate(capacity: batch)
+        stamps = .allocate(capacity: batch)
+    }
+
+    deinit {
+        pkts.deallocate()
+        stamps.deallocate()
+    }
+
+    mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
+        let n = Int(lbx_tpacket_receive(t, pkts, stamps, UInt32(min(max, capacity)), 10))
+        for i in 0..<n {
+            let p = pkts[i]
+            frames[i] = Frame(bytes: UnsafeRawBufferPointer(start: p.data, count: Int(p.len)), wireLength: Int(p.wire_len),
+                              timestampNanos: stamps[i], linkType: 1, input: 0)
+        }
+        return n
+    }
+}

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * lb_xdp.c -- lb's XDP program. Redirects frames into lb's AF_XDP sockets (one per RX queue,
+ * in the XSKMAP "lb_xsks"), either all of them or, with `lb --divert FILTER`, only those that
+ * match the filter; everything else goes on to the kernel, so SSH and the host's other traffic
+ * keep working on the same interface. Counts what it did per CPU in "lb_stats".
+ *
+ * Frags-aware ("xdp.frags"): it reads only the first buffer (headers), so it attaches on
+ * interfaces with jumbo MTUs and multi-buffer frames reach lb whole (lb binds with XDP_USE_SG).
+ *
+ * Built by bpf/build.sh (called by scripts/setup): clang -O2 -g -target bpf.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "lb_xdp_shared.h"
+
+struct {
+    __uint(type, BPF_MAP_TYPE_XSKMAP);
+    __uint(max_entries, LB_XDP_MAX_QUEUES);
+    __type(key, __u32);
+    __type(value, __u32);
+} lb_xsks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct lb_xdp_config);
+} lb_cfg SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, LB_XDP_MAX_CPUS * LB_XDP_NSTATS);
+    __type(key, __u32);
+    __type(value, __u64);
+} lb_stats SEC(".maps");
+
+static __always_inline void count(__u32 what)
+{
+    __u32 key = (bpf_get_smp_processor_id() % LB_XDP_MAX_CPUS) * LB_XDP_NSTATS + what;
+    __u64 *v = bpf_map_lookup_elem(&lb_stats, &key);
+    if (v)
+        *v += 1;
+}
+
+struct vlan_hdr_ {
+    __be16 tci;
+    __be16 proto;
+};
+
+/* Finds the IP protocol and the destination port (0 if none: not TCP/UDP/SCTP, or a non-first
+ * fragment). Returns 0 when the frame is IPv4/IPv6, -1 otherwise. Bounded: at most two VLAN
+ * tags, no IPv6 extension headers except a fragment header.
+ *
+ * Packet pointers only ever move by constants: a variable offset (the IPv4 header length)
+ * would need CAP_PERFMON from the verifier, and lb asks only for CAP_BPF and CAP_NET_ADMIN.
+ * A port behind IPv4 options is read with bpf_xdp_load_bytes at a scalar offset instead. */
+static __always_inline int classify(struct xdp_md *ctx, void *data, void *end, __u8 *proto, __u16 *dport)
+{
+    struct ethhdr *eth = data;
+    void *p = eth + 1;
+    __u32 off = sizeof(struct ethhdr);
+    if (p > end)
+        return -1;
+    __u16 type = eth->h_proto;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (type != bpf_htons(ETH_P_8021Q) && type != bpf_htons(ETH_P_8021AD))
+            break;
+        struct vlan_hdr_ *v = p;
+        if ((void *)(v + 1) > end)
+            return -1;
+        type = v->proto;
+        p = v + 1;
+        off += sizeof(struct vlan_hdr_);
+    }
+    int first = 1;
+    __u32 ihl = 5;
+    if (type == bpf_htons(ETH_P_IP)) {
+        struct iphdr *ip = p;
+        if ((void *)(ip + 1) > end)
+            return -1;
+        if (ip->ihl < 5)
+            return -1;
+        ihl = ip->ihl;
+        *proto = ip->protocol;
+        if (ip->frag_off & bpf_htons(0x1fff))
+            first = 0;
+        p = ip + 1;
+        off += sizeof(struct iphdr);
+    } else if (type == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr *ip6 = p;
+        if ((void *)(ip6 + 1) > end)
+            return -1;
+        *proto = ip6->nexthdr;
+        p = ip6 + 1;
+        off += sizeof(struct ipv6hdr);
+        if (*proto == 44) { /* fragment header */
+            __u8 *fh = p;
+            if ((void *)(fh + 8) > end)
+                return -1;
+            *proto = fh[0];
+            if ((fh[2] << 8 | fh[3]) & 0xfff8)
+                first = 0;
+            p = fh + 8;
+            off += 8;
+        }
+    } else {
+        return -1;
+    }
+    *dport = 0;
+    if (first && (*proto == IPPROTO_TCP || *proto == IPPROTO_UDP || *proto == IPPROTO_SCTP)) {
+        __u16 ports[2];
+        if (ihl == 5) {
+            __u16 *q = p;
+            if ((void *)(q + 2) > end)
+                return 0;
+            ports[1] = q[1];
+        } else {
+            /* IPv4 options: the ports are (ihl - 5) * 4 bytes further */
+            if (bpf_xdp_load_bytes(ctx, off + (ihl - 5) * 4, ports, sizeof ports) < 0)
+                return 0;
+        }
+        *dport = bpf_ntohs(ports[1]);
+        if (*dport == 0)
+            *dport = 0xffff; /* port 0 never matches a port rule by accident */
+    } else if (!first) {
+        *dport = 0xfffe;    /* marks a non-first fragment: matched by protocol */
+    }
+    return 0;
+}
+
+SEC("xdp.frags")
+int lb_xdp(struct xdp_md *ctx)
+{
+    __u32 zero = 0;
+    struct lb_xdp_config *cfg = bpf_map_lookup_elem(&lb_cfg, &zero);
+    if (!cfg)
+        return XDP_PASS;
+    if (!cfg->divert_all) {
+        void *data = (void *)(long)ctx->data;
+        void *end = (void *)(long)ctx->data_end;
+        __u8 proto = 0;
+        __u16 dport = 0;
+        if (classify(ctx, data, end, &proto, &dport) < 0) {
+            count(LB_XDP_SHORT);
+            return XDP_PASS;
+        }
+        /* fully unrolled: each rule at a constant offset (a moving pointer into the map value
+         * would need CAP_PERFMON, see classify) */
+        int match = 0;
+        __u32 n = cfg->rule_count;
+#pragma unroll
+        for (int i = 0; i < LB_XDP_MAX_RULES; i++) {
+            struct lb_xdp_rule r = cfg->rules[i];
+            /* a non-first fragment of a matching protocol follows its first fragment to lb */
+            if (i < n && (!r.proto || r.proto == proto) && (!r.dport || dport == 0xfffe || r.dport == dport))
+                match = 1;
+        }
+        if (!match) {
+            count(LB_XDP_PASSED);
+            return XDP_PASS;
+        }
+    }
+    int action = bpf_redirect_map(&lb_xsks, ctx->rx_queue_index, XDP_PASS);
+    if (action == XDP_REDIRECT)
+        count(LB_XDP_DIVERTED);
+    else
+        count(LB_XDP_NO_SOCKET);
+    return action;
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";
