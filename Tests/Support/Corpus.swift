@@ -1,18 +1,17 @@
 import Foundation
-// Copied from Tests/EndToEndTests/Support (test targets cannot share sources).
 
 /// The Zeek test traces and Zeek's conn.log for each (../shared/zeek-corpus, or $LB_CORPUS).
-enum Corpus {
-    struct Case: Sendable, CustomStringConvertible {
-        let name: String
-        let trace: String          // path relative to traces/
-        let zeekFlags: String
-        var description: String { name }
-        var tracePath: String { Corpus.root + "/traces/" + trace }
-        var baselinePath: String { Corpus.root + "/baselines/" + name + ".conn.log" }
+public enum Corpus {
+    public struct Case: Sendable, CustomStringConvertible {
+        public let name: String
+        public let trace: String          // path relative to traces/
+        public let zeekFlags: String
+        public var description: String { name }
+        public var tracePath: String { Corpus.root + "/traces/" + trace }
+        public var baselinePath: String { Corpus.root + "/baselines/" + name + ".conn.log" }
     }
 
-    static let repoRoot: String = {
+    public static let repoRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
         while url.path != "/" {
             url.deleteLastPathComponent()
@@ -24,13 +23,13 @@ enum Corpus {
         return FileManager.default.currentDirectoryPath
     }()
 
-    static let root: String = {
+    public static let root: String = {
         if let env = ProcessInfo.processInfo.environment["LB_CORPUS"], !env.isEmpty { return env }
         return URL(fileURLWithPath: repoRoot + "/../shared/zeek-corpus").standardizedFileURL.path
     }()
 
     /// Every case of index.tsv. A missing corpus yields one case that fails saying so.
-    static let cases: [Case] = {
+    public static let cases: [Case] = {
         guard let text = try? String(contentsOfFile: root + "/index.tsv", encoding: .utf8) else {
             return [Case(name: "MISSING-CORPUS", trace: "", zeekFlags: "")]
         }
@@ -41,14 +40,14 @@ enum Corpus {
         }
     }()
 
-    static func requirePresent() throws {
+    public static func requirePresent() throws {
         guard FileManager.default.fileExists(atPath: root + "/index.tsv") else {
             throw TestFailure("the Zeek corpus is missing at \(root) (set LB_CORPUS or place ../shared/zeek-corpus beside the repo)")
         }
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
