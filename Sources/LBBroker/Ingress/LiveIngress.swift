@@ -336,8 +336,6 @@ struct XSKQueueSource: PacketSource, ~Copyable {
     var finished: Bool { false }
     var isLive: Bool { true }
 
-    var lastWasShort = false
-
     init(_ xsk: OpaquePointer, lane: UInt32, name: String, batch: Int) {
         self.xsk = xsk
         self.lane = lane
@@ -349,12 +347,7 @@ struct XSKQueueSource: PacketSource, ~Copyable {
     deinit { pkts.deallocate() }
 
     mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
-        // After a short batch, let packets gather for a moment before looking again: woken by
-        // the kernel for every packet or two, the thread would spend more on waking up than on
-        // the packets (at most 200 µs more latency; the RX ring holds far more than arrives meanwhile).
-        if lastWasShort { Sys.sleep(nanos: 200_000) }
         let n = Int(lbx_xsk_receive(xsk, pkts, UInt32(min(max, capacity)), 10))
-        lastWasShort = n > 0 && n < capacity / 4
         guard n > 0 else { return 0 }
         // AF_XDP gives no timestamp: the batch's arrival time stands for each frame's.
         let now = Sys.wallNanos()
