@@ -24,22 +24,17 @@ struct Cat: ParsableCommand {
     @Option(name: .customShort("c"), help: "Exit after COUNT packets.")
     var count: UInt64?
 
-    @Option(help: "Wait up to SECS seconds for lb to serve the ring (0: forever).")
-    var wait: Double = 60
-
-    @Option(help: "Directory of lb's control sockets (as given to lb).")
-    var runDir: String?
+    @OptionGroup var attach: AttachOptions
 
     func run() throws {
-        let name: RingName
-        do { name = try RingName(parsing: ring) } catch { throw ValidationError("\(error)") }
+        let name = try AttachOptions.ringName(ring)
         signal(SIGPIPE, SIG_IGN)
         signal(SIGINT) { _ in catStop.store(1, ordering: .relaxed) }
         signal(SIGTERM) { _ in catStop.store(1, ordering: .relaxed) }
 
         var consumer: RingConsumer
         do {
-            consumer = try RingConsumer.attach(name, runDir: runDir, waitNanos: wait > 0 ? UInt64(wait * 1e9) : nil)
+            consumer = try RingConsumer.attach(name, runDir: attach.runDir, waitNanos: attach.waitNanos)
         } catch {
             try? printError("lb cat: \(error)")
             throw ExitCode(1)

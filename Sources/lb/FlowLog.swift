@@ -46,15 +46,10 @@ struct FlowLog: ParsableCommand {
     @Option(help: "Seed for connection uids (default: from the clock, pid and ring).")
     var seed: UInt64?
 
-    @Option(help: "Wait up to SECS seconds for lb to serve the ring (0: forever).")
-    var wait: Double = 60
-
-    @Option(help: "Directory of lb's control sockets (as given to lb).")
-    var runDir: String?
+    @OptionGroup var attach: AttachOptions
 
     func run() throws {
-        let name: RingName
-        do { name = try RingName(parsing: ring) } catch { throw ValidationError("\(error)") }
+        let name = try AttachOptions.ringName(ring)
         if rotate > 0 && directory == nil { throw ValidationError("--rotate needs -d DIR") }
         signal(SIGPIPE, SIG_IGN)
         signal(SIGINT) { _ in flowlogStop.store(1, ordering: .relaxed) }
@@ -62,7 +57,7 @@ struct FlowLog: ParsableCommand {
 
         var consumer: RingConsumer
         do {
-            consumer = try RingConsumer.attach(name, runDir: runDir, waitNanos: wait > 0 ? UInt64(wait * 1e9) : nil)
+            consumer = try RingConsumer.attach(name, runDir: attach.runDir, waitNanos: attach.waitNanos)
         } catch {
             try? printError("lb flowlog: \(error)")
             throw ExitCode(1)

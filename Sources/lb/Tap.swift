@@ -31,15 +31,10 @@ struct Tap: ParsableCommand {
     @Option(name: .customShort("w"), help: "Write the packets as classic pcap to FILE ('-': standard output) instead of printing lines.")
     var write: String?
 
-    @Option(help: "Wait up to SECS seconds for lb to serve the ring (0: forever).")
-    var wait: Double = 60
-
-    @Option(help: "Directory of lb's control sockets (as given to lb).")
-    var runDir: String?
+    @OptionGroup var attach: AttachOptions
 
     func run() throws {
-        let name: RingName
-        do { name = try RingName(parsing: ring) } catch { throw ValidationError("\(error)") }
+        let name = try AttachOptions.ringName(ring)
         let filter: PacketFilter?
         do { filter = try expression.isEmpty ? nil : PacketFilter(expression.joined(separator: " ")) } catch {
             throw ValidationError("\(error)")
@@ -50,7 +45,7 @@ struct Tap: ParsableCommand {
 
         var tap: RingConsumer
         do {
-            tap = try RingConsumer.attach(name, runDir: runDir, waitNanos: wait > 0 ? UInt64(wait * 1e9) : nil, tap: true)
+            tap = try RingConsumer.attach(name, runDir: attach.runDir, waitNanos: attach.waitNanos, tap: true)
         } catch {
             try? printError("lb tap: \(error)")
             throw ExitCode(1)
