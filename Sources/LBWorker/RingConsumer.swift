@@ -152,7 +152,13 @@ public struct RingConsumer: ~Copyable {
         let state = ring.state
         if hasPackets() { return .packets }
         if state == LB_STATE_EOS || state == LB_STATE_CLOSED { return .endOfStream }
-        if producerGone() { return hasPackets() ? .packets : .producerGone }
+        if producerGone() {
+            if hasPackets() { return .packets }
+            // lb may have marked the end, drained and exited between the first look at the
+            // state and this one: the mark was stored before lb closed its socket.
+            let now = ring.state
+            return now == LB_STATE_EOS || now == LB_STATE_CLOSED ? .endOfStream : .producerGone
+        }
         return nil
     }
 
