@@ -1,6 +1,7 @@
 /* lb_xdp.h: loading and attaching lb's XDP program (libbpf). */
 #define _GNU_SOURCE
 #include "lb_xdp.h"
+#include "fail.h"
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -28,16 +29,6 @@ struct lbx_prog {
     size_t counters_size;
 };
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code < 0 ? code : -code;
-}
-
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
     if (level == LIBBPF_WARN && getenv("LB_LIBBPF_DEBUG"))
@@ -52,20 +43,20 @@ int lbx_prog_open(const char *path, struct lbx_prog **out, char *err, size_t err
     libbpf_set_print(quiet_print);
     struct lbx_prog *p = calloc(1, sizeof *p);
     if (!p)
-        return fail(err, errlen, ENOMEM, "out of memory");
+        return lbx_fail(err, errlen, ENOMEM, "out of memory");
     p->link_fd = -1;
     p->obj = bpf_object__open_file(path, NULL);
     long e = libbpf_get_error(p->obj);
     if (e) {
         p->obj = NULL;
         free(p);
-        return fail(err, errlen, (int)e, "cannot open the XDP object %s: %s", path, strerror((int)-e));
+        return lbx_fail(err, errlen, (int)e, "cannot open the XDP object %s: %s", path, strerror((int)-e));
     }
     int rc = bpf_object__load(p->obj);
     if (rc) {
         bpf_object__close(p->obj);
         free(p);
-        return fail(err, errlen, rc, "cannot load the XDP program from %s: %s (lb needs CAP_BPF and CAP_NET_ADMIN; "
+        return lbx_fail(err, errlen, rc, "cannot load the XDP program from %s: %s (lb needs CAP_BPF and CAP_NET_ADMIN; "
                     "LB_LIBBPF_DEBUG=1 shows the verifier's log)", path, strerror(-rc));
     }
     struct bpf_program *prog = bpf_object__find_program_by_name(p->obj, "lb_xdp");
@@ -75,7 +66,7 @@ int lbx_prog_open(const char *path, struct lbx_prog **out, char *err, size_t err
     if (!prog || !xsks || !cfg || !stats) {
         bpf_object__close(p->obj);
         free(p);
-        return fail(err, errlen, EINVAL, "%s is not lb's XDP program (no lb_xdp, lb_xsks, lb_cfg or lb_stats)", path);
+        return lbx_fail(err, errlen, EINVAL, "%s is not lb's XDP program (no lb_xdp, lb_xsks, lb_cfg or lb_stats)", path);
     }
     p->prog_fd = bpf_program__fd(prog);
     p->xsks_fd = bpf_map__fd(xsks);
@@ -87,7 +78,7 @@ int lbx_prog_open(const char *path, struct lbx_prog **out, char *err, size_t err
         int code = errno;
         bpf_object__close(p->obj);
         free(p);
-        return fail(err, errlen, code, "cannot map the XDP program's counters: %s", strerror(code));
+        return lbx_fail(err, errlen, code, "cannot map the XDP program's counters: %s", strerror(code));
     }
     p->counters = m;
     *out = p;
@@ -98,7 +89,7 @@ int lbx_prog_configure(struct lbx_prog *p, const struct lb_xdp_config *cfg, char
 {
     uint32_t zero = 0;
     if (bpf_map_update_elem(p->cfg_fd, &zero, cfg, BPF_ANY))
-        return fail(err, errlen, errno, "cannot write the divert filter into the XDP program: %s", strerror(errno));
+        return lbx_fail(err, errlen, errno, "cannot write the divert filter into the XDP program: %s", strerror(errno));
     return 0;
 }
 
@@ -141,16 +132,16 @@ int lbx_prog_attach(struct lbx_prog *p, int ifindex, int mode, char *err, size_t
             char name[64];
             prog_name(ids[i], name, sizeof name);
             if (strcmp(name, "lb_xdp") != 0)
-                return fail(err, errlen, EEXIST, "%s already has an XDP program that is not lb's: id %u, name '%s' "
+                return lbx_fail(err, errlen, EEXIST, "%s already has an XDP program that is not lb's: id %u, name '%s' "
                             "(remove it with: ip link set dev %s xdp off)", ifname, ids[i], name, ifname);
             /* ours: left behind by a killed lb (netlink-attached); a live lb holds it with a
              * bpf_link, and then the detach fails with EBUSY */
             int rc = bpf_xdp_detach(ifindex, modes[i], NULL);
             if (rc == -EBUSY)
-                return fail(err, errlen, EBUSY, "another lb already runs on %s (its XDP program, id %u, is held by a link)",
+                return lbx_fail(err, errlen, EBUSY, "another lb already runs on %s (its XDP program, id %u, is held by a link)",
                             ifname, ids[i]);
             if (rc)
-                return fail(err, errlen, rc, "cannot replace the lb XDP program left on %s (id %u): %s",
+                return lbx_fail(err, errlen, rc, "cannot replace the lb XDP program left on %s (id %u): %s",
                             ifname, ids[i], strerror(-rc));
         }
     }
@@ -161,9 +152,9 @@ int lbx_prog_attach(struct lbx_prog *p, int ifindex, int mode, char *err, size_t
         if (code == EBUSY || code == EEXIST) {
             char name[64] = "?";
             uint32_t id = lbx_attached_prog(ifindex, name, sizeof name);
-            return fail(err, errlen, EBUSY, "%s is taken: XDP program id %u '%s' is attached (another lb?)", ifname, id, name);
+            return lbx_fail(err, errlen, EBUSY, "%s is taken: XDP program id %u '%s' is attached (another lb?)", ifname, id, name);
         }
-        return fail(err, errlen, code, "cannot attach the XDP program to %s in %s mode: %s", ifname,
+        return lbx_fail(err, errlen, code, "cannot attach the XDP program to %s in %s mode: %s", ifname,
                     mode == LBX_MODE_NATIVE ? "native" : "generic", strerror(code));
     }
     p->link_fd = fd;
@@ -173,7 +164,7 @@ int lbx_prog_attach(struct lbx_prog *p, int ifindex, int mode, char *err, size_t
 int lbx_prog_set_socket(struct lbx_prog *p, uint32_t queue, int fd, char *err, size_t errlen)
 {
     if (bpf_map_update_elem(p->xsks_fd, &queue, &fd, BPF_ANY))
-        return fail(err, errlen, errno, "cannot put the AF_XDP socket of queue %u into the XSKMAP: %s", queue, strerror(errno));
+        return lbx_fail(err, errlen, errno, "cannot put the AF_XDP socket of queue %u into the XSKMAP: %s", queue, strerror(errno));
     return 0;
 }
 
@@ -221,11 +212,11 @@ int lbx_drop_to_user(uint32_t uid, uint32_t gid, char *err, size_t errlen)
 {
     gid_t g = gid;
     if (setgroups(1, &g))
-        return fail(err, errlen, errno, "setgroups: %s", strerror(errno));
+        return lbx_fail(err, errlen, errno, "setgroups: %s", strerror(errno));
     if (setresgid(gid, gid, gid))
-        return fail(err, errlen, errno, "setgid %u: %s", gid, strerror(errno));
+        return lbx_fail(err, errlen, errno, "setgid %u: %s", gid, strerror(errno));
     if (setresuid(uid, uid, uid))
-        return fail(err, errlen, errno, "setuid %u: %s", uid, strerror(errno));
+        return lbx_fail(err, errlen, errno, "setuid %u: %s", uid, strerror(errno));
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* lb_xdp.h: AF_PACKET with a TPACKET_V3 ring (for hosts where XDP cannot attach). */
 #define _GNU_SOURCE
 #include "lb_xdp.h"
+#include "fail.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
@@ -30,16 +31,6 @@ struct lbx_tpacket {
     uint64_t socket_errors;  /* likewise */
 };
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code < 0 ? code : -code;
-}
-
 void lbx_tpacket_close(struct lbx_tpacket *t)
 {
     if (!t)
@@ -56,21 +47,21 @@ int lbx_tpacket_open(const char *ifname, uint32_t block_size, uint32_t block_cou
 {
     unsigned ifindex = if_nametoindex(ifname);
     if (!ifindex)
-        return fail(err, errlen, ENODEV, "no interface %s", ifname);
+        return lbx_fail(err, errlen, ENODEV, "no interface %s", ifname);
     struct lbx_tpacket *t = calloc(1, sizeof *t);
     if (!t)
-        return fail(err, errlen, ENOMEM, "out of memory");
+        return lbx_fail(err, errlen, ENOMEM, "out of memory");
     t->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);   /* no protocol yet: bind after the ring exists */
     if (t->fd < 0) {
         int code = errno;
         free(t);
-        return fail(err, errlen, code, "af_packet:%s: socket: %s (lb needs CAP_NET_RAW)", ifname, strerror(code));
+        return lbx_fail(err, errlen, code, "af_packet:%s: socket: %s (lb needs CAP_NET_RAW)", ifname, strerror(code));
     }
     int v = TPACKET_V3;
     if (setsockopt(t->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v)) {
         int code = errno;
         lbx_tpacket_close(t);
-        return fail(err, errlen, code, "af_packet:%s: TPACKET_V3: %s", ifname, strerror(code));
+        return lbx_fail(err, errlen, code, "af_packet:%s: TPACKET_V3: %s", ifname, strerror(code));
     }
     int one = 1;
     /* only what the interface receives, not what the host sends through it */
@@ -87,7 +78,7 @@ int lbx_tpacket_open(const char *ifname, uint32_t block_size, uint32_t block_cou
     if (setsockopt(t->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req)) {
         int code = errno;
         lbx_tpacket_close(t);
-        return fail(err, errlen, code, "af_packet:%s: PACKET_RX_RING (%u blocks of %u bytes): %s", ifname,
+        return lbx_fail(err, errlen, code, "af_packet:%s: PACKET_RX_RING (%u blocks of %u bytes): %s", ifname,
                     block_count, block_size, strerror(code));
     }
     t->block_size = block_size;
@@ -100,13 +91,13 @@ int lbx_tpacket_open(const char *ifname, uint32_t block_size, uint32_t block_cou
         int code = errno;
         t->map = NULL;
         lbx_tpacket_close(t);
-        return fail(err, errlen, code, "af_packet:%s: mmap of the ring: %s", ifname, strerror(code));
+        return lbx_fail(err, errlen, code, "af_packet:%s: mmap of the ring: %s", ifname, strerror(code));
     }
     struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex };
     if (bind(t->fd, (struct sockaddr *)&ll, sizeof ll)) {
         int code = errno;
         lbx_tpacket_close(t);
-        return fail(err, errlen, code, "af_packet:%s: bind: %s", ifname, strerror(code));
+        return lbx_fail(err, errlen, code, "af_packet:%s: bind: %s", ifname, strerror(code));
     }
     *out = t;
     return 0;

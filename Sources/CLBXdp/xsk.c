@@ -1,6 +1,7 @@
 /* lb_xdp.h: AF_XDP sockets (libxdp's xsk API; its ring helpers are inline and compile here). */
 #define _GNU_SOURCE
 #include "lb_xdp.h"
+#include "fail.h"
 #include <errno.h>
 #include <linux/if_xdp.h>
 #include <poll.h>
@@ -41,16 +42,6 @@ struct lbx_xsk {
     int zc;
 };
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code < 0 ? code : -code;
-}
-
 void lbx_xsk_close(struct lbx_xsk *x)
 {
     if (!x)
@@ -71,7 +62,7 @@ int lbx_xsk_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t f
 {
     struct lbx_xsk *x = calloc(1, sizeof *x);
     if (!x)
-        return fail(err, errlen, ENOMEM, "out of memory");
+        return lbx_fail(err, errlen, ENOMEM, "out of memory");
     x->rx_size = frames / 2;
     x->pending = calloc(frames, sizeof(uint64_t));
     x->scratch = malloc(LBX_SCRATCH);
@@ -80,11 +71,11 @@ int lbx_xsk_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t f
     if (x->area == MAP_FAILED) {
         x->area = NULL;
         lbx_xsk_close(x);
-        return fail(err, errlen, ENOMEM, "cannot allocate the UMEM (%zu bytes)", (size_t)frames * frame_size);
+        return lbx_fail(err, errlen, ENOMEM, "cannot allocate the UMEM (%zu bytes)", (size_t)frames * frame_size);
     }
     if (!x->pending || !x->scratch) {
         lbx_xsk_close(x);
-        return fail(err, errlen, ENOMEM, "out of memory");
+        return lbx_fail(err, errlen, ENOMEM, "out of memory");
     }
     struct xsk_umem_config uc = {
         .fill_size = frames,
@@ -97,7 +88,7 @@ int lbx_xsk_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t f
     if (rc) {
         x->umem = NULL;
         lbx_xsk_close(x);
-        return fail(err, errlen, rc, "%s queue %u: cannot register the UMEM: %s (lb needs CAP_NET_RAW and CAP_IPC_LOCK, "
+        return lbx_fail(err, errlen, rc, "%s queue %u: cannot register the UMEM: %s (lb needs CAP_NET_RAW and CAP_IPC_LOCK, "
                     "or a larger RLIMIT_MEMLOCK)", ifname, queue, strerror(-rc));
     }
     struct xsk_socket_config sc = {
@@ -117,7 +108,7 @@ int lbx_xsk_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t f
     if (rc) {
         x->xsk = NULL;
         lbx_xsk_close(x);
-        return fail(err, errlen, rc, "%s queue %u: cannot create the AF_XDP socket: %s", ifname, queue, strerror(-rc));
+        return lbx_fail(err, errlen, rc, "%s queue %u: cannot create the AF_XDP socket: %s", ifname, queue, strerror(-rc));
     }
     struct xdp_options opts;
     socklen_t len = sizeof opts;
@@ -127,7 +118,7 @@ int lbx_xsk_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t f
     uint32_t idx = 0;
     if (xsk_ring_prod__reserve(&x->fill, frames, &idx) != frames) {
         lbx_xsk_close(x);
-        return fail(err, errlen, EIO, "%s queue %u: cannot fill the fill ring", ifname, queue);
+        return lbx_fail(err, errlen, EIO, "%s queue %u: cannot fill the fill ring", ifname, queue);
     }
     for (uint32_t i = 0; i < frames; i++)
         *xsk_ring_prod__fill_addr(&x->fill, idx + i) = (uint64_t)i * frame_size;
