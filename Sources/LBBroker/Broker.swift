@@ -209,12 +209,12 @@ public enum Broker {
     static func drain(records: [RingRecord], shared: SharedState, seconds: Double, log: (String) -> Void) {
         let deadline = Sys.monoNanos() &+ UInt64(seconds * 1e9)
         while Sys.monoNanos() < deadline {
-            let busy = records.filter { shared.isAttached($0.global) && $0.memory.tail(lane: 0) != $0.memory.head(lane: 0) }
+            let busy = records.filter { shared.isAttached($0.global) && !$0.memory.drained }
             if busy.isEmpty { return }
             if signalStop.load(ordering: .relaxed) != 0 { return }
             Sys.sleep(nanos: 5_000_000)
         }
-        let busy = records.filter { shared.isAttached($0.global) && $0.memory.tail(lane: 0) != $0.memory.head(lane: 0) }
+        let busy = records.filter { shared.isAttached($0.global) && !$0.memory.drained }
         if !busy.isEmpty { log("gave up waiting for \(busy.map { $0.name.description }.joined(separator: " ")) to drain") }
     }
 }

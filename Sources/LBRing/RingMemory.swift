@@ -103,6 +103,23 @@ public final class RingMemory: @unchecked Sendable {
         laneControl(lane).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .acquiring)
     }
 
+    /// Packets published but not yet released, over every lane. The tails come from the
+    /// consumer: a lane whose tail is out of range counts 0.
+    public var backlog: UInt64 {
+        var sum: UInt64 = 0
+        for lane in 0..<geometry.lanes {
+            let b = head(lane: lane) &- tail(lane: lane)
+            if b <= UInt64(geometry.slots) { sum &+= b }
+        }
+        return sum
+    }
+
+    /// The consumer has released everything published, in every lane.
+    public var drained: Bool {
+        for lane in 0..<geometry.lanes where tail(lane: lane) != head(lane: lane) { return false }
+        return true
+    }
+
     /// Clears the "consumer sleeps" flags a departed consumer may have left set, so lb does not
     /// keep waking nobody.
     public func clearConsumerFlags() {

@@ -143,7 +143,7 @@ public final class Operations: @unchecked Sendable {
 
     /// The current state of lb and every ring.
     public func status() -> LBStatus {
-        let c = shared.counters
+        let c = shared.totals()
         let now = Sys.monoNanos(), wall = Sys.wallNanos()
         var rings: [RingStatus] = []
         var fixedCounts: [Int] = []
@@ -159,13 +159,8 @@ public final class Operations: @unchecked Sendable {
             s.droppedNoConsumer = c.get(ring: g, .droppedNoConsumer)
             s.droppedStalled = c.get(ring: g, .droppedStalled)
             s.truncated = c.get(ring: g, .truncated)
-            var head: UInt64 = 0, tail: UInt64 = 0
-            for lane in 0..<r.memory.geometry.lanes {
-                head &+= r.memory.head(lane: lane)
-                tail &+= r.memory.tail(lane: lane)
-            }
             s.slots = r.memory.geometry.slots * r.memory.geometry.lanes
-            s.backlog = head &- tail <= UInt64(s.slots) ? head &- tail : 0
+            s.backlog = r.memory.backlog
             s.attached = shared.isAttached(g)
             s.stalled = shared.isStalled(g)
             s.consumerPID = s.attached ? r.consumerPID : 0

@@ -8,7 +8,11 @@ public final class SharedState: @unchecked Sendable {
     let attached: UnsafeMutablePointer<Atomic<UInt32>>
     /// 1 while the data path gave up waiting for ring r's consumer (capture replay only)
     let stalled: UnsafeMutablePointer<Atomic<UInt32>>
+    /// lane 0's data-path thread writes these (a capture or UDP input has only that one)
     public let counters: Counters
+    /// the counters of further data-path threads (a live input: one per RX queue after the
+    /// first); set before those threads start
+    public var laneCounters: [Counters] = []
     /// set by a signal handler or the control plane: stop reading input
     public let stop = Atomic<UInt32>(0)
     /// bucket tables shared by every dispatcher and moved by failover (set before any
@@ -31,6 +35,12 @@ public final class SharedState: @unchecked Sendable {
         stalled.deinitialize(count: ringCount)
         attached.deallocate()
         stalled.deallocate()
+    }
+
+    /// Every data-path thread's counters added up, for the stats, metrics and checks (the
+    /// control thread's; it allocates).
+    public func totals() -> Counters {
+        laneCounters.isEmpty ? counters : Counters.sum([counters] + laneCounters)
     }
 
     public func isAttached(_ r: Int) -> Bool { attached[r].load(ordering: .relaxed) != 0 }

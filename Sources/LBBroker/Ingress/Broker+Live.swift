@@ -12,8 +12,8 @@ extension Broker {
     static func runLive(_ live: LiveIngress, config: BrokerConfig, server: ControlServer, records: [RingRecord],
                         groups: [[RingMemory]], shared: SharedState, stdout: Int32,
                         log: @escaping @Sendable (String) -> Void) throws(BrokerError) -> Int32 {
+        shared.laneCounters = live.makeLaneCounters(ringCount: shared.ringCount)
         let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
-        reporter.extraCounters = live.makeLaneCounters(ringCount: shared.ringCount)
         reporter.ingress = { live.statsObject(shared: shared.counters) }
         let ops = try Operations.install(config: config, isLive: true, server: server, records: records,
                                          shared: shared, log: log)

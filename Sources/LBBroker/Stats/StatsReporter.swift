@@ -15,8 +15,6 @@ final class StatsReporter {
     var previousNanos: UInt64
     /// the UDP ingress's counters (`udp` in lb's line), when the input is `udp::`
     var udp: UDPStats? = nil
-    /// counters of further data-path threads (live sources: one per RX queue), summed in
-    var extraCounters: [Counters] = []
     /// the live source's loss-by-stage block ("ingress"), if there is one
     var ingress: (() -> JSONObject)? = nil
 
@@ -30,7 +28,7 @@ final class StatsReporter {
 
     /// The lines of one report (no trailing newline on each).
     func lines(final: Bool) -> [String] {
-        let c = extraCounters.isEmpty ? shared.counters : Counters.sum([shared.counters] + extraCounters)
+        let c = shared.totals()
         let nowMono = Sys.monoNanos()
         let seconds = max(Double(nowMono &- previousNanos) / 1e9, 1e-9)
         let ts = JSONObject.fixed(Double(Sys.wallNanos()) / 1e9, 6)
@@ -52,9 +50,7 @@ final class StatsReporter {
             total.forwarded &+= fwd
             total.dropped &+= dropped
             total.bytes &+= bytes
-            let head = r.memory.head(lane: 0)
-            let tail = r.memory.tail(lane: 0)
-            let backlog = head &- tail <= UInt64(r.memory.geometry.slots) ? head &- tail : 0
+            let backlog = r.memory.backlog
             let report = r.memory.consumerReport()
             let attached = shared.isAttached(i)
             var j = JSONObject()
