@@ -177,11 +177,7 @@ public enum Broker {
     static func installSignalHandlers() {
         // A parent may have started lb with these blocked (a thread of a thread pool does):
         // lb must still stop on them.
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        Sys.unblockSignals([SIGINT, SIGTERM])
         signal(SIGINT) { _ in signalStop.store(1, ordering: .relaxed) }
         signal(SIGTERM) { _ in signalStop.store(1, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)
