@@ -8,13 +8,35 @@ import Testing
     /// (A copy of lb in the scratch directory: the build directory may not be open to nobody.)
     static func asNobody(_ args: [String], groups: String?, in dir: String, label: String) throws -> (Int32, String) {
         let copy = dir + "/lb-copy"
-        if !FileManager.default.fileExists(atPath: copy) {
-            try FileManager.default.copyItem(atPath: Ops.lb, toPath: copy)
-            chmod(copy, 0o755)
-        }
+        if !FileManager.default.fileExists(atPath: copy) { try copyExecutable(Ops.lb, to: copy) }
         let ids = ["--reuid=65534", "--regid=65534"] + (groups.map { ["--groups=\($0)"] } ?? ["--clear-groups"])
-        let (s, _, err) = try Proc.run("/usr/bin/setpriv", ids + ["--", copy] + args, in: dir, label: label)
-        return (s, err)
+        // Other suites spawn processes meanwhile; one forked while the copy was open for writing
+        // holds that descriptor until it execs, and exec of the copy then fails with ETXTBSY
+        // (setpriv exits 126). That is the test machinery, not lb: try again shortly.
+        for _ in 0..<20 {
+            let (s, _, err) = try Proc.run("/usr/bin/setpriv", ids + ["--", copy] + args, in: dir, label: label)
+            if !(s == 126 && err.contains("Text file busy")) { return (s, err) }
+            usleep(50_000)
+        }
+        throw OpsFailure("\(copy) stayed busy (ETXTBSY) for a second")
+    }
+
+    /// Copies a program through a close-on-exec descriptor, so children spawned meanwhile do
+    /// not inherit it.
+    static func copyExecutable(_ from: String, to path: String) throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: from))
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw OpsFailure("cannot create \(path): errno \(errno)") }
+        defer { close(fd) }
+        try bytes.withUnsafeBytes { b in
+            var done = 0
+            while done < b.count {
+                let n = write(fd, b.baseAddress! + done, b.count - done)
+                guard n > 0 else { throw OpsFailure("cannot write \(path): errno \(errno)") }
+                done += n
+            }
+        }
+        fchmod(fd, 0o755)
     }
 
     @Test func onlyTheRingGroupCanOpenARing() throws {
