@@ -33,9 +33,12 @@ struct lbx_xsk {
     struct xsk_socket *xsk;
     struct xsk_ring_cons rx;
     uint32_t rx_size;
-    /* frames of the previous batch, returned to the fill ring on the next receive */
+    /* frames of the previous batch (and any the fill ring had no room for yet), returned to
+     * the fill ring on the next receive */
     uint64_t *pending;
     uint32_t npending;
+    /* RX descriptors of the previous batch, released on the next receive */
+    uint32_t rx_held;
     uint8_t *scratch;
     uint64_t multibuffer;
     uint64_t truncated;
@@ -132,16 +135,24 @@ int lbx_xsk_zerocopy(const struct lbx_xsk *x) { return x->zc; }
 
 static void recycle(struct lbx_xsk *x)
 {
+    if (x->rx_held) {
+        xsk_ring_cons__release(&x->rx, x->rx_held);
+        x->rx_held = 0;
+    }
     if (!x->npending)
         return;
     uint32_t idx = 0;
-    /* the fill ring holds every frame, so there is always room for the ones we give back */
+    /* The fill ring is as large as the UMEM, but the kernel publishes how far it has read the
+     * fill ring lazily: frames it already took (and handed to us through the RX ring) may still
+     * count as occupying it. What does not fit now stays pending for the next call; it is
+     * never dropped, or the UMEM would leak frames until the fill ring ran dry. */
     uint32_t n = xsk_ring_prod__reserve(&x->fill, x->npending, &idx);
     for (uint32_t i = 0; i < n; i++)
         *xsk_ring_prod__fill_addr(&x->fill, idx + i) = x->pending[i];
     xsk_ring_prod__submit(&x->fill, n);
-    xsk_ring_cons__release(&x->rx, x->npending);
-    x->npending = 0;
+    if (n < x->npending)
+        memmove(x->pending, x->pending + n, (size_t)(x->npending - n) * sizeof x->pending[0]);
+    x->npending -= n;
     /* a zero-copy driver that ran out of fill-ring frames sleeps until told (need_wakeup) */
     if (xsk_ring_prod__needs_wakeup(&x->fill))
         recvfrom(xsk_socket__fd(x->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
@@ -153,6 +164,8 @@ uint32_t lbx_xsk_receive(struct lbx_xsk *x, struct lbx_pkt *out, uint32_t max, i
     uint32_t idx = 0;
     uint32_t avail = xsk_ring_cons__peek(&x->rx, x->rx_size, &idx);
     if (avail == 0) {
+        if (timeout_ms == 0)
+            return 0;
         struct pollfd pfd = { .fd = xsk_socket__fd(x->xsk), .events = POLLIN };
         /* poll() also wakes the kernel up when the fill ring asks for it (need_wakeup) */
         poll(&pfd, 1, timeout_ms);
@@ -203,6 +216,7 @@ uint32_t lbx_xsk_receive(struct lbx_xsk *x, struct lbx_pkt *out, uint32_t max, i
     }
     /* give back what was looked at but not taken; release the rest on the next call */
     xsk_ring_cons__cancel(&x->rx, avail - used);
+    x->rx_held = used;
     return n;
 }
 

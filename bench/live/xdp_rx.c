@@ -120,6 +120,8 @@ int main(int argc, char **argv) {
     xsk_ring_prod__submit(&fill, NUM_FRAMES);
 
     fprintf(stderr, "xdp_rx: receiving on %s queue %d\n", ifname, queue);
+    static __u64 pending[NUM_FRAMES];
+    __u32 npending = 0;
     uint64_t packets = 0, bytes = 0;
     unsigned sum = 0;
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -135,20 +137,23 @@ int main(int argc, char **argv) {
             }
             continue;
         }
-        /* Every frame is either in the fill ring, in the RX ring or in our hands, and the fill
-         * ring holds them all, so this reservation cannot fail; check anyway. */
-        __u32 idx_fill = 0;
-        if (xsk_ring_prod__reserve(&fill, n, &idx_fill) != n) die("fill ring reserve", ENOSPC);
         for (__u32 i = 0; i < n; i++) {
             const struct xdp_desc *d = xsk_ring_cons__rx_desc(&rx, idx_rx++);
             const uint8_t *data = xsk_umem__get_data(area, d->addr);
             sum += data[0];
             bytes += d->len;
-            *xsk_ring_prod__fill_addr(&fill, idx_fill++) = xsk_umem__extract_addr(d->addr);
+            pending[npending++] = xsk_umem__extract_addr(d->addr);
         }
-        xsk_ring_prod__submit(&fill, n);
         xsk_ring_cons__release(&rx, n);
         packets += n;
+        /* The kernel publishes how far it read the fill ring lazily, so frames it already
+         * handed us may still seem to occupy it: what does not fit now is returned later. */
+        __u32 idx_fill = 0;
+        __u32 k = xsk_ring_prod__reserve(&fill, npending, &idx_fill);
+        for (__u32 i = 0; i < k; i++) *xsk_ring_prod__fill_addr(&fill, idx_fill++) = pending[i];
+        xsk_ring_prod__submit(&fill, k);
+        memmove(pending, pending + k, (npending - k) * sizeof pending[0]);
+        npending -= k;
     }
 
     struct xdp_statistics st;
