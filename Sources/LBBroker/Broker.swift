@@ -67,6 +67,9 @@ public enum Broker {
     public static func run(_ config: BrokerConfig, stdout: Int32 = 1, stderr: Int32 = 2) throws(BrokerError) -> Int32 {
         let log: @Sendable (String) -> Void = { msg in try? Sys.write(stderr, "lb: \(msg)\n") }
         if let problem = config.geometry.problem { throw BrokerError(problem) }
+        // Before anything is set up: a SIGTERM while the XDP program attaches or the rings are
+        // made (MAP_POPULATE takes a while for large rings) is a stop request, not a kill.
+        installSignalHandlers()
         let runDir = RunDirectory.resolve(config.runDir)
         // A live source first: its queue count is the rings' lane count.
         var live: LiveIngress? = nil
@@ -144,7 +147,6 @@ public enum Broker {
         let ops = try Operations.install(config: config, isLive: source.isLive, server: server, records: records,
                                          shared: shared, log: log)
         reporter.udp = udp
-        installSignalHandlers()
 
         // The control thread: attaches, heartbeats, periodic stats.
         let controlStop = Atomic<UInt32>(0)

@@ -17,8 +17,7 @@ extension Broker {
         reporter.ingress = { live.statsObject(shared: shared.counters) }
         let ops = try Operations.install(config: config, isLive: true, server: server, records: records,
                                          shared: shared, log: log)
-        // a live source runs until a signal (installSignalHandlers unblocks them)
-        installSignalHandlers()
+        // a live source runs until a signal (Broker.run installed the handlers first thing)
         let controlStop = Atomic<UInt32>(0)
         let control = ControlThread(server: server, reporter: reporter, records: records, shared: shared,
                                     interval: config.statsInterval, out: stdout)
