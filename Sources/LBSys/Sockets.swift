@@ -103,4 +103,11 @@ extension Sys {
         if n < 0 && errno != EINTR { throw SysError("poll") }
         if n < 0 { for i in fds.indices { fds[i].revents = 0 } }
     }
+
+    /// Whether one descriptor has something to read or was hung up (poll(2) without waiting;
+    /// no allocation, for loops that look often).
+    public static func readable(_ fd: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return Glibc.poll(&p, 1, 0) > 0 && p.revents != 0
+    }
 }

@@ -47,6 +47,7 @@ extension RingConsumer {
             if let p = lanes[nextLane].next() {
                 body(unreleased &+ n, nextLane, p)
                 n &+= 1
+                nap.count(packets: 1, bytes: p.bytes.count)
                 emptyLanes = 0
             } else {
                 emptyLanes &+= 1

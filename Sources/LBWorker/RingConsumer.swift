@@ -28,6 +28,10 @@ public struct RingConsumer: ~Copyable {
     public internal(set) var unreleased = 0
     /// what `report` last wrote
     var lastReport: (processed: UInt64, gaps: UInt64, acks: UInt64)? = nil
+    /// How `wait` sleeps while traffic flows (see `Nap`): up to 10 ms by default, the block
+    /// timeout Suricata and Zeek use with TPACKET_V3. A worker that wants every packet as soon
+    /// as lb publishes it sets `nap.maxNanos = 0` (it is then woken per publish).
+    public var nap: Nap
 
     /// What `wait` saw.
     public enum Event: Equatable, Sendable {
@@ -107,6 +111,7 @@ public struct RingConsumer: ~Copyable {
         var lanes: [LaneConsumer] = []
         for k in 0..<ring.lanes { lanes.append(ring.lane(k)) }
         self.lanes = lanes
+        nap = Nap(maxNanos: 10_000_000, roomPackets: UInt64(ring.info.desc_count) / 4, roomBytes: ring.info.data_size / 4)
         self.ring = ring
     }
 
@@ -123,6 +128,7 @@ public struct RingConsumer: ~Copyable {
             if let p = lanes[k].next() {
                 body(p)
                 n += 1
+                nap.count(packets: 1, bytes: p.bytes.count)
                 emptyLanes = 0
             } else {
                 emptyLanes += 1
@@ -139,8 +145,15 @@ public struct RingConsumer: ~Copyable {
     }
 
     /// Sleeps until packets arrive, the stream ends, lb goes away, or the timeout passes.
+    /// While traffic flows it naps (see `nap`) instead of asking lb to wake it, so packets
+    /// gather and one wake-up serves many; after an idle look it sleeps until lb wakes it.
     public mutating func wait(timeoutNanos: Int64) -> Event {
         if let e = settled() { return e }
+        let d = nap.next(now: Sys.monoNanos())
+        if d > 0 {
+            Sys.sleep(nanos: timeoutNanos > 0 ? min(d, UInt64(timeoutNanos)) : d)
+            return settled() ?? .timeout
+        }
         lanes[nextLane].wait(timeoutNanos: timeoutNanos)
         return settled() ?? .timeout
     }
@@ -184,11 +197,7 @@ public struct RingConsumer: ~Copyable {
         ring.report(processed: r.processed, lossGaps: r.gaps, lossAcks: r.acks)
     }
 
-    func producerGone() -> Bool {
-        var fds = [pollfd(fd: socket.raw, events: Int16(POLLIN), revents: 0)]
-        try? Sys.poll(&fds, timeoutMillis: 0)
-        return fds[0].revents != 0
-    }
+    func producerGone() -> Bool { Sys.readable(socket.raw) }
 }
 
 /// Closes received descriptors once mapped (the mappings keep the memory alive).

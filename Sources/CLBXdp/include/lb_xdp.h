@@ -71,7 +71,8 @@ int lbx_xsk_fd(const struct lbx_xsk *x);
 int lbx_xsk_zerocopy(const struct lbx_xsk *x);
 /* Returns the previous batch's frames to the fill ring, then takes up to max packets from the RX
  * ring. When none are there, waits in poll() up to timeout_ms (and wakes the kernel when it
- * asks for it, need_wakeup). Packets stay valid until the next call. */
+ * asks for it, need_wakeup); timeout_ms 0 returns at once, without poll(). Packets stay valid
+ * until the next call. */
 uint32_t lbx_xsk_receive(struct lbx_xsk *x, struct lbx_pkt *out, uint32_t max, int timeout_ms);
 /* XDP_STATISTICS (getsockopt on the open socket: works without privileges) plus lb's counts. */
 int lbx_xsk_stats(const struct lbx_xsk *x, struct lbx_xsk_stats *out);

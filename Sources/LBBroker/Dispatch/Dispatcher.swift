@@ -18,7 +18,8 @@ public struct DispatchConfig: Sendable {
     /// many have gathered since the last time, or `publishDelayNanos` after the first of them,
     /// or when the source goes idle. A consumer woken for every packet or two costs a futex wake
     /// and a context switch each time, more than the packet itself (TPACKET_V3 batches the same
-    /// way with its block timeout). 1: after every batch from the source (capture replay).
+    /// way with its block timeout). A short batch (the source is drained and will sleep next)
+    /// is published at once. 1: after every batch from the source (capture replay).
     public var publishBatch = 1
     public var publishDelayNanos: UInt64 = 0
     public init() {}
@@ -184,7 +185,8 @@ public struct Dispatcher: ~Copyable {
                 let now = Sys.monoNanos()
                 if unpublished == 0 { firstUnpublished = now }
                 unpublished &+= n
-                if unpublished >= publishBatch || now &- firstUnpublished >= publishDelay {
+                // a short batch: the source is drained and sleeps next (poll, or a nap)
+                if n < batch || unpublished >= publishBatch || now &- firstUnpublished >= publishDelay {
                     publishAll()
                     unpublished = 0
                 }

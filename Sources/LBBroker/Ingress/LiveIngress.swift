@@ -22,8 +22,10 @@ public struct LiveOptions: Sendable {
     /// `--cpus`: dispatch thread k runs on cpus[k % count]
     public var cpus: [Int] = []
     /// UMEM frames per queue and their size (a frame holds one buffer of a frame)
-    public var frames: UInt32 = 4096
+    public var frames: UInt32 = 8192
     public var frameSize: UInt32 = 4096
+    /// AF_XDP: the longest nap while traffic flows (see `Nap`; 0: poll() for every wake-up)
+    public var napMaxNanos: UInt64 = 5_000_000
     /// AF_PACKET ring: blocks and their size
     public var blockSize: UInt32 = 1 << 21
     public var blockCount: UInt32 = 32
@@ -46,13 +48,16 @@ public final class LiveIngress: @unchecked Sendable {
     /// "native" or "generic" (AF_XDP), "tpacket_v3" (AF_PACKET)
     public let mode: String
     public let zeroCopy: Bool
+    /// descriptors in each XSK RX ring (half the UMEM frames)
+    let rxRingSize: UInt32
+    let napMaxNanos: UInt64
     /// one Counters per lane (lane 0 uses the shared one)
     var laneCounters: [Counters] = []
 
     public var lanes: Int { queues.count }
 
     init(input: InputSpec, interface: String, queues: [Int], prog: OpaquePointer?, sockets: [OpaquePointer],
-         tpacket: OpaquePointer?, lockFD: Int32, mode: String, zeroCopy: Bool) {
+         tpacket: OpaquePointer?, lockFD: Int32, mode: String, zeroCopy: Bool, rxRingSize: UInt32 = 0, napMaxNanos: UInt64 = 0) {
         self.input = input
         self.interface = interface
         self.queues = queues
@@ -62,6 +67,8 @@ public final class LiveIngress: @unchecked Sendable {
         self.lockFD = lockFD
         self.mode = mode
         self.zeroCopy = zeroCopy
+        self.rxRingSize = rxRingSize
+        self.napMaxNanos = napMaxNanos
     }
 
     deinit {
@@ -196,7 +203,8 @@ public final class LiveIngress: @unchecked Sendable {
             + "queue(s) \(queues.map(String.init).joined(separator: ",")), \(what)")
         ok = true
         return LiveIngress(input: input, interface: iface, queues: queues, prog: prog, sockets: sockets, tpacket: nil,
-                           lockFD: lockFD, mode: mode, zeroCopy: zeroCopy)
+                           lockFD: lockFD, mode: mode, zeroCopy: zeroCopy, rxRingSize: options.frames / 2,
+                           napMaxNanos: options.napMaxNanos)
     }
 
     /// Counters for lanes 1..., to be summed with the shared one by the reporter.
@@ -216,6 +224,7 @@ public final class LiveIngress: @unchecked Sendable {
             dispatch.publishBatch = 128
             dispatch.publishDelayNanos = 1_000_000
         }
+
         let extra = makeLaneCounters(ringCount: shared.ringCount)
         let job = LaneJob(ingress: self, config: dispatch, groups: groups, shared: shared, extra: extra, cpus: cpus, log: log)
         var threads: [pthread_t] = []
@@ -320,26 +329,36 @@ final class LaneJob: @unchecked Sendable {
             var source = TPacketSource(t, name: ingress.input.name, batch: config.batch)
             dispatcher.run(&source)
         } else {
-            var source = XSKQueueSource(ingress.sockets[lane], lane: UInt32(lane), name: ingress.input.name, batch: config.batch)
+            // AF_XDP's poll() wakes lb per packet when the ring is empty: while traffic flows lb
+            // naps instead, up to 5 ms (its TPACKET_V3 block timeout), and never longer than it
+            // takes to fill half the RX ring at the rate just seen.
+            let nap = Nap(maxNanos: ingress.napMaxNanos, roomPackets: UInt64(ingress.rxRingSize / 2))
+            var source = XSKQueueSource(ingress.sockets[lane], lane: UInt32(lane), name: ingress.input.name, batch: config.batch,
+                                        nap: nap)
             dispatcher.run(&source)
         }
     }
 }
 
-/// One AF_XDP socket (one RX queue) as a packet source. Sleeps in poll() when idle.
+/// One AF_XDP socket (one RX queue) as a packet source. When it has emptied its RX ring while
+/// traffic flows it naps (see `Nap`) before it looks again; when idle it sleeps in poll().
 struct XSKQueueSource: PacketSource, ~Copyable {
     let xsk: OpaquePointer
     let lane: UInt32
     let pkts: UnsafeMutablePointer<lbx_pkt>
     let capacity: Int
     let name: String
+    var nap: Nap
+    /// how long to sleep before the next look (set when a batch came back short)
+    var pendingNap: UInt64 = 0
     var finished: Bool { false }
     var isLive: Bool { true }
 
-    init(_ xsk: OpaquePointer, lane: UInt32, name: String, batch: Int) {
+    init(_ xsk: OpaquePointer, lane: UInt32, name: String, batch: Int, nap: Nap) {
         self.xsk = xsk
         self.lane = lane
         self.name = name
+        self.nap = nap
         capacity = batch
         pkts = .allocate(capacity: batch)
     }
@@ -347,15 +366,26 @@ struct XSKQueueSource: PacketSource, ~Copyable {
     deinit { pkts.deallocate() }
 
     mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
-        let n = Int(lbx_xsk_receive(xsk, pkts, UInt32(min(max, capacity)), 10))
-        guard n > 0 else { return 0 }
+        // The dispatcher published everything after the short batch that set this.
+        if pendingNap > 0 {
+            Sys.sleep(nanos: pendingNap)
+            pendingNap = 0
+        }
+        let want = min(max, capacity)
+        // between naps: look without poll(); otherwise poll() until a packet comes (at most
+        // 100 ms, so that a stop request is seen)
+        let n = Int(lbx_xsk_receive(xsk, pkts, UInt32(want), nap.napping ? 0 : 100))
         // AF_XDP gives no timestamp: the batch's arrival time stands for each frame's.
-        let now = Sys.wallNanos()
+        let now = n > 0 ? Sys.wallNanos() : 0
+        var bytes = 0
         for i in 0..<n {
             let p = pkts[i]
+            bytes &+= Int(p.len)
             frames[i] = Frame(bytes: UnsafeRawBufferPointer(start: p.data, count: Int(p.len)), wireLength: Int(p.wire_len),
                               timestampNanos: now, linkType: 1, input: lane)
         }
+        nap.count(packets: n, bytes: bytes)
+        if n < want { pendingNap = nap.next(now: Sys.monoNanos()) }
         return n
     }
 }
