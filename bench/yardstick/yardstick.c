@@ -666,10 +666,10 @@ int main(int argc, char **argv) {
     atomic_store_explicit(&stop, 1, memory_order_release);
     pthread_join(t, NULL);
 
-    printf("frames=%zu bytes=%llu hashsum=%016llx packets=%zu nanos=%llu drops=%llu forwarded=%llu consumed=%llu "
-           "consumer_hashsum=%016llx consumer_bytesum=%llu bad=%llu cpu_nanos=%llu\n",
+    printf("frames=%zu bytes=%llu hashsum=%016llx packets=%zu nanos=%llu drops=%llu drops_total=%llu forwarded=%llu "
+           "consumed=%llu consumer_hashsum=%016llx consumer_bytesum=%llu bad=%llu cpu_nanos=%llu\n",
            nframes, (unsigned long long)bytes, (unsigned long long)hashsum, packets, (unsigned long long)(t1 - t0),
-           (unsigned long long)drops, (unsigned long long)forwarded, (unsigned long long)c_packets,
+           (unsigned long long)drops, (unsigned long long)get_ring(R_DROPPED_FULL), (unsigned long long)forwarded, (unsigned long long)c_packets,
            (unsigned long long)c_hashsum, (unsigned long long)c_bytesum, (unsigned long long)c_bad,
            (unsigned long long)(c1 - c0));
     return 0;

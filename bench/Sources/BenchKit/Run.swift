@@ -14,6 +14,7 @@ public struct SwiftRun: Sendable {
     /// packets dropped because a ring was full (live semantics), measured loop only
     public var drops: UInt64
     /// over the whole session (warm-up and measured loop)
+    public var dropsTotal: UInt64
     public var forwarded: UInt64
     public var consumed: UInt64
     public var consumerHashSum: UInt64
@@ -70,7 +71,7 @@ public enum DataPathBench {
         let forwarded = session.rings.total(.forwarded)
         let c = session.finish()
         return SwiftRun(packets: packets, nanos: nanos, mallocs: allocs?.mallocs, frees: allocs?.frees, drops: drops,
-                        forwarded: forwarded, consumed: c.packets, consumerHashSum: c.hashSum, consumerByteSum: c.byteSum,
+                        dropsTotal: session.rings.total(.droppedFull), forwarded: forwarded, consumed: c.packets, consumerHashSum: c.hashSum, consumerByteSum: c.byteSum,
                         badDescriptors: c.bad, cpuShare: Double(cpu1 - cpu0) / Double(nanos))
     }
 }
