@@ -208,6 +208,27 @@ int lbx_rx_queue_count(const char *ifname)
     return n > 0 ? n : 1;
 }
 
+int lbx_udp_rss_uses_ports(const char *ifname, int ipv6)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct ethtool_rxnfc nfc;
+    memset(&nfc, 0, sizeof nfc);
+    nfc.cmd = ETHTOOL_GRXFH;
+    nfc.flow_type = ipv6 ? UDP_V6_FLOW : UDP_V4_FLOW;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
+    ifr.ifr_data = (void *)&nfc;
+    int rc = ioctl(fd, SIOCETHTOOL, &ifr);
+    int code = errno;
+    close(fd);
+    if (rc < 0)
+        return -code;
+    return (nfc.data & (RXH_L4_B_0_1 | RXH_L4_B_2_3)) != 0;
+}
+
 int lbx_drop_to_user(uint32_t uid, uint32_t gid, char *err, size_t errlen)
 {
     gid_t g = gid;

@@ -41,6 +41,9 @@ uint32_t lbx_attached_prog(int ifindex, char *name, size_t namelen);
 
 /* The number of RX queues of an interface (ETHTOOL_GCHANNELS; 1 if unknown), or -errno. */
 int lbx_rx_queue_count(const char *ifname);
+/* Whether the NIC's RSS hash for UDP over IPv4 (ipv6: over IPv6) includes the ports
+ * (ETHTOOL_GRXFH): 1 or 0, or -errno (EOPNOTSUPP: the driver does not say, as veth). */
+int lbx_udp_rss_uses_ports(const char *ifname, int ipv6);
 
 /* ---- AF_XDP sockets ---- */
 

@@ -198,6 +198,10 @@ public final class LiveIngress: @unchecked Sendable {
             if lbx_xsk_zerocopy(s) == 0 { zeroCopy = false }
             guard lbx_prog_set_socket(prog, UInt32(q), lbx_xsk_fd(s), &err, err.count) == 0 else { throw BrokerError(errorText(err)) }
         }
+        if queues.count > 1,
+           let advice = rssAdvice(iface: iface, udp4: lbx_udp_rss_uses_ports(iface, 0), udp6: lbx_udp_rss_uses_ports(iface, 1)) {
+            log(advice)
+        }
         let what = options.divert == nil ? "all traffic" : "traffic matching --divert (the rest goes to the kernel)"
         log("af_xdp:\(iface): \(mode) XDP, \(zeroCopy ? "zero-copy" : "copy mode (no zero-copy in this driver/mode)"), "
             + "queue(s) \(queues.map(String.init).joined(separator: ",")), \(what)")
@@ -205,6 +209,24 @@ public final class LiveIngress: @unchecked Sendable {
         return LiveIngress(input: input, interface: iface, queues: queues, prog: prog, sockets: sockets, tpacket: nil,
                            lockFD: lockFD, mode: mode, zeroCopy: zeroCopy, rxRingSize: options.frames / 2,
                            napMaxNanos: options.napMaxNanos)
+    }
+
+    /// What to tell the operator when lb serves several RX queues and the NIC spreads UDP over
+    /// them by ports (results of `lbx_udp_rss_uses_ports`: 1 yes, 0 no, < 0 unknown). The first
+    /// fragment of a datagram carries the ports and the others do not, so they can land on
+    /// different queues, and lb joins fragments per queue. Hashing UDP on addresses only keeps
+    /// them together. (Which queue a flow's two directions use does not matter: lb hashes flows
+    /// itself, symmetrically, across all queues.)
+    static func rssAdvice(iface: String, udp4: Int32, udp6: Int32) -> String? {
+        var families: [String] = []
+        if udp4 == 1 { families.append("udp4") }
+        if udp6 == 1 { families.append("udp6") }
+        guard !families.isEmpty else { return nil }
+        let fix = families.map { "ethtool -N \(iface) rx-flow-hash \($0) sd" }.joined(separator: "; ")
+        return "warning: \(iface) spreads UDP over its RX queues by ports (\(families.joined(separator: ", "))): the fragments "
+            + "of one datagram can reach different queues and lb joins fragments per queue, so such fragments may reach "
+            + "another worker than their flow (fragments.unmatched) and fragmented tunnel packets stay encapsulated "
+            + "(fragments.incomplete); hash UDP on addresses only: \(fix)"
     }
 
     /// Counters for lanes 1..., to be summed with the shared one by the reporter.
