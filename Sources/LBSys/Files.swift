@@ -45,6 +45,25 @@ public enum Sys {
         }
     }
 
+    /// writev(2) of `count` segments (1024 at a time, Linux's IOV_MAX), retrying short writes
+    /// (the segments are advanced in place, so they are spent afterwards).
+    public static func writeAll(_ fd: Int32, _ segments: UnsafeMutablePointer<iovec>, count: Int) throws(SysError) {
+        var first = 0
+        while first < count {
+            let n = retrying { Glibc.writev(fd, segments + first, Int32(min(count - first, 1024))) }
+            guard n >= 0 else { throw SysError("writev") }
+            var left = n
+            while first < count && left >= segments[first].iov_len {
+                left -= segments[first].iov_len
+                first += 1
+            }
+            if left > 0 {
+                segments[first].iov_base = segments[first].iov_base! + left
+                segments[first].iov_len -= left
+            }
+        }
+    }
+
     public static func write(_ fd: Int32, _ text: String) throws(SysError) {
         let bytes = Array(text.utf8)
         let result = bytes.withUnsafeBytes { b in Result { () throws(SysError) in try writeAll(fd, b) } }

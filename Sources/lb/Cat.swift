@@ -48,12 +48,11 @@ struct Cat: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        var out = PcapOutput(fd: fd, nanosecond: nano)
+        var out = PcapVectors(fd: fd, nanosecond: nano)
         defer { if fd != 1 { Sys.close(fd) } }
         do {
             try out.header(snaplen: UInt32(consumer.maxCaplen))
             let status = try copy(&consumer, into: &out)
-            try out.flush()
             try? printError("lb cat: \(name): \(out.packets) packets")
             if status != 0 { throw ExitCode(status) }
         } catch let e as SysError {
@@ -64,19 +63,18 @@ struct Cat: ParsableCommand {
     }
 
     /// Copies packets until end of stream, --count, a signal, or lb going away (status 1).
-    func copy(_ consumer: inout RingConsumer, into out: inout PcapOutput) throws -> Int32 {
+    /// Each batch is written from the ring (writev) and only then released to lb.
+    func copy(_ consumer: inout RingConsumer, into out: inout PcapVectors) throws -> Int32 {
         while catStop.load(ordering: .relaxed) == 0 {
-            var failure: SysError? = nil
-            let limit = count.map { Int(min($0 - out.packets, 1024)) } ?? 1024
-            let n = consumer.poll(max: limit) { p in
-                guard failure == nil else { return }
-                do throws(SysError) { try out.append(p) } catch { failure = error }
+            let limit = count.map { Int(min($0 - out.packets, UInt64(PcapVectors.capacity))) } ?? PcapVectors.capacity
+            let n = consumer.read(max: limit) { _, _, p in out.add(p) }
+            if n > 0 {
+                try out.flush()
+                consumer.report(processed: out.packets)
+                consumer.release()
+                if let count, out.packets >= count { return 0 }
+                continue
             }
-            if let failure { throw failure }
-            consumer.report(processed: out.packets)
-            if let count, out.packets >= count { return 0 }
-            if n > 0 { continue }
-            try out.flush()
             switch consumer.wait(timeoutNanos: 100_000_000) {
             case .packets, .timeout: continue
             case .endOfStream: return 0
