@@ -3,19 +3,42 @@ import Glibc
 
 /// TCP listening sockets (the Prometheus endpoint).
 extension Sys {
-    /// Listens on an IPv4 address ("127.0.0.1", "0.0.0.0") and port (0: any free port).
+    /// Listens on an IPv4 or IPv6 address ("127.0.0.1", "0.0.0.0", "::1", "::"; "::" also takes
+    /// IPv4 unless the system sets bindv6only) and port (0: any free port).
     /// Non-blocking, close-on-exec, SO_REUSEADDR. Returns the socket and the port it got.
     public static func listenTCP(address: String, port: UInt16, backlog: Int32 = 16) throws(SysError) -> (fd: Int32, port: UInt16) {
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, address, &addr.sin_addr) == 1 else { throw SysError("address \(address)", EINVAL) }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        var storage = sockaddr_storage()
+        let family: Int32
+        let length: Int
+        if address.contains(":") {
+            family = AF_INET6
+            length = MemoryLayout<sockaddr_in6>.size
+            let ok = withUnsafeMutablePointer(to: &storage) { p in
+                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                    a.pointee.sin6_family = sa_family_t(AF_INET6)
+                    a.pointee.sin6_port = port.bigEndian
+                    return inet_pton(AF_INET6, address, &a.pointee.sin6_addr) == 1
+                }
+            }
+            guard ok else { throw SysError("address \(address)", EINVAL) }
+        } else {
+            family = AF_INET
+            length = MemoryLayout<sockaddr_in>.size
+            let ok = withUnsafeMutablePointer(to: &storage) { p in
+                p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                    a.pointee.sin_family = sa_family_t(AF_INET)
+                    a.pointee.sin_port = port.bigEndian
+                    return inet_pton(AF_INET, address, &a.pointee.sin_addr) == 1
+                }
+            }
+            guard ok else { throw SysError("address \(address)", EINVAL) }
+        }
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SysError("socket") }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let bound = withUnsafePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(length)) }
         }
         guard bound == 0 else {
             let e = SysError("bind \(address):\(port)")
@@ -27,12 +50,14 @@ extension Sys {
             close(fd)
             throw e
         }
-        var got = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        var got = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &got) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
         }
-        return (fd, UInt16(bigEndian: got.sin_port))
+        // sin_port and sin6_port sit at the same offset
+        let bound16 = withUnsafePointer(to: &got) { p in p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port } }
+        return (fd, UInt16(bigEndian: bound16))
     }
 
     /// read(2) into `buffer`; nil on EAGAIN, 0 at end of file.

@@ -74,7 +74,7 @@ struct Run: ParsableCommand {
     @Option(help: "Failover: SECS after a consumer detaches or stops consuming (packets waiting, none released), move its ring's buckets to the group's live rings; they move back when it returns. 'off' disables. Default: 5 for live input, off for a capture replay.")
     var failover: String?
 
-    @Option(help: "Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9917; port 0 picks a free one).")
+    @Option(help: "Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9917, [::1]:9917; port 0 picks a free one).")
     var metrics: String?
 
     @Option(help: "The group whose members may attach to the rings (control sockets 0660 and ring memory 0640 of this group; run directory 0750).")

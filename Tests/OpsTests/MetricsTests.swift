@@ -53,6 +53,30 @@ import Testing
         #expect(lb.isRunning)
     }
 
+    /// An IPv6 listen address, in brackets; a malformed one is refused with the usage.
+    @Test func listensOnIPv6() throws {
+        let scratch = try Scratch("metrics-v6")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
+        let bad = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run-bad", "-w", "1",
+                                    "--metrics", "[::1:9917"], in: dir, label: "lb-bad")
+        #expect(try Ops.until(20) { !bad.isRunning })
+        #expect(bad.stderr.contains("[ADDR]:PORT"), "\(bad.stderr)")
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run", "-w", "60",
+                                   "--metrics", "[::1]:0"], in: dir, label: "lb")
+        defer { lb.stop() }
+        var port = ""
+        #expect(try Ops.until(20) {
+            guard let r = lb.stderr.range(of: "metrics at http://[::1]:") else { return false }
+            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
+            return !port.isEmpty
+        })
+        let (s, out, _) = try Proc.run("/usr/bin/curl", ["-g", "-s", "-f", "--max-time", "5", "http://[::1]:\(port)/metrics"],
+                                       in: dir, label: "curl-v6")
+        #expect(s == 0)
+        #expect(out.contains("lb_up"), "\(out.prefix(300))")
+    }
+
     @Test func prometheusScrapesLB() throws {
         #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"), "prometheus is not installed (scripts/setup installs it)")
         let scratch = try Scratch("metrics")

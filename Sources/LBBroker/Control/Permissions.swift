@@ -49,7 +49,8 @@ extension Operations {
             let (address, port) = try parseListenAddress(spec)
             do {
                 let got = try ops.serveMetrics(address: address, port: port)
-                log("Prometheus metrics at http://\(address):\(got)/metrics")
+                let host = address.contains(":") ? "[\(address)]" : address
+                log("Prometheus metrics at http://\(host):\(got)/metrics")
             } catch {
                 throw BrokerError("--metrics \(spec): \(error)")
             }
@@ -57,18 +58,26 @@ extension Operations {
         return ops
     }
 
-    /// ADDR:PORT (IPv4; ":PORT" or "PORT" alone listen on 127.0.0.1).
+    /// ADDR:PORT, or [ADDR]:PORT for IPv6 (":PORT" or "PORT" alone listen on 127.0.0.1).
     public static func parseListenAddress(_ spec: String) throws(BrokerError) -> (String, UInt16) {
+        let usage = "--metrics \(spec): expected ADDR:PORT, e.g. 127.0.0.1:9917, or [ADDR]:PORT for IPv6, e.g. [::1]:9917"
         var address = "127.0.0.1", portText = spec
-        if let colon = spec.lastIndex(of: ":") {
-            let a = String(spec[..<colon])
-            if !a.isEmpty { address = a == "localhost" ? "127.0.0.1" : a }
-            portText = String(spec[spec.index(after: colon)...])
+        if spec.hasPrefix("[") {
+            guard let close = spec.firstIndex(of: "]"), spec[spec.index(after: close)...].hasPrefix(":") else { throw BrokerError(usage) }
+            address = String(spec[spec.index(after: spec.startIndex)..<close])
+            portText = String(spec[spec.index(close, offsetBy: 2)...])
+            var probe = in6_addr()
+            guard inet_pton(AF_INET6, address, &probe) == 1 else { throw BrokerError(usage) }
+        } else {
+            if let colon = spec.lastIndex(of: ":") {
+                let a = String(spec[..<colon])
+                if !a.isEmpty { address = a == "localhost" ? "127.0.0.1" : a }
+                portText = String(spec[spec.index(after: colon)...])
+            }
+            var probe = in_addr()
+            guard inet_pton(AF_INET, address, &probe) == 1 else { throw BrokerError(usage) }
         }
-        var probe = in_addr()
-        guard let port = UInt16(portText), inet_pton(AF_INET, address, &probe) == 1 else {
-            throw BrokerError("--metrics \(spec): expected ADDR:PORT with an IPv4 address, e.g. 127.0.0.1:9917")
-        }
+        guard let port = UInt16(portText) else { throw BrokerError(usage) }
         return (address, port)
     }
 }
