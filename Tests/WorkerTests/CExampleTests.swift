@@ -95,9 +95,13 @@ import Testing
         // when --build-dir is not given).
         let prefix = scratch.path + "/prefix"
         try Self.install(into: prefix, in: scratch.path)
-        for f in ["bin/lb", "lib/liblbworker.so", "include/lb_worker.h", "include/lb_ring.h", "lib/pkgconfig/lbworker.pc"] {
+        for f in ["bin/lb", "lib/liblbworker.so", "lib/liblbworker.so.1", "include/lb_worker.h", "include/lb_ring.h",
+                  "lib/pkgconfig/lbworker.pc"] {
             #expect(FileManager.default.fileExists(atPath: prefix + "/" + f), "\(f) installed")
         }
+        // the library is installed under its ABI version, the plain name links to it
+        let link = try? FileManager.default.destinationOfSymbolicLink(atPath: prefix + "/lib/liblbworker.so")
+        #expect(link == "liblbworker.so.1")
         // DESTDIR staging: files under DESTDIR, paths inside the .pc file without it.
         let stage = scratch.path + "/stage"
         try Proc.run("/bin/bash", [Built.repoRoot + "/scripts/install", "--prefix", "/opt/lbw-\(getpid())", "--destdir", stage,
