@@ -189,43 +189,41 @@ void lbx_prog_close(struct lbx_prog *p)
     free(p);
 }
 
-int lbx_rx_queue_count(const char *ifname)
+/* One SIOCETHTOOL request on ifname: 0 or -errno. */
+static int ethtool(const char *ifname, void *request)
 {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
-    ifr.ifr_data = (void *)&ch;
+    ifr.ifr_data = request;
     int rc = ioctl(fd, SIOCETHTOOL, &ifr);
     int code = errno;
     close(fd);
+    return rc < 0 ? -code : 0;
+}
+
+int lbx_rx_queue_count(const char *ifname)
+{
+    struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+    int rc = ethtool(ifname, &ch);
     if (rc < 0)
-        return code == ENODEV ? -ENODEV : 1;
+        return rc == -ENODEV ? -ENODEV : 1;
     int n = (int)(ch.combined_count + ch.rx_count);
     return n > 0 ? n : 1;
 }
 
 int lbx_udp_rss_uses_ports(const char *ifname, int ipv6)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
     struct ethtool_rxnfc nfc;
     memset(&nfc, 0, sizeof nfc);
     nfc.cmd = ETHTOOL_GRXFH;
     nfc.flow_type = ipv6 ? UDP_V6_FLOW : UDP_V4_FLOW;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
-    ifr.ifr_data = (void *)&nfc;
-    int rc = ioctl(fd, SIOCETHTOOL, &ifr);
-    int code = errno;
-    close(fd);
+    int rc = ethtool(ifname, &nfc);
     if (rc < 0)
-        return -code;
+        return rc;
     return (nfc.data & (RXH_L4_B_0_1 | RXH_L4_B_2_3)) != 0;
 }
 

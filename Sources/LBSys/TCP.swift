@@ -8,31 +8,25 @@ extension Sys {
     /// Non-blocking, close-on-exec, SO_REUSEADDR. Returns the socket and the port it got.
     public static func listenTCP(address: String, port: UInt16, backlog: Int32 = 16) throws(SysError) -> (fd: Int32, port: UInt16) {
         var storage = sockaddr_storage()
-        let family: Int32
-        let length: Int
-        if address.contains(":") {
-            family = AF_INET6
-            length = MemoryLayout<sockaddr_in6>.size
-            let ok = withUnsafeMutablePointer(to: &storage) { p in
-                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
-                    a.pointee.sin6_family = sa_family_t(AF_INET6)
-                    a.pointee.sin6_port = port.bigEndian
-                    return inet_pton(AF_INET6, address, &a.pointee.sin6_addr) == 1
-                }
-            }
-            guard ok else { throw SysError("address \(address)", EINVAL) }
-        } else {
-            family = AF_INET
-            length = MemoryLayout<sockaddr_in>.size
-            let ok = withUnsafeMutablePointer(to: &storage) { p in
-                p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
-                    a.pointee.sin_family = sa_family_t(AF_INET)
-                    a.pointee.sin_port = port.bigEndian
-                    return inet_pton(AF_INET, address, &a.pointee.sin_addr) == 1
-                }
-            }
-            guard ok else { throw SysError("address \(address)", EINVAL) }
+        // fills `storage` as the sockaddr type A; body says whether the address parsed
+        func fill<A>(_: A.Type, _ body: (inout A) -> Bool) -> Bool {
+            withUnsafeMutablePointer(to: &storage) { p in p.withMemoryRebound(to: A.self, capacity: 1) { body(&$0.pointee) } }
         }
+        let v6 = address.contains(":")
+        let family = v6 ? AF_INET6 : AF_INET
+        let length = v6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+        let parsed = v6
+            ? fill(sockaddr_in6.self) { a in
+                a.sin6_family = sa_family_t(AF_INET6)
+                a.sin6_port = port.bigEndian
+                return inet_pton(AF_INET6, address, &a.sin6_addr) == 1
+            }
+            : fill(sockaddr_in.self) { a in
+                a.sin_family = sa_family_t(AF_INET)
+                a.sin_port = port.bigEndian
+                return inet_pton(AF_INET, address, &a.sin_addr) == 1
+            }
+        guard parsed else { throw SysError("address \(address)", EINVAL) }
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SysError("socket") }
         var one: Int32 = 1
