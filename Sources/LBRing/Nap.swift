@@ -62,7 +62,7 @@ public struct Nap: Sendable {
             cycleStart = now
             return current
         }
-        var nap = current == 0 ? firstNanos : min(current &* 2, maxNanos)
+        var nap = current == 0 ? min(firstNanos, maxNanos) : min(current &* 2, maxNanos)
         cap = maxNanos
         if cycleStart != 0 {
             // packets and bytes per second over the cycle that just ended

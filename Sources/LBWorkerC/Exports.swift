@@ -58,8 +58,10 @@ public func lbWorkerOpenOpts(_ name: UnsafePointer<CChar>?, _ opts: UnsafePointe
     }
     var runDir: String? = nil
     var wait: UInt64? = 60_000_000_000
+    var napMax: UInt64? = nil
     if let o = opts?.pointee {
         if let d = o.run_dir { runDir = String(cString: d) }
+        if o.nap_us < 0 { napMax = 0 } else if o.nap_us > 0 { napMax = UInt64(min(o.nap_us, 1_000_000)) &* 1000 }
         if o.wait_ms < 0 {
             wait = nil
         } else {
@@ -68,7 +70,8 @@ public func lbWorkerOpenOpts(_ name: UnsafePointer<CChar>?, _ opts: UnsafePointe
         }
     }
     do {
-        let c = try RingConsumer.attach(ring, runDir: runDir, waitNanos: wait)
+        var c = try RingConsumer.attach(ring, runDir: runDir, waitNanos: wait)
+        if let napMax { c.nap.maxNanos = napMax }
         let h = WorkerHandle(c)
         return OpaquePointer(Unmanaged.passRetained(h).toOpaque())
     } catch {

@@ -61,6 +61,13 @@ import Testing
         #expect(nap.next(now: now &+ 1000) == 1 * Self.ms)
     }
 
+    @Test func aMaximumBelowTheFirstNapBoundsItToo() {
+        var nap = Nap(maxNanos: 10 * Self.ms, firstNanos: 50_000, roomPackets: 1000)
+        nap.maxNanos = 20_000        // a worker asking for at most 20 µs (lb_worker_options.nap_us)
+        nap.count(packets: 1, bytes: 100)
+        #expect(nap.next(now: 1 * Self.ms) == 20_000)
+    }
+
     @Test func maxZeroTurnsNappingOff() {
         var nap = Nap(maxNanos: 0, roomPackets: 1000)
         nap.count(packets: 100, bytes: 10_000)

@@ -90,6 +90,7 @@ int main(int argc, char **argv) {
     memset(&opts, 0, sizeof opts);
     opts.run_dir = argc > 2 ? argv[2] : NULL;  /* NULL: $LB_RUN_DIR or the default */
     opts.wait_ms = 60000;                       /* lb may start after us */
+    opts.nap_us = 0;                            /* 0: nap up to 10 ms while traffic flows; -1: woken at once */
     lb_worker_t *w = lb_worker_open_opts(argv[1], &opts, err);
     if (!w) { fprintf(stderr, "%s (errno %d)\n", err, errno); return 1; }
     struct lb_worker_info info;

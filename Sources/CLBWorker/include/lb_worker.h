@@ -64,7 +64,11 @@ struct lb_worker_packet {
 struct lb_worker_options {
     const char *run_dir;   /* lb's --run-dir; NULL: $LB_RUN_DIR, /run/lb (root), $XDG_RUNTIME_DIR/lb, /tmp/lb-UID */
     int64_t     wait_ms;   /* wait this long for lb to serve the ring: 0 try once, < 0 forever */
-    uint64_t    reserved[6];
+    int64_t     nap_us;    /* while traffic flows, lb_worker_next_batch sleeps up to this long when
+                            * the ring is empty instead of being woken per packet by lb (many
+                            * packets per wake-up, as TPACKET_V3's block timeout): 0 the default,
+                            * 10000 (10 ms); < 0 never: woken as soon as lb publishes */
+    uint64_t    reserved[5];
 };
 
 /* Information about an attached ring. */
@@ -124,6 +128,7 @@ int lb_worker_api_version(void);
 #endif
 
 _Static_assert(sizeof(struct lb_worker_packet) == 64, "lb_worker_packet");
+_Static_assert(sizeof(struct lb_worker_options) == 64, "lb_worker_options");
 _Static_assert(offsetof(struct lb_worker_packet, ts_ns) == 16, "ts_ns");
 _Static_assert(offsetof(struct lb_worker_packet, caplen) == 32, "caplen");
 _Static_assert(offsetof(struct lb_worker_packet, vni) == 48, "vni");
