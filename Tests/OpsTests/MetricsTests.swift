@@ -10,20 +10,28 @@ import Testing
         return (s, out)
     }
 
+    /// lb replaying `trace` into a:1 (waiting for a consumer) with --metrics ADDRESS:0, and the
+    /// port it says it got.
+    static func lbServingMetrics(trace: String, address: String, in dir: String) throws -> (Proc, String) {
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run", "-w", "60",
+                                   "--metrics", address + ":0"], in: dir, label: "lb")
+        var port = ""
+        let said = try Ops.until(20) {
+            guard let r = lb.stderr.range(of: "metrics at http://\(address):") else { return false }
+            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
+            return !port.isEmpty
+        }
+        #expect(said, "lb did not say where it serves metrics: \(lb.stderr)")
+        return (lb, port)
+    }
+
     /// Bad or idle clients get an error or are dropped; lb keeps answering.
     @Test func badClientsDoNotStopTheEndpoint() throws {
         let scratch = try Scratch("metrics-bad")
         let dir = scratch.path
         let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
-        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run", "-w", "60",
-                                   "--metrics", "127.0.0.1:0"], in: dir, label: "lb")
+        let (lb, port) = try Self.lbServingMetrics(trace: trace, address: "127.0.0.1", in: dir)
         defer { lb.stop() }
-        var port = ""
-        #expect(try Ops.until(20) {
-            guard let r = lb.stderr.range(of: "metrics at http://127.0.0.1:") else { return false }
-            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
-            return !port.isEmpty
-        })
         let base = "http://127.0.0.1:\(port)"
         let (s404, _, _) = try Proc.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", base + "/nope"],
                                         in: dir, label: "curl-404")
@@ -62,15 +70,8 @@ import Testing
                                     "--metrics", "[::1:9917"], in: dir, label: "lb-bad")
         #expect(try Ops.until(20) { !bad.isRunning })
         #expect(bad.stderr.contains("[ADDR]:PORT"), "\(bad.stderr)")
-        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run", "-w", "60",
-                                   "--metrics", "[::1]:0"], in: dir, label: "lb")
+        let (lb, port) = try Self.lbServingMetrics(trace: trace, address: "[::1]", in: dir)
         defer { lb.stop() }
-        var port = ""
-        #expect(try Ops.until(20) {
-            guard let r = lb.stderr.range(of: "metrics at http://[::1]:") else { return false }
-            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
-            return !port.isEmpty
-        })
         let (s, out, _) = try Proc.run("/usr/bin/curl", ["-g", "-s", "-f", "--max-time", "5", "http://[::1]:\(port)/metrics"],
                                        in: dir, label: "curl-v6")
         #expect(s == 0)
