@@ -1,5 +1,11 @@
 import ArgumentParser
+import Glibc
 import LBRing
+import LBWorker
+import Synchronization
+
+/// Set by SIGINT/SIGTERM in a ring consumer subcommand (one runs per process).
+let consumerStop = Atomic<UInt32>(0)
 
 /// The options every ring consumer subcommand shares (`lb cat`, `lb tap`, `lb flowlog`).
 struct AttachOptions: ParsableArguments {
@@ -15,5 +21,23 @@ struct AttachOptions: ParsableArguments {
     /// `NAME:K`, or a usage error that says what is wrong with it.
     static func ringName(_ text: String) throws -> RingName {
         do { return try RingName(parsing: text) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// SIGINT and SIGTERM set `consumerStop`; a reader that went away (SIGPIPE) is an error
+    /// on write, not a kill.
+    static func stopOnSignals() {
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGINT) { _ in consumerStop.store(1, ordering: .relaxed) }
+        signal(SIGTERM) { _ in consumerStop.store(1, ordering: .relaxed) }
+    }
+
+    /// Attaches to `name` (as a tap with `tap`); on failure says why as "lb TOOL: ..." and exits 1.
+    func attach(_ name: RingName, tool: String, tap: Bool = false) throws -> RingConsumer {
+        do {
+            return try RingConsumer.attach(name, runDir: runDir, waitNanos: waitNanos, tap: tap)
+        } catch {
+            try? printError("lb \(tool): \(error)")
+            throw ExitCode(1)
+        }
     }
 }

@@ -6,8 +6,6 @@ import LBSys
 import LBWorker
 import Synchronization
 
-let catStop = Atomic<UInt32>(0)
-
 struct Cat: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Consume a ring and write its packets as classic pcap (for tcpdump, tshark, zeek -r -).")
@@ -28,17 +26,8 @@ struct Cat: ParsableCommand {
 
     func run() throws {
         let name = try AttachOptions.ringName(ring)
-        signal(SIGPIPE, SIG_IGN)
-        signal(SIGINT) { _ in catStop.store(1, ordering: .relaxed) }
-        signal(SIGTERM) { _ in catStop.store(1, ordering: .relaxed) }
-
-        var consumer: RingConsumer
-        do {
-            consumer = try RingConsumer.attach(name, runDir: attach.runDir, waitNanos: attach.waitNanos)
-        } catch {
-            try? printError("lb cat: \(error)")
-            throw ExitCode(1)
-        }
+        AttachOptions.stopOnSignals()
+        var consumer = try attach.attach(name, tool: "cat")
         let fd: Int32
         if write == "-" {
             fd = 1
@@ -65,7 +54,7 @@ struct Cat: ParsableCommand {
     /// Copies packets until end of stream, --count, a signal, or lb going away (status 1).
     /// Each batch is written from the ring (writev) and only then released to lb.
     func copy(_ consumer: inout RingConsumer, into out: inout PcapVectors) throws -> Int32 {
-        while catStop.load(ordering: .relaxed) == 0 {
+        while consumerStop.load(ordering: .relaxed) == 0 {
             let limit = count.map { Int(min($0 - out.packets, UInt64(PcapVectors.capacity))) } ?? PcapVectors.capacity
             let n = consumer.read(max: limit) { _, _, p in out.add(p) }
             if n > 0 {

@@ -7,8 +7,6 @@ import LBSys
 import LBWorker
 import Synchronization
 
-let flowlogStop = Atomic<UInt32>(0)
-
 struct FlowLog: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flowlog",
@@ -51,17 +49,8 @@ struct FlowLog: ParsableCommand {
     func run() throws {
         let name = try AttachOptions.ringName(ring)
         if rotate > 0 && directory == nil { throw ValidationError("--rotate needs -d DIR") }
-        signal(SIGPIPE, SIG_IGN)
-        signal(SIGINT) { _ in flowlogStop.store(1, ordering: .relaxed) }
-        signal(SIGTERM) { _ in flowlogStop.store(1, ordering: .relaxed) }
-
-        var consumer: RingConsumer
-        do {
-            consumer = try RingConsumer.attach(name, runDir: attach.runDir, waitNanos: attach.waitNanos)
-        } catch {
-            try? printError("lb flowlog: \(error)")
-            throw ExitCode(1)
-        }
+        AttachOptions.stopOnSignals()
+        var consumer = try attach.attach(name, tool: "flowlog")
         var config = FlowConfig()
         config.ignoreChecksums = ignoreChecksums
         do { config.likelyServerPorts = try LikelyServerPorts(parsing: likelyServerPorts) } catch {
@@ -107,7 +96,7 @@ struct FlowLog: ParsableCommand {
 
     func consume(_ consumer: inout RingConsumer, _ table: inout ConnTable, _ conn: inout LogWriter,
                  _ loss: inout LogWriter?, _ estimator: inout CaptureLoss, peer: String) throws -> Int32 {
-        while flowlogStop.load(ordering: .relaxed) == 0 {
+        while consumerStop.load(ordering: .relaxed) == 0 {
             let n = consumer.read(max: 256) { _, _, p in
                 let d = p.descriptor
                 var tunnel: UID? = nil

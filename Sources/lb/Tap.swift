@@ -7,8 +7,6 @@ import LBSys
 import LBWorker
 import Synchronization
 
-let tapStop = Atomic<UInt32>(0)
-
 struct Tap: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Watch a ring without consuming it (tcpdump-style lines, or pcap with -w).",
@@ -39,17 +37,8 @@ struct Tap: ParsableCommand {
         do { filter = try expression.isEmpty ? nil : PacketFilter(expression.joined(separator: " ")) } catch {
             throw ValidationError("\(error)")
         }
-        signal(SIGPIPE, SIG_IGN)
-        signal(SIGINT) { _ in tapStop.store(1, ordering: .relaxed) }
-        signal(SIGTERM) { _ in tapStop.store(1, ordering: .relaxed) }
-
-        var tap: RingConsumer
-        do {
-            tap = try RingConsumer.attach(name, runDir: attach.runDir, waitNanos: attach.waitNanos, tap: true)
-        } catch {
-            try? printError("lb tap: \(error)")
-            throw ExitCode(1)
-        }
+        AttachOptions.stopOnSignals()
+        var tap = try attach.attach(name, tool: "tap", tap: true)
         try? printError("lb tap: tapping \(name)")
         var fd: Int32 = 1
         if let write, write != "-" {
@@ -68,7 +57,7 @@ struct Tap: ParsableCommand {
         do {
             try pcap?.header(snaplen: UInt32(tap.maxCaplen))
             try pcap?.flush()
-            loop: while tapStop.load(ordering: .relaxed) == 0 {
+            loop: while consumerStop.load(ordering: .relaxed) == 0 {
                 var failure: SysError? = nil
                 let n = tap.tapPoll(max: 256, scratch: scratch, missed: &missed) { d, bytes in
                     guard failure == nil, count.map({ shown < $0 }) ?? true else { return }
