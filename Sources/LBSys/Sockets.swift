@@ -26,20 +26,29 @@ extension Sys {
         return fd
     }
 
-    /// Binds and listens on `path`. The caller decides what to do about an existing path.
-    public static func listenUnix(_ path: String, backlog: Int32 = 64) throws(SysError) -> Int32 {
-        let fd = try seqpacketSocket()
-        var addr = try unixAddress(path)
-        guard withSockaddr(&addr, { bind(fd, $0, $1) }) == 0 else {
-            let e = SysError("bind \(path)")
+    /// bind(2) `fd` to `addr` (a sockaddr_* of `length` bytes), then listen(2); closes `fd` and
+    /// throws (naming `what`) if either fails.
+    static func bindAndListen<A>(_ fd: Int32, _ addr: inout A, length: Int, backlog: Int32, what: String) throws(SysError) {
+        let bound = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(length)) }
+        }
+        guard bound == 0 else {
+            let e = SysError("bind \(what)")
             close(fd)
             throw e
         }
         guard listen(fd, backlog) == 0 else {
-            let e = SysError("listen \(path)")
+            let e = SysError("listen \(what)")
             close(fd)
             throw e
         }
+    }
+
+    /// Binds and listens on `path`. The caller decides what to do about an existing path.
+    public static func listenUnix(_ path: String, backlog: Int32 = 64) throws(SysError) -> Int32 {
+        let fd = try seqpacketSocket()
+        var addr = try unixAddress(path)
+        try bindAndListen(fd, &addr, length: MemoryLayout<sockaddr_un>.size, backlog: backlog, what: path)
         return fd
     }
 

@@ -31,19 +31,7 @@ extension Sys {
         guard fd >= 0 else { throw SysError("socket") }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withUnsafePointer(to: &storage) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(length)) }
-        }
-        guard bound == 0 else {
-            let e = SysError("bind \(address):\(port)")
-            close(fd)
-            throw e
-        }
-        guard listen(fd, backlog) == 0 else {
-            let e = SysError("listen \(address):\(port)")
-            close(fd)
-            throw e
-        }
+        try bindAndListen(fd, &storage, length: length, backlog: backlog, what: "\(address):\(port)")
         var got = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &got) { p in
