@@ -193,12 +193,7 @@ public final class Operations: @unchecked Sendable {
             pid: getpid(), input: input, uptimeSeconds: Double(now &- started) / 1e9,
             received: c.get(.received), receivedBytes: c.get(.receivedBytes), nonIP: c.get(.nonIP),
             unparsed: c.get(.unparsed), truncated: c.get(.truncated), protocolErrors: c.get(.badTails),
-            decapsulated: EncapKind.allCases.filter { $0 != .none }.map { ($0.name, c.get(encap: $0)) },
-            unparsedBy: ParseError.allCases.filter { $0 != .none }.map { ($0.name, c.get(error: $0)) },
-            fragments: [("seen", c.get(.fragments)), ("held", c.get(.fragmentsHeld)), ("reassembled", c.get(.fragmentsReassembled)),
-                        ("merged", c.get(.fragmentsMerged)), ("unmatched", c.get(.fragmentsUnmatched)),
-                        ("incomplete", c.get(.fragmentsIncomplete)), ("evicted", c.get(.fragmentsEvicted)),
-                        ("not_held", c.get(.fragmentsNotHeld))],
+            decapsulated: c.decapsulatedByKind(), unparsedBy: c.unparsedByReason(), fragments: c.fragmentCounts(),
             failoverAfterSeconds: failover == nil ? nil : Double(failoverAfter) / 1e9,
             failoverMoves: moves, rings: rings)
     }
@@ -254,18 +249,10 @@ public final class Operations: @unchecked Sendable {
         a.add("packets_truncated", s.truncated)
         a.add("consumer_protocol_errors", s.protocolErrors)
         if let f = s.failoverAfterSeconds { a.add("failover_after_seconds", f, digits: 3) } else { a.addNull("failover_after_seconds") }
-        var moves = JSONObject()
-        for (g, n) in s.failoverMoves { moves.add(g, n) }
-        a.add("failover_bucket_moves", object: moves)
-        var decap = JSONObject()
-        for (k, v) in s.decapsulated { decap.add(k, v) }
-        a.add("decapsulated", object: decap)
-        var unparsed = JSONObject()
-        for (k, v) in s.unparsedBy { unparsed.add(k, v) }
-        a.add("unparsed", object: unparsed)
-        var frag = JSONObject()
-        for (k, v) in s.fragments { frag.add(k, v) }
-        a.add("fragments", object: frag)
+        a.add("failover_bucket_moves", counts: s.failoverMoves)
+        a.add("decapsulated", counts: s.decapsulated)
+        a.add("unparsed", counts: s.unparsedBy)
+        a.add("fragments", counts: s.fragments)
         out += a.rendered + "\n"
         return out
     }

@@ -18,6 +18,12 @@ struct JSONObject {
     mutating func add(_ k: String, _ v: String) { key(k); text += JSONObject.quote(v) }
     mutating func add(_ k: String, _ v: Double, digits: Int) { key(k); text += JSONObject.fixed(v, digits) }
     mutating func add(_ k: String, object: JSONObject) { key(k); text += object.rendered }
+    /// An object of name → count pairs, in their order.
+    mutating func add(_ k: String, counts: [(String, UInt64)]) {
+        var o = JSONObject()
+        for (name, n) in counts { o.add(name, n) }
+        add(k, object: o)
+    }
 
     var rendered: String { text + "}" }
 

@@ -100,22 +100,9 @@ final class StatsReporter {
         a.add("packets_unparsed", c.get(.unparsed))
         a.add("packets_truncated", c.get(.truncated))
         a.add("amsdu_subframes", c.get(.subframes))
-        var decap = JSONObject()
-        for e in EncapKind.allCases where e != .none { decap.add(e.name, c.get(encap: e)) }
-        a.add("decapsulated", object: decap)
-        var unparsed = JSONObject()
-        for e in ParseError.allCases where e != .none { unparsed.add(e.name, c.get(error: e)) }
-        a.add("unparsed", object: unparsed)
-        var frag = JSONObject()
-        frag.add("seen", c.get(.fragments))
-        frag.add("held", c.get(.fragmentsHeld))
-        frag.add("reassembled", c.get(.fragmentsReassembled))
-        frag.add("merged", c.get(.fragmentsMerged))
-        frag.add("unmatched", c.get(.fragmentsUnmatched))
-        frag.add("incomplete", c.get(.fragmentsIncomplete))
-        frag.add("evicted", c.get(.fragmentsEvicted))
-        frag.add("not_held", c.get(.fragmentsNotHeld))
-        a.add("fragments", object: frag)
+        a.add("decapsulated", counts: c.decapsulatedByKind())
+        a.add("unparsed", counts: c.unparsedByReason())
+        a.add("fragments", counts: c.fragmentCounts())
         a.add("consumer_protocol_errors", c.get(.badTails))
         if let udp { a.add("udp", object: udp.json()) }
         if let ingress { a.add("ingress", object: ingress()) }
