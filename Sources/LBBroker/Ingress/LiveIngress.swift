@@ -48,16 +48,15 @@ public final class LiveIngress: @unchecked Sendable {
     /// "native" or "generic" (AF_XDP), "tpacket_v3" (AF_PACKET)
     public let mode: String
     public let zeroCopy: Bool
-    /// descriptors in each XSK RX ring (half the UMEM frames)
-    let rxRingSize: UInt32
-    let napMaxNanos: UInt64
+    /// AF_XDP: how each queue's thread naps (each starts from this one); nil for AF_PACKET
+    let nap: Nap?
     /// one Counters per lane (lane 0 uses the shared one)
     var laneCounters: [Counters] = []
 
     public var lanes: Int { queues.count }
 
     init(input: InputSpec, interface: String, queues: [Int], prog: OpaquePointer?, sockets: [OpaquePointer],
-         tpacket: OpaquePointer?, lockFD: Int32, mode: String, zeroCopy: Bool, rxRingSize: UInt32 = 0, napMaxNanos: UInt64 = 0) {
+         tpacket: OpaquePointer?, lockFD: Int32, mode: String, zeroCopy: Bool, nap: Nap? = nil) {
         self.input = input
         self.interface = interface
         self.queues = queues
@@ -67,8 +66,7 @@ public final class LiveIngress: @unchecked Sendable {
         self.lockFD = lockFD
         self.mode = mode
         self.zeroCopy = zeroCopy
-        self.rxRingSize = rxRingSize
-        self.napMaxNanos = napMaxNanos
+        self.nap = nap
     }
 
     deinit {
@@ -205,10 +203,13 @@ public final class LiveIngress: @unchecked Sendable {
         let what = options.divert == nil ? "all traffic" : "traffic matching --divert (the rest goes to the kernel)"
         log("af_xdp:\(iface): \(mode) XDP, \(zeroCopy ? "zero-copy" : "copy mode (no zero-copy in this driver/mode)"), "
             + "queue(s) \(queues.map(String.init).joined(separator: ",")), \(what)")
+        // AF_XDP's poll() wakes lb per packet when the ring is empty: while traffic flows lb naps
+        // instead, up to 5 ms (its TPACKET_V3 block timeout), and never longer than it takes to
+        // fill half the RX ring (half the UMEM frames) at the rate just seen.
+        let nap = Nap(maxNanos: options.napMaxNanos, roomPackets: UInt64(options.frames / 4))
         ok = true
         return LiveIngress(input: input, interface: iface, queues: queues, prog: prog, sockets: sockets, tpacket: nil,
-                           lockFD: lockFD, mode: mode, zeroCopy: zeroCopy, rxRingSize: options.frames / 2,
-                           napMaxNanos: options.napMaxNanos)
+                           lockFD: lockFD, mode: mode, zeroCopy: zeroCopy, nap: nap)
     }
 
     /// What to tell the operator when lb serves several RX queues and the NIC spreads UDP over
@@ -351,12 +352,8 @@ final class LaneJob: @unchecked Sendable {
             var source = TPacketSource(t, name: ingress.input.name, batch: config.batch)
             dispatcher.run(&source)
         } else {
-            // AF_XDP's poll() wakes lb per packet when the ring is empty: while traffic flows lb
-            // naps instead, up to 5 ms (its TPACKET_V3 block timeout), and never longer than it
-            // takes to fill half the RX ring at the rate just seen.
-            let nap = Nap(maxNanos: ingress.napMaxNanos, roomPackets: UInt64(ingress.rxRingSize / 2))
             var source = XSKQueueSource(ingress.sockets[lane], lane: UInt32(lane), name: ingress.input.name, batch: config.batch,
-                                        nap: nap)
+                                        nap: ingress.nap ?? Nap(maxNanos: 0, roomPackets: 0))
             dispatcher.run(&source)
         }
     }
