@@ -56,16 +56,7 @@ struct OpsFailure: Error, CustomStringConvertible {
 
 enum Ops {
     /// The lb under test: $LB_BINARY, else the one built beside the tests.
-    static let lb: String = {
-        if let b = ProcessInfo.processInfo.environment["LB_BINARY"], !b.isEmpty { return b }
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("lb").path) { return url.appendingPathComponent("lb").path }
-        }
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return repo.path + "/.build/debug/lb"
-    }()
+    static var lb: String { Tool.lb }
 
     /// A trace made by `lb gen`.
     static func trace(in dir: String, packets: Int, flows: Int, seed: Int = 7) throws -> String {

@@ -3,6 +3,7 @@ import LBBroker
 import LBCore
 import LBGen
 import LBSys
+import LBTestSupport
 import Testing
 
 /// UDPSource in this process, on loopback: what it hands the dispatcher decodes and hashes

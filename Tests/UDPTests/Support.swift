@@ -4,37 +4,12 @@ import LBCore
 import LBSys
 import LBTestSupport
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
+/// Where things are, from the shared test support (one definition for every suite).
 enum Paths {
-    static let repoRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path)
-                && FileManager.default.fileExists(atPath: url.appendingPathComponent("Sources/LBCore").path) { return url.path }
-        }
-        return FileManager.default.currentDirectoryPath
-    }()
-
-    static var corpus: String {
-        if let c = ProcessInfo.processInfo.environment["LB_CORPUS"], !c.isEmpty { return c }
-        return URL(fileURLWithPath: repoRoot + "/../shared/zeek-corpus").standardizedFileURL.path
-    }
-
-    /// The directory holding the built `lb` (beside the test bundle), or $LB_BINARY.
-    static let lb: String = {
-        if let b = ProcessInfo.processInfo.environment["LB_BINARY"], !b.isEmpty { return b }
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("lb").path) { return url.appendingPathComponent("lb").path }
-        }
-        return repoRoot + "/.build/debug/lb"
-    }()
+    static var repoRoot: String { Corpus.repoRoot }
+    static var corpus: String { Corpus.root }
+    /// The lb under test: $LB_BINARY, else the one built beside the tests.
+    static var lb: String { Tool.lb }
 }
 
 /// One captured frame, copied out of its file.
