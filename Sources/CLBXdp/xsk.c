@@ -220,6 +220,8 @@ uint32_t lbx_xsk_receive(struct lbx_xsk *x, struct lbx_pkt *out, uint32_t max, i
     return n;
 }
 
+int lbx_xsk_rx_waiting(struct lbx_xsk *x) { return xsk_cons_nb_avail(&x->rx, 1) > 0; }
+
 int lbx_xsk_stats(const struct lbx_xsk *x, struct lbx_xsk_stats *out)
 {
     struct xdp_statistics s;

@@ -100,6 +100,9 @@ struct Run: ParsableCommand {
     @Option(help: "Pin the dispatch threads (one per RX queue) to these CPUs, e.g. 2,3.")
     var cpus: String?
 
+    @Option(help: "AF_XDP: UMEM frames of 2 KiB per RX queue, a power of two from 1024 to 1048576; the RX ring holds half of them (default 32768: 64 MiB per queue, 16384 packets of buffering).")
+    var xdpFrames: UInt32?
+
     @Option(help: "lb's compiled XDP program (default: $LB_XDP_OBJECT, then beside the executable, then /usr/local/lib/lb/lb_xdp.o).")
     var xdpObject: String?
 
@@ -155,8 +158,8 @@ struct Run: ParsableCommand {
         switch spec {
         case .afXDP, .afPacket: break
         default:
-            if divert != nil || cpus != nil || xdpObject != nil || xdpMode != "auto" {
-                throw ValidationError("--divert, --cpus, --xdp-mode and --xdp-object are for live interfaces (af_xdp:IFACE, af_packet:IFACE)")
+            if divert != nil || cpus != nil || xdpObject != nil || xdpMode != "auto" || xdpFrames != nil {
+                throw ValidationError("--divert, --cpus, --xdp-mode, --xdp-frames and --xdp-object are for live interfaces (af_xdp:IFACE, af_packet:IFACE)")
             }
         }
         config.user = user
@@ -218,6 +221,12 @@ extension Run {
             }
         }
         o.xdpObject = xdpObject
+        if let xdpFrames {
+            guard xdpFrames >= 1024, xdpFrames <= 1 << 20, xdpFrames & (xdpFrames - 1) == 0 else {
+                throw ValidationError("--xdp-frames \(xdpFrames): use a power of two from 1024 to 1048576")
+            }
+            o.frames = xdpFrames
+        }
         return o
     }
 }

@@ -77,6 +77,9 @@ int lbx_xsk_zerocopy(const struct lbx_xsk *x);
  * asks for it, need_wakeup); timeout_ms 0 returns at once, without poll(). Packets stay valid
  * until the next call. */
 uint32_t lbx_xsk_receive(struct lbx_xsk *x, struct lbx_pkt *out, uint32_t max, int timeout_ms);
+/* Whether the RX ring still holds packets after lbx_xsk_receive returned: a batch can come back
+ * short with more waiting (a multi-buffer frame always starts a batch of its own). */
+int lbx_xsk_rx_waiting(struct lbx_xsk *x);
 /* XDP_STATISTICS (getsockopt on the open socket: works without privileges) plus lb's counts. */
 int lbx_xsk_stats(const struct lbx_xsk *x, struct lbx_xsk_stats *out);
 void lbx_xsk_close(struct lbx_xsk *x);

@@ -193,6 +193,21 @@ public struct Dispatcher: ~Copyable {
             }
             mirrorFragmentCounters()
         }
+        // Stopped: what the socket already holds is taken too (bounded, in case the wire
+        // keeps it full), so that lb's final counts cover what the kernel handed it.
+        var left = 1 << 20
+        while left > 0 {
+            let n = source.drain(into: frames, max: batch)
+            if n == 0 { break }
+            var bytes: UInt64 = 0
+            for i in 0..<n {
+                bytes &+= UInt64(truncatingIfNeeded: frames[i].wireLength)
+                handle(frames[i], decoder)
+            }
+            counters.add(.received, UInt64(n))
+            counters.add(.receivedBytes, bytes)
+            left -= n
+        }
         fragments.flush()
         drainFragments()
         publishAll()

@@ -21,9 +21,14 @@ public struct LiveOptions: Sendable {
     public var xdpObject: String? = nil
     /// `--cpus`: dispatch thread k runs on cpus[k % count]
     public var cpus: [Int] = []
-    /// UMEM frames per queue and their size (a frame holds one buffer of a frame)
-    public var frames: UInt32 = 8192
-    public var frameSize: UInt32 = 4096
+    /// UMEM frames per queue and their size (a frame holds one buffer of a frame; larger frames
+    /// arrive as several buffers, see multi-buffer). The RX ring holds half the frames: 16,384
+    /// packets of buffering by default, what lets lb ride out the tens of milliseconds a busy
+    /// CPU keeps it off (netsniff-ng's 16 MiB TPACKET_V3 ring holds ~35,000 packets of the
+    /// bench's IMIX). 2 KiB frames hold an MTU-sized frame and its VXLAN or GENEVE wrapping
+    /// after the kernel's 256 bytes of headroom, at half the memory of 4 KiB.
+    public var frames: UInt32 = 32768
+    public var frameSize: UInt32 = 2048
     /// AF_XDP: the longest nap while traffic flows (see `Nap`; 0: poll() for every wake-up)
     public var napMaxNanos: UInt64 = 5_000_000
     /// AF_PACKET ring: blocks and their size
@@ -202,11 +207,13 @@ public final class LiveIngress: @unchecked Sendable {
         }
         let what = options.divert == nil ? "all traffic" : "traffic matching --divert (the rest goes to the kernel)"
         log("af_xdp:\(iface): \(mode) XDP, \(zeroCopy ? "zero-copy" : "copy mode (no zero-copy in this driver/mode)"), "
-            + "queue(s) \(queues.map(String.init).joined(separator: ",")), \(what)")
+            + "queue(s) \(queues.map(String.init).joined(separator: ",")), \(what); "
+            + "per queue \(options.frames) UMEM frames of \(options.frameSize) bytes, an RX ring of \(options.frames / 2)")
         // AF_XDP's poll() wakes lb per packet when the ring is empty: while traffic flows lb naps
         // instead, up to 5 ms (its TPACKET_V3 block timeout), and never longer than it takes to
-        // fill half the RX ring (half the UMEM frames) at the rate just seen.
-        let nap = Nap(maxNanos: options.napMaxNanos, roomPackets: UInt64(options.frames / 4))
+        // fill a quarter of the RX ring (an eighth of the UMEM frames) at the rate just seen: the
+        // rest is for the time a busy CPU keeps lb waiting after its nap.
+        let nap = Nap(maxNanos: options.napMaxNanos, roomPackets: UInt64(options.frames / 8))
         ok = true
         return LiveIngress(input: input, interface: iface, queues: queues, prog: prog, sockets: sockets, tpacket: nil,
                            lockFD: lockFD, mode: mode, zeroCopy: zeroCopy, nap: nap)
@@ -394,7 +401,22 @@ struct XSKQueueSource: PacketSource, ~Copyable {
         // between naps: look without poll(); otherwise poll() until a packet comes (at most
         // 100 ms, so that a stop request is seen)
         let n = Int(lbx_xsk_receive(xsk, pkts, UInt32(want), nap.napping ? 0 : 100))
-        // AF_XDP gives no timestamp: the batch's arrival time stands for each frame's.
+        let bytes = fill(frames, n)
+        nap.count(packets: n, bytes: bytes)
+        // a short batch naps only when the RX ring is empty (not when a multi-buffer frame cut it)
+        if n < want && lbx_xsk_rx_waiting(xsk) == 0 { pendingNap = nap.next(now: Sys.monoNanos()) }
+        return n
+    }
+
+    mutating func drain(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
+        let n = Int(lbx_xsk_receive(xsk, pkts, UInt32(min(max, capacity)), 0))
+        _ = fill(frames, n)
+        return n
+    }
+
+    /// Frames for the n packets just taken; returns their bytes. AF_XDP gives no timestamp: the
+    /// batch's arrival time stands for each frame's.
+    func fill(_ frames: UnsafeMutablePointer<Frame>, _ n: Int) -> Int {
         let now = n > 0 ? Sys.wallNanos() : 0
         var bytes = 0
         for i in 0..<n {
@@ -403,9 +425,7 @@ struct XSKQueueSource: PacketSource, ~Copyable {
             frames[i] = Frame(bytes: UnsafeRawBufferPointer(start: p.data, count: Int(p.len)), wireLength: Int(p.wire_len),
                               timestampNanos: now, linkType: 1, input: lane)
         }
-        nap.count(packets: n, bytes: bytes)
-        if n < want { pendingNap = nap.next(now: Sys.monoNanos()) }
-        return n
+        return bytes
     }
 }
 
@@ -433,7 +453,15 @@ struct TPacketSource: PacketSource, ~Copyable {
     }
 
     mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
-        let n = Int(lbx_tpacket_receive(t, pkts, stamps, UInt32(min(max, capacity)), 10))
+        receive(into: frames, max: max, timeoutMillis: 10)
+    }
+
+    mutating func drain(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
+        receive(into: frames, max: max, timeoutMillis: 0)
+    }
+
+    mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int, timeoutMillis: Int32) -> Int {
+        let n = Int(lbx_tpacket_receive(t, pkts, stamps, UInt32(min(max, capacity)), timeoutMillis))
         for i in 0..<n {
             let p = pkts[i]
             frames[i] = Frame(bytes: UnsafeRawBufferPointer(start: p.data, count: Int(p.len)), wireLength: Int(p.wire_len),

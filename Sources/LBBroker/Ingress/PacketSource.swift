@@ -31,8 +31,14 @@ public protocol PacketSource: ~Copyable {
     var name: String { get }
     /// Why the input ended before its end, if it did (a damaged capture file).
     var stoppedEarly: String? { get }
+    /// After a stop request: like `receive`, but only what the kernel already holds for lb,
+    /// without waiting or sleeping; 0 when that is all taken. A live source whose socket
+    /// buffers packets returns them here, so that lb's final counts cover every packet its
+    /// socket accepted before the stop.
+    mutating func drain(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int
 }
 
 extension PacketSource where Self: ~Copyable {
     public var stoppedEarly: String? { nil }
+    public mutating func drain(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int { 0 }
 }
