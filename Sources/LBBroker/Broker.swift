@@ -160,7 +160,11 @@ public enum Broker {
         }
 
         waitForConsumers(server: server, records: records, seconds: config.waitForConsumers, shared: shared, log: log)
-        if signalStop.load(ordering: .relaxed) == 0 {
+        // A stop during the wait: a capture is not started; a live source still takes what its
+        // socket buffered meanwhile (the dispatcher goes straight to draining), so that the
+        // final counts cover it.
+        if signalStop.load(ordering: .relaxed) != 0 { shared.requestStop() }
+        if !shared.stopRequested || source.isLive {
             dispatcher.run(&source)
         }
         if let why = source.stoppedEarly { log("\(config.input.name): \(why); replay stopped there") }

@@ -100,7 +100,7 @@ struct Run: ParsableCommand {
     @Option(help: "Pin the dispatch threads (one per RX queue) to these CPUs, e.g. 2,3.")
     var cpus: String?
 
-    @Option(help: "AF_XDP: UMEM frames of 2 KiB per RX queue, a power of two from 1024 to 1048576; the RX ring holds half of them (default 32768: 64 MiB per queue, 16384 packets of buffering).")
+    @Option(help: "AF_XDP: UMEM frames of 2 KiB per RX queue, a power of two from 1024 to 1048576; the RX ring holds half of them (default 16384: 32 MiB per queue, 8192 packets of buffering).")
     var xdpFrames: UInt32?
 
     @Option(help: "lb's compiled XDP program (default: $LB_XDP_OBJECT, then beside the executable, then /usr/local/lib/lb/lb_xdp.o).")

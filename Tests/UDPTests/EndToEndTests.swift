@@ -51,9 +51,11 @@ import Testing
             var argv = UDPEndToEndTests.nobody + [Paths.lb, "-i", input, "-p", "\(group):\(rings)", "-w", "60", "--run-dir", run, "-o", "0.2"] + extra
             if let netns { argv = ["/usr/sbin/ip", "netns", "exec", netns] + argv }
             lb = try ChildProcess(argv[0], Array(argv.dropFirst()), stdout: dir.path + "/lb.out", stderr: dir.path + "/lb.err")
+            let lb = self.lb!
             try waitFor("every consumer to attach", seconds: 60) {
-                ChildProcess.readFile(self.dir.path + "/lb.err").components(separatedBy: "consumer attached").count - 1 == self.rings
+                !lb.isRunning || ChildProcess.readFile(self.dir.path + "/lb.err").components(separatedBy: "consumer attached").count - 1 == self.rings
             }
+            guard lb.isRunning else { throw TestFailure("lb exited at start: \(lbErr)") }
         }
 
         var lbErr: String { ChildProcess.readFile(dir.path + "/lb.err") }
@@ -345,6 +347,31 @@ import Testing
         #expect(got == want, "the delivered packets differ from the inner packets of the corpus frames")
         let flows = Self.flowsNotSplit(rings)
         #expect(flows.count >= 3)
+    }
+
+    /// What the socket buffered before a stop is taken on the way out: lb is stopped (SIGSTOP)
+    /// while datagrams are sent, then SIGTERM and SIGCONT. The first batch lb reads holds only
+    /// malformed datagrams (rejected and counted), which must not end the draining.
+    @Test func stopTakesWhatTheSocketBuffers() throws {
+        let port = try Self.freePort()
+        let run = try Run("stop", rings: 2)
+        defer { run.kill() }
+        try run.start(input: "udp::127.0.0.1:\(port):vxlan")
+        let lb = try #require(run.lb)
+        lb.signal(SIGSTOP)
+        let sender = try DatagramSender(to: "127.0.0.1", port: port)
+        for _ in 0..<100 { try sender.send([0, 0, 0x65]) }
+        for k in 0..<100 { try sender.send(UDPValidationTests.vxlan(UInt32(k % 7))) }
+        lb.signal(SIGTERM)
+        lb.signal(SIGCONT)
+        let final = try run.stop()
+        let udp = try #require(final["udp"] as? [String: Any])
+        let drops = (udp["kernel_drops"] as? NSNumber)?.intValue ?? -1
+        #expect(drops == 0, "the socket buffer held them all")
+        #expect((udp["datagrams_received"] as? NSNumber)?.intValue == 200, "\(final) \(run.lbErr)")
+        #expect((udp["datagrams_rejected"] as? NSNumber)?.intValue == 100)
+        #expect((final["packets_forwarded"] as? NSNumber)?.intValue == 100)
+        #expect(try run.delivered().reduce(0) { $0 + $1.count } == 100)
     }
 
     // MARK: SO_REUSEPORT

@@ -26,6 +26,7 @@
 #
 # Environment (defaults in brackets):
 #   LB_BINARY    the lb under test [.build/release/lb, built when missing]
+#   LB_ARGS      more arguments for lb, e.g. "--xdp-frames 16384" [none]
 #   RECEIVERS    ["xdp_rx xdp_rx:200 netsniff:2 netsniff:4 lb_xdp:2 lb_xdp:4 lb_packet:2"]
 #   LOADS        offered loads in packets/s, 0 = as fast as possible ["50000 100000 200000 400000 800000 0"]
 #   DURATION     seconds of sending per point [5]
@@ -72,6 +73,7 @@ CPU_RX="${CPU_RX:-1}"
 CPU_KERNEL="${CPU_KERNEL:-$CPU_GEN}"
 XDP_MODE="${XDP_MODE:-native}"
 NICE="${NICE:--15}"
+LB_ARGS="${LB_ARGS:-}"
 # the veth's NAPI runs in softirq on the sender's CPU; a kthread when it must move elsewhere
 if [ "$CPU_KERNEL" = "$CPU_GEN" ]; then NAPI="${NAPI:-softirq}"; else NAPI="${NAPI:-threaded}"; fi
 OUT="${OUT:-$here/results}"
@@ -187,7 +189,7 @@ start_receivers() {
         lb_xdp:*|lb_packet:*)
             local kind=af_xdp; [ "${r%%:*}" = lb_packet ] && kind=af_packet
             local rundir="$work/run-$r"; mkdir -p "$rundir"
-            LB_RUN_DIR="$rundir" ip netns exec "$nsR" nice -n "$NICE" taskset -c "$CPU_RX" "$LB" -i "$kind:$ifR" -p "t:$n" -w 10 >"$work/rx.lb.out" 2>"$work/rx.lb.err" &
+            LB_RUN_DIR="$rundir" ip netns exec "$nsR" nice -n "$NICE" taskset -c "$CPU_RX" "$LB" -i "$kind:$ifR" -p "t:$n" -w 10 $LB_ARGS >"$work/rx.lb.out" 2>"$work/rx.lb.err" &
             local lbpid=$!
             rx_pids=($lbpid); stop_pids=($lbpid)
             for ((k = 0; k < n; k++)); do

@@ -22,12 +22,13 @@ public struct LiveOptions: Sendable {
     /// `--cpus`: dispatch thread k runs on cpus[k % count]
     public var cpus: [Int] = []
     /// UMEM frames per queue and their size (a frame holds one buffer of a frame; larger frames
-    /// arrive as several buffers, see multi-buffer). The RX ring holds half the frames: 16,384
-    /// packets of buffering by default, what lets lb ride out the tens of milliseconds a busy
-    /// CPU keeps it off (netsniff-ng's 16 MiB TPACKET_V3 ring holds ~35,000 packets of the
-    /// bench's IMIX). 2 KiB frames hold an MTU-sized frame and its VXLAN or GENEVE wrapping
-    /// after the kernel's 256 bytes of headroom, at half the memory of 4 KiB.
-    public var frames: UInt32 = 32768
+    /// arrive as several buffers, see multi-buffer). The RX ring holds half the frames: 8,192
+    /// packets of buffering by default, what lets lb ride out the milliseconds a busy CPU keeps
+    /// it off. More is not better: with 32,768 frames lb lost more, not less (bench/README.md;
+    /// likely the caches: the kernel takes fill-ring frames in order, so each lap touches every
+    /// frame). 2 KiB frames hold an MTU-sized frame and its VXLAN or
+    /// GENEVE wrapping after the kernel's 256 bytes of headroom, at half the memory of 4 KiB.
+    public var frames: UInt32 = 16384
     public var frameSize: UInt32 = 2048
     /// AF_XDP: the longest nap while traffic flows (see `Nap`; 0: poll() for every wake-up)
     public var napMaxNanos: UInt64 = 5_000_000

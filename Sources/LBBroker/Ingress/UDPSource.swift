@@ -45,6 +45,8 @@ public struct UDPSource: PacketSource, ~Copyable {
     public let port: UInt16
     var lastOverflow: UInt32 = 0
     var kernelDrops: UInt64 = 0
+    /// datagrams the last recvmmsg returned (delivered or rejected)
+    var lastBatch = 0
 
     public var finished: Bool { false }
     public var isLive: Bool { true }
@@ -150,6 +152,20 @@ public struct UDPSource: PacketSource, ~Copyable {
     }
 
     public mutating func receive(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
+        take(into: frames, max: max, wait: true)
+    }
+
+    /// After a stop: the datagrams already in the socket's buffer, without waiting. A batch can
+    /// hold only rejected datagrams (counted by reason): then it looks again.
+    public mutating func drain(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int {
+        for _ in 0..<4096 {
+            let n = take(into: frames, max: max, wait: false)
+            if n > 0 || lastBatch == 0 { return n }
+        }
+        return 0
+    }
+
+    mutating func take(into frames: UnsafeMutablePointer<Frame>, max: Int, wait: Bool) -> Int {
         let want = max < slots ? max : slots
         for i in 0..<want {
             msgs[i].hdr.msg_namelen = socklen_t(Self.nameSize)
@@ -157,11 +173,13 @@ public struct UDPSource: PacketSource, ~Copyable {
             msgs[i].hdr.msg_flags = 0
         }
         var n = receiveBatch(want)
+        lastBatch = n
         if n == 0 {
             // Idle: sleep until a datagram comes or 100 ms pass (the dispatcher then checks
             // for a stop and publishes).
-            guard Sys.waitReadable(fd, timeoutMillis: 100) else { return 0 }
+            guard wait, Sys.waitReadable(fd, timeoutMillis: 100) else { return 0 }
             n = receiveBatch(want)
+            lastBatch = n
             if n == 0 { return 0 }
         }
         var count = 0
