@@ -78,6 +78,7 @@ public enum Broker {
         case .pcapFile, .udp: break
         default:
             live = try LiveIngress.open(config.input, options: config.live, log: log)
+            live!.log = log
             geometry.lanes = live!.lanes
             if let problem = geometry.problem { throw BrokerError(problem) }
         }

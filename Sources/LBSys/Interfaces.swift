@@ -19,6 +19,14 @@ extension Sys {
         return String(decoding: buf[0..<n], as: UTF8.self)
     }
 
+    /// Writes a small text file (a sysfs setting) in one write(2).
+    public static func writeSmallFile(_ path: String, _ text: String) throws(SysError) {
+        let fd = retrying { Glibc.open(path, O_WRONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SysError("open \(path)", errno) }
+        defer { Glibc.close(fd) }
+        try write(fd, text)
+    }
+
     /// A counter in /sys/class/net/IFACE/statistics (0 when absent).
     public static func interfaceCounter(_ iface: String, _ name: String) -> UInt64 {
         guard let s = readSmallFile("/sys/class/net/\(iface)/statistics/\(name)") else { return 0 }
@@ -63,7 +71,7 @@ extension Sys {
 }
 
 extension String {
-    var trimmingWhitespace: String {
+    public var trimmingWhitespace: String {
         var s = Substring(self)
         while let f = s.first, f == " " || f == "\n" || f == "\t" || f == "\r" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\n" || l == "\t" || l == "\r" { s = s.dropLast() }

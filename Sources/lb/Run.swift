@@ -103,6 +103,9 @@ struct Run: ParsableCommand {
     @Option(help: "AF_XDP: UMEM frames of 2 KiB per RX queue, a power of two from 1024 to 1048576; the RX ring holds half of them (default 16384: 32 MiB per queue, 8192 packets of buffering).")
     var xdpFrames: UInt32?
 
+    @Option(help: "AF_XDP: have the kernel run the interface's NAPI from a USEC µs timer while traffic flows (sysfs gro_flush_timeout and napi_defer_hard_irqs, restored at exit); 0 leaves the interface's settings alone.")
+    var napiDefer: UInt32?
+
     @Option(help: "lb's compiled XDP program (default: $LB_XDP_OBJECT, then beside the executable, then /usr/local/lib/lb/lb_xdp.o).")
     var xdpObject: String?
 
@@ -158,8 +161,8 @@ struct Run: ParsableCommand {
         switch spec {
         case .afXDP, .afPacket: break
         default:
-            if divert != nil || cpus != nil || xdpObject != nil || xdpMode != "auto" || xdpFrames != nil {
-                throw ValidationError("--divert, --cpus, --xdp-mode, --xdp-frames and --xdp-object are for live interfaces (af_xdp:IFACE, af_packet:IFACE)")
+            if divert != nil || cpus != nil || xdpObject != nil || xdpMode != "auto" || xdpFrames != nil || napiDefer != nil {
+                throw ValidationError("--divert, --cpus, --xdp-mode, --xdp-frames, --napi-defer and --xdp-object are for live interfaces (af_xdp:IFACE, af_packet:IFACE)")
             }
         }
         config.user = user
@@ -226,6 +229,10 @@ extension Run {
                 throw ValidationError("--xdp-frames \(xdpFrames): use a power of two from 1024 to 1048576")
             }
             o.frames = xdpFrames
+        }
+        if let napiDefer {
+            guard napiDefer <= 100_000 else { throw ValidationError("--napi-defer \(napiDefer): use 0 (off) to 100000 µs") }
+            o.napiDeferMicros = napiDefer
         }
         return o
     }

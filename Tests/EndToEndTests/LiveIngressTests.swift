@@ -363,6 +363,34 @@ final class VethPair {
         try LifecycleTests.checkGroups(run, expected: sent - stats.int("fragments", "merged"), dir: scratch.path)
     }
 
+    /// lb has the kernel run the interface's NAPI from a timer while it serves it (the sysfs
+    /// knobs gro_flush_timeout and napi_defer_hard_irqs) and puts the old values back at exit;
+    /// --napi-defer 0 leaves them alone, and AF_PACKET never touches them.
+    @Test func napiDeferIsSetWhileRunningAndRestored() throws {
+        let veth = try VethPair()
+        defer { veth.remove() }
+        let scratch = try ScratchDirectory("live-napi")
+        func knobs() throws -> String {
+            let (_, out, _) = try VethPair.run("/usr/sbin/ip", ["netns", "exec", veth.nsA, "cat", "/sys/class/net/\(veth.a)/gro_flush_timeout",
+                                                               "/sys/class/net/\(veth.a)/napi_defer_hard_irqs"])
+            return out.split(separator: "\n").joined(separator: " ")
+        }
+        #expect(try knobs() == "0 0")
+        for (k, (input, extra, during)) in [("af_xdp:\(veth.a)", [String](), "200000 2"), ("af_xdp:\(veth.a)", ["--napi-defer", "50"], "50000 2"),
+                                             ("af_xdp:\(veth.a)", ["--napi-defer", "0"], "0 0"), ("af_packet:\(veth.a)", [], "0 0")].enumerated() {
+            var run = LBRun(dir: scratch.path + "/\(k)", groups: [("t", 1)])
+            try FileManager.default.createDirectory(atPath: run.dir, withIntermediateDirectories: true)
+            try Self.startLB(&run, veth: veth, input: input, extra: ["-w", "0"] + extra)
+            defer { if let lb = run.lb { lb.signal(SIGKILL) } }
+            try Self.waitFor(run, input.hasPrefix("af_xdp") ? "af_xdp:\(veth.a): \(extra == ["--napi-defer", "0"] ? "native" : "NAPI")" : "af_packet")
+            usleep(200_000)
+            #expect(try knobs() == during, "\(input) \(extra): \(run.lb!.stderr)")
+            run.lb!.signal(SIGTERM)
+            #expect(try run.lb!.wait(seconds: 30) == 0)
+            #expect(try knobs() == "0 0", "restored after \(input) \(extra)")
+        }
+    }
+
     /// --xdp-frames sizes the UMEM and the RX ring: a power of two within bounds, only for live
     /// input; anything else is refused before lb touches an interface.
     @Test func xdpFramesIsCheckedBeforeAnythingStarts() throws {

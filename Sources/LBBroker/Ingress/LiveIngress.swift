@@ -30,6 +30,9 @@ public struct LiveOptions: Sendable {
     /// GENEVE wrapping after the kernel's 256 bytes of headroom, at half the memory of 4 KiB.
     public var frames: UInt32 = 16384
     public var frameSize: UInt32 = 2048
+    /// AF_XDP: the interface's NAPI runs from a timer of this many µs while traffic flows
+    /// (`NAPIDefer`; 0: leave the interface's settings alone)
+    public var napiDeferMicros: UInt32 = 200
     /// AF_XDP: the longest nap while traffic flows (see `Nap`; 0: poll() for every wake-up)
     public var napMaxNanos: UInt64 = 5_000_000
     /// AF_PACKET ring: blocks and their size
@@ -58,6 +61,10 @@ public final class LiveIngress: @unchecked Sendable {
     let nap: Nap?
     /// one Counters per lane (lane 0 uses the shared one)
     var laneCounters: [Counters] = []
+    /// AF_XDP: the NAPI settings lb changed, put back at the end
+    var napiDefer: NAPIDefer? = nil
+    /// where the restore reports a failure
+    var log: (@Sendable (String) -> Void)? = nil
 
     public var lanes: Int { queues.count }
 
@@ -76,6 +83,7 @@ public final class LiveIngress: @unchecked Sendable {
     }
 
     deinit {
+        napiDefer?.restore(log: log ?? { _ in })
         for s in sockets { lbx_xsk_close(s) }
         if let prog { lbx_prog_close(prog) }
         if let tpacket { lbx_tpacket_close(tpacket) }
@@ -216,8 +224,10 @@ public final class LiveIngress: @unchecked Sendable {
         // rest is for the time a busy CPU keeps lb waiting after its nap.
         let nap = Nap(maxNanos: options.napMaxNanos, roomPackets: UInt64(options.frames / 8))
         ok = true
-        return LiveIngress(input: input, interface: iface, queues: queues, prog: prog, sockets: sockets, tpacket: nil,
-                           lockFD: lockFD, mode: mode, zeroCopy: zeroCopy, nap: nap)
+        let live = LiveIngress(input: input, interface: iface, queues: queues, prog: prog, sockets: sockets, tpacket: nil,
+                               lockFD: lockFD, mode: mode, zeroCopy: zeroCopy, nap: nap)
+        live.napiDefer = NAPIDefer.apply(iface: iface, micros: options.napiDeferMicros, log: log)
+        return live
     }
 
     /// What to tell the operator when lb serves several RX queues and the NIC spreads UDP over
