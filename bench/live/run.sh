@@ -27,6 +27,9 @@
 # Environment (defaults in brackets):
 #   LB_BINARY    the lb under test [.build/release/lb, built when missing]
 #   LB_ARGS      more arguments for lb, e.g. "--xdp-frames 16384" [none]
+#   NAPI_DEFER   µs: the receiving veth's NAPI runs from a timer of this period (sysfs
+#                gro_flush_timeout, napi_defer_hard_irqs=2) for every receiver, as lb sets it
+#                for itself by default (--napi-defer); 0: the kernel's defaults [200]
 #   RECEIVERS    ["xdp_rx xdp_rx:200 netsniff:2 netsniff:4 lb_xdp:2 lb_xdp:4 lb_packet:2"]
 #   LOADS        offered loads in packets/s, 0 = as fast as possible ["50000 100000 200000 400000 800000 0"]
 #   DURATION     seconds of sending per point [5]
@@ -74,6 +77,7 @@ CPU_KERNEL="${CPU_KERNEL:-$CPU_GEN}"
 XDP_MODE="${XDP_MODE:-native}"
 NICE="${NICE:--15}"
 LB_ARGS="${LB_ARGS:-}"
+NAPI_DEFER="${NAPI_DEFER:-200}"
 # the veth's NAPI runs in softirq on the sender's CPU; a kthread when it must move elsewhere
 if [ "$CPU_KERNEL" = "$CPU_GEN" ]; then NAPI="${NAPI:-softirq}"; else NAPI="${NAPI:-threaded}"; fi
 OUT="${OUT:-$here/results}"
@@ -169,6 +173,11 @@ for kind in "${!skip[@]}"; do
     echo "!!!!!!!! SKIPPING the lb rows for -i $kind: $LB refuses it ($(head -c 200 "$work/probe-$kind/err"))" >&2
 done
 
+# Sets the receiving veth's gro_flush_timeout (ns) and napi_defer_hard_irqs.
+napi_knobs() {
+    ip netns exec "$nsR" sh -c "echo $1 > /sys/class/net/$ifR/gro_flush_timeout && echo $2 > /sys/class/net/$ifR/napi_defer_hard_irqs"
+}
+
 # Starts the receivers of one configuration; sets rx_pids (the processes whose CPU counts),
 # stop_pids (signalled at the end) and rx_kind.
 start_receivers() {
@@ -189,7 +198,7 @@ start_receivers() {
         lb_xdp:*|lb_packet:*)
             local kind=af_xdp; [ "${r%%:*}" = lb_packet ] && kind=af_packet
             local rundir="$work/run-$r"; mkdir -p "$rundir"
-            LB_RUN_DIR="$rundir" ip netns exec "$nsR" nice -n "$NICE" taskset -c "$CPU_RX" "$LB" -i "$kind:$ifR" -p "t:$n" -w 10 $LB_ARGS >"$work/rx.lb.out" 2>"$work/rx.lb.err" &
+            LB_RUN_DIR="$rundir" ip netns exec "$nsR" nice -n "$NICE" taskset -c "$CPU_RX" "$LB" -i "$kind:$ifR" -p "t:$n" -w 10 --napi-defer "$NAPI_DEFER" $LB_ARGS >"$work/rx.lb.out" 2>"$work/rx.lb.err" &
             local lbpid=$!
             rx_pids=($lbpid); stop_pids=($lbpid)
             for ((k = 0; k < n; k++)); do
@@ -203,6 +212,11 @@ start_receivers() {
     for p in "${rx_pids[@]}"; do
         kill -0 "$p" 2>/dev/null || { echo "run.sh: receiver $r died at start:" >&2; cat "$work"/rx.* >&2; exit 1; }
     done
+    # the same NAPI timer for every receiver: lb sets it itself (--napi-defer), the others get it here
+    case "$r" in
+        lb_*) ;;
+        *) napi_knobs "$((NAPI_DEFER * 1000))" "$([ "$NAPI_DEFER" -gt 0 ] && echo 2 || echo 0)" ;;
+    esac
     kern_pids=()
     if [ "$NAPI" = threaded ] && ip netns exec "$nsR" sh -c "echo 1 > /sys/class/net/$ifR/threaded" 2>/dev/null; then
         sleep 0.3
@@ -280,7 +294,7 @@ done
 
 # The table and the JSON.
 awk -F'\t' -v hz=1e9 -v dur="$DURATION" -v md="$OUT.md" -v js="$OUT.json" -v trace="$(basename "$trace")" \
-    -v when="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -v host="$(nproc) CPUs, $(uname -r); sender on CPU $CPU_GEN, kernel receive work ($NAPI NAPI) on CPU $CPU_KERNEL, receivers on CPU $CPU_RX" -v lbbin="$LB" '
+    -v when="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -v host="$(nproc) CPUs, $(uname -r); sender on CPU $CPU_GEN, kernel receive work ($NAPI NAPI, timer ${NAPI_DEFER} µs) on CPU $CPU_KERNEL, receivers on CPU $CPU_RX" -v lbbin="$LB" '
 {
     r = $1; lost = $3 - $5; mp = $5 / 1e6
     cpu = (mp > 0 ? $6 / hz / mp : 0); sirq = (mp > 0 ? $7 / hz / mp : 0)
