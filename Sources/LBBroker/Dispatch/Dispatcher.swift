@@ -170,13 +170,7 @@ public struct Dispatcher: ~Copyable {
                 unpublished = 0
                 continue
             }
-            var bytes: UInt64 = 0
-            for i in 0..<n {
-                bytes &+= UInt64(truncatingIfNeeded: frames[i].wireLength)
-                handle(frames[i], decoder)
-            }
-            counters.add(.received, UInt64(n))
-            counters.add(.receivedBytes, bytes)
+            handleBatch(n, decoder)
             fragments.sweep(now: lastTimestamp)
             drainFragments()
             if publishBatch == 1 {
@@ -199,19 +193,25 @@ public struct Dispatcher: ~Copyable {
         while left > 0 {
             let n = source.drain(into: frames, max: batch)
             if n == 0 { break }
-            var bytes: UInt64 = 0
-            for i in 0..<n {
-                bytes &+= UInt64(truncatingIfNeeded: frames[i].wireLength)
-                handle(frames[i], decoder)
-            }
-            counters.add(.received, UInt64(n))
-            counters.add(.receivedBytes, bytes)
+            handleBatch(n, decoder)
             left -= n
         }
         fragments.flush()
         drainFragments()
         publishAll()
         mirrorFragmentCounters()
+    }
+
+    /// Handles the first n frames and counts them.
+    @inline(__always)
+    mutating func handleBatch(_ n: Int, _ decoder: Decoder) {
+        var bytes: UInt64 = 0
+        for i in 0..<n {
+            bytes &+= UInt64(truncatingIfNeeded: frames[i].wireLength)
+            handle(frames[i], decoder)
+        }
+        counters.add(.received, UInt64(n))
+        counters.add(.receivedBytes, bytes)
     }
 
     /// Decodes one frame and delivers it (each A-MSDU subframe on its own).
