@@ -164,7 +164,6 @@ public enum Broker {
         // A stop during the wait: a capture is not started; a live source still takes what its
         // socket buffered meanwhile (the dispatcher goes straight to draining), so that the
         // final counts cover it.
-        if signalStop.load(ordering: .relaxed) != 0 { shared.requestStop() }
         if !shared.stopRequested || source.isLive {
             dispatcher.run(&source)
         }
@@ -192,6 +191,8 @@ public enum Broker {
 
     static func waitForConsumers(server: ControlServer, records: [RingRecord], seconds: Double, shared: SharedState,
                                  log: (String) -> Void) {
+        // a stop that came before or during the wait is a stop request from here on
+        defer { if signalStop.load(ordering: .relaxed) != 0 { shared.requestStop() } }
         guard seconds > 0 else { return }
         let deadline = Sys.monoNanos() &+ UInt64(seconds * 1e9)
         var said = false

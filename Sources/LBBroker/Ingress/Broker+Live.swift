@@ -26,7 +26,6 @@ extension Broker {
         // A live start-up barrier: packets wait in the kernel's rings while consumers come up.
         waitForConsumers(server: server, records: records, seconds: config.waitForConsumers, shared: shared, log: log)
         // after a stop during the wait the threads only take what the sockets buffered meanwhile
-        if signalStop.load(ordering: .relaxed) != 0 { shared.requestStop() }
         live.run(config: config.dispatch, groups: groups, shared: shared, cpus: config.live.cpus, log: log)
         for r in records { r.memory.setState(LB_STATE_EOS) }
         controlStop.store(1, ordering: .releasing)

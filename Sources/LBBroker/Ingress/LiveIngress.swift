@@ -265,7 +265,6 @@ public final class LiveIngress: @unchecked Sendable {
             dispatch.publishBatch = 128
             dispatch.publishDelayNanos = 1_000_000
         }
-
         let extra = makeLaneCounters(ringCount: shared.ringCount)
         let job = LaneJob(ingress: self, config: dispatch, groups: groups, shared: shared, extra: extra, cpus: cpus, log: log)
         var threads: [pthread_t] = []

@@ -11,12 +11,10 @@ import LBSys
 /// `--divert`) waits up to USEC µs more too.
 final class NAPIDefer: @unchecked Sendable {
     let iface: String
-    var saved: [(name: String, value: String)]
+    /// the knobs lb changed and their values before
+    var saved: [(name: String, value: String)] = []
 
-    private init(iface: String, saved: [(name: String, value: String)]) {
-        self.iface = iface
-        self.saved = saved
-    }
+    private init(iface: String) { self.iface = iface }
 
     static func path(_ iface: String, _ name: String) -> String { "/sys/class/net/\(iface)/\(name)" }
 
@@ -24,7 +22,7 @@ final class NAPIDefer: @unchecked Sendable {
     /// one cannot be read or set, lb says so and leaves the interface as it was.
     static func apply(iface: String, micros: UInt32, log: (String) -> Void) -> NAPIDefer? {
         guard micros > 0 else { return nil }
-        let napi = NAPIDefer(iface: iface, saved: [])
+        let napi = NAPIDefer(iface: iface)
         for (name, value) in [("gro_flush_timeout", "\(UInt64(micros) * 1000)"), ("napi_defer_hard_irqs", "2")] {
             do {
                 guard let old = Sys.readSmallFile(path(iface, name))?.trimmingWhitespace else { throw SysError("read \(path(iface, name))", ENOENT) }
