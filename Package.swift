@@ -7,6 +7,9 @@ import PackageDescription
 //   LBBroker  ingress sources, dispatch into rings, control socket, stats
 //   LBWorker  the consumer side of a ring, for analyzers
 //   lb        the executable: one file per subcommand
+// Sources/CLBPcap (liblbpcap.so, lb's rings as libpcap devices) is plain C that must not load
+// the Swift runtime into the analyzers it is preloaded into, so Sources/CLBPcap/build.sh
+// compiles it (scripts/setup runs it) rather than SwiftPM, which links every product with it.
 let package = Package(
     name: "lb",
     platforms: [.macOS(.v15)],

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/eventfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,15 @@ int lb_shim_futex_wait(const uint32_t *addr, uint32_t expected, int64_t timeout_
 
 int lb_shim_futex_wake(const uint32_t *addr, int count) {
     return (int)syscall(SYS_futex, addr, FUTEX_WAKE, count, NULL, NULL, 0);
+}
+
+int lb_shim_eventfd(void) {
+    return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+int lb_shim_eventfd_ring(int fd) {
+    uint64_t one = 1;
+    return write(fd, &one, sizeof one) == (ssize_t)sizeof one ? 0 : -1;
 }
 
 int lb_shim_memfd_create(const char *name) {

@@ -148,6 +148,7 @@ public enum Broker {
         let ops = try Operations.install(config: config, isLive: source.isLive, server: server, records: records,
                                          shared: shared, log: log)
         reporter.udp = udp
+        if let udp { reporter.upstreamDrops = { udp.get("kernel_drops") ?? 0 } }
 
         // The control thread: attaches, heartbeats, periodic stats.
         let controlStop = Atomic<UInt32>(0)
@@ -253,7 +254,11 @@ final class ControlThread: @unchecked Sendable {
             for h in hooks { h(now) }
             if now >= nextBeat {
                 let wall = Sys.wallNanos()
-                for r in records { r.memory.heartbeat(wall) }
+                let upstream = reporter.upstreamDrops?() ?? 0
+                for r in records {
+                    r.memory.heartbeat(wall)
+                    r.memory.setIngressDrops(upstream)
+                }
                 nextBeat = now &+ 1_000_000_000
             }
             if now >= nextStats {

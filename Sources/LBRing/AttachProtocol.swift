@@ -16,7 +16,11 @@ public enum AttachProtocol {
         public var group: String
         public var ring: Int
         public var mode: Mode
-        public init(group: String, ring: Int, mode: Mode) { self.group = group; self.ring = ring; self.mode = mode }
+        /// a consumer that also wants the ring's doorbell (LB_ATTACH_DOORBELL)
+        public var doorbell: Bool
+        public init(group: String, ring: Int, mode: Mode, doorbell: Bool = false) {
+            self.group = group; self.ring = ring; self.mode = mode; self.doorbell = doorbell
+        }
     }
 
     public struct Reply: Equatable, Sendable {
@@ -37,6 +41,7 @@ public enum AttachProtocol {
         m.version = UInt16(LB_RING_VERSION)
         m.mode = r.mode.rawValue
         m.ring = UInt32(clamping: r.ring)
+        m.flags = r.doorbell ? LB_ATTACH_DOORBELL : 0
         withUnsafeMutableBytes(of: &m.group) { dst in
             for (i, b) in r.group.utf8.prefix(Int(LB_GROUP_NAME_MAX) - 1).enumerated() { dst[i] = b }
         }
@@ -51,7 +56,8 @@ public enum AttachProtocol {
         guard m.magic == LB_ATTACH_MAGIC, m.version == UInt16(LB_RING_VERSION),
               let mode = Mode(rawValue: m.mode) else { return nil }
         let group = withUnsafeBytes(of: &m.group) { cString($0) }
-        return Request(group: group, ring: Int(m.ring), mode: mode)
+        guard m.flags & ~LB_ATTACH_DOORBELL == 0 else { return nil }
+        return Request(group: group, ring: Int(m.ring), mode: mode, doorbell: m.flags & LB_ATTACH_DOORBELL != 0)
     }
 
     public static func encode(_ r: Reply) -> [UInt8] {

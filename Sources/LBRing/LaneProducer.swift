@@ -18,6 +18,10 @@ public struct LaneProducer {
     @usableFromInline let tail: UnsafeMutablePointer<Atomic<UInt64>>
     @usableFromInline let consumerWaiting: UnsafeMutablePointer<Atomic<UInt32>>
     @usableFromInline let producerWaiting: UnsafeMutablePointer<Atomic<UInt32>>
+    /// lane header, second cache line: packets lb dropped for this ring on this lane
+    @usableFromInline let dropped: UnsafeMutablePointer<Atomic<UInt64>>
+    /// the ring's doorbell eventfd (see RingMemory)
+    @usableFromInline let doorbell: Int32
     @usableFromInline let descs: UnsafeMutablePointer<lb_desc>
     @usableFromInline let data: UnsafeMutableRawPointer
     /// lb-private: where each descriptor's record starts in the byte area (monotonic position)
@@ -39,8 +43,10 @@ public struct LaneProducer {
     public var badTails: UInt64 { badTailCount }
 
     init(head: UnsafeMutableRawPointer, control: UnsafeMutableRawPointer, descs: UnsafeMutableRawPointer,
-         data: UnsafeMutableRawPointer, starts: UnsafeMutablePointer<UInt64>, geometry g: RingGeometry) {
+         data: UnsafeMutableRawPointer, starts: UnsafeMutablePointer<UInt64>, geometry g: RingGeometry, doorbell: Int32) {
         self.head = head.assumingMemoryBound(to: Atomic<UInt64>.self)
+        dropped = (head + MemoryLayout<lb_lane_header>.offset(of: \.dropped)!).assumingMemoryBound(to: Atomic<UInt64>.self)
+        self.doorbell = doorbell
         reclaim = (head + MemoryLayout<lb_lane_header>.offset(of: \.reclaim)!).assumingMemoryBound(to: Atomic<UInt64>.self)
         self.tail = control.assumingMemoryBound(to: Atomic<UInt64>.self)
         consumerWaiting = (control + MemoryLayout<lb_lane_control>.offset(of: \.consumer_waiting)!)
@@ -109,8 +115,21 @@ public struct LaneProducer {
         if consumerWaiting.pointee.load(ordering: .sequentiallyConsistent) != 0 { wakeConsumer() }
     }
 
+    /// Wakes the consumer the way it asked (LB_WAIT_* bits; any other value: the futex, as
+    /// consumers before the doorbell expect).
     @usableFromInline @inline(never)
-    func wakeConsumer() { Sys.futexWake(UnsafeRawPointer(head)) }
+    func wakeConsumer() {
+        let how = consumerWaiting.pointee.load(ordering: .relaxed)
+        if how & LB_WAIT_DOORBELL != 0 { Sys.ring(eventfd: doorbell) }
+        if how & ~LB_WAIT_DOORBELL != 0 { Sys.futexWake(UnsafeRawPointer(head)) }
+    }
+
+    /// Counts a packet lb dropped for this ring, where consumers can read it (their own loss
+    /// figures: liblbpcap's ps_drop). Only this lane's thread writes it.
+    @inlinable @inline(__always)
+    public func countDrop() {
+        dropped.pointee.store(dropped.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
 
     /// Sleeps until the consumer releases something or `timeoutNanos` pass (back-pressure for
     /// capture-file replay; a live source never waits).

@@ -15,6 +15,10 @@ public final class RingMemory: @unchecked Sendable {
     public let instanceID: UInt64
     let dataFD: OwnedFD
     let controlFD: OwnedFD
+    /// the ring's doorbell: an eventfd lb writes to when a consumer that asked for it sleeps
+    /// (LB_WAIT_DOORBELL) and lb publishes, and at end of stream. It lives as long as the ring,
+    /// so a producer thread never writes to a descriptor the control thread has closed.
+    let doorbellFD: OwnedFD
     let dataMap: Mapping
     let controlMap: Mapping
     let starts: UnsafeMutablePointer<UInt64>
@@ -29,6 +33,7 @@ public final class RingMemory: @unchecked Sendable {
         controlFD = OwnedFD(try Sys.memfd("lb:\(name):control"))
         try Sys.truncate(controlFD.raw, g.controlRegionSize)
         controlMap = try Mapping(fd: controlFD.raw, size: g.controlRegionSize, writable: true)
+        doorbellFD = OwnedFD(try Sys.eventfd())
         starts = .allocate(capacity: g.lanes * g.slots)
         starts.initialize(repeating: 0, count: g.lanes * g.slots)
 
@@ -63,6 +68,7 @@ public final class RingMemory: @unchecked Sendable {
 
     public var dataDescriptor: Int32 { dataFD.raw }
     public var controlDescriptor: Int32 { controlFD.raw }
+    public var doorbellDescriptor: Int32 { doorbellFD.raw }
 
     var stateWord: UnsafeMutablePointer<Atomic<UInt32>> {
         (dataMap.base + MemoryLayout<lb_ring_info>.offset(of: \.state)!).assumingMemoryBound(to: Atomic<UInt32>.self)
@@ -79,13 +85,31 @@ public final class RingMemory: @unchecked Sendable {
         precondition(lane >= 0 && lane < geometry.lanes)
         let base = laneBase(lane)
         return LaneProducer(head: base, control: laneControl(lane), descs: base + geometry.descOffset,
-                            data: base + geometry.dataOffset, starts: starts + lane * geometry.slots, geometry: geometry)
+                            data: base + geometry.dataOffset, starts: starts + lane * geometry.slots, geometry: geometry,
+                            doorbell: doorbellFD.raw)
     }
 
     /// Marks end of stream (or closed) and wakes every sleeping consumer.
     public func setState(_ state: UInt32) {
         stateWord.pointee.store(state, ordering: .releasing)
         for lane in 0..<geometry.lanes { Sys.futexWake(UnsafeRawPointer(laneBase(lane))) }
+        Sys.ring(eventfd: doorbellFD.raw)
+    }
+
+    /// Publishes lb's losses before the rings (lb_ring_info.ingress_drops).
+    public func setIngressDrops(_ n: UInt64) {
+        let p = (dataMap.base + MemoryLayout<lb_ring_info>.offset(of: \.ingress_drops)!).assumingMemoryBound(to: Atomic<UInt64>.self)
+        p.pointee.store(n, ordering: .relaxed)
+    }
+
+    /// Packets lb dropped for this ring, summed over lanes, as published in the lane headers.
+    public var publishedDrops: UInt64 {
+        var sum: UInt64 = 0
+        for lane in 0..<geometry.lanes {
+            let p = (laneBase(lane) + MemoryLayout<lb_lane_header>.offset(of: \.dropped)!).assumingMemoryBound(to: Atomic<UInt64>.self)
+            sum &+= p.pointee.load(ordering: .relaxed)
+        }
+        return sum
     }
 
     public func heartbeat(_ nanos: UInt64) {

@@ -14,3 +14,16 @@ extension Sys {
         _ = lb_shim_futex_wake(addr.assumingMemoryBound(to: UInt32.self), Int32.max)
     }
 }
+
+extension Sys {
+    /// A non-blocking, close-on-exec eventfd with counter 0.
+    public static func eventfd() throws(SysError) -> Int32 {
+        let fd = lb_shim_eventfd()
+        guard fd >= 0 else { throw SysError("eventfd") }
+        return fd
+    }
+
+    /// Adds 1 to an eventfd (wakes whoever polls it). Never blocks.
+    @inline(__always)
+    public static func ring(eventfd fd: Int32) { _ = lb_shim_eventfd_ring(fd) }
+}

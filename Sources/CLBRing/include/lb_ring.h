@@ -100,11 +100,15 @@ struct lb_ring_info {
     uint32_t state;             /* LB_STATE_* (release-stored by lb) */
     uint32_t reserved0;
     uint64_t heartbeat_ns;      /* CLOCK_REALTIME of lb's last heartbeat (about once a second) */
-    uint64_t reserved[6];
+    uint64_t ingress_drops;     /* packets lost before lb read them (the interface's hardware drops,
+                                 * the AF_XDP/AF_PACKET/UDP socket's drops), since lb started;
+                                 * refreshed with the heartbeat. liblbpcap's ps_ifdrop. */
+    uint64_t reserved[5];
 };
 
 /* Start of each lane: one page. Only lb writes it. */
 struct lb_lane_header {
+    /* cache line 0: what consumers poll */
     /* Descriptors published so far. lb stores it with release order after writing the
      * descriptors and bytes; consumers load it with acquire order. Its low 32 bits (first on a
      * little-endian host) are the futex word consumers sleep on. */
@@ -115,6 +119,10 @@ struct lb_lane_header {
      * fence, reclaim <= i still holds. */
     uint64_t reclaim;
     uint64_t reserved[6];
+    /* cache line 1: counters, stored (relaxed) by lb as they change */
+    uint64_t dropped;           /* packets of this lane lb dropped for this ring: ring full, no
+                                 * consumer, stalled consumer (packets_dropped, summed over lanes) */
+    uint64_t reserved_stats[7];
 };
 
 /* A descriptor: one packet. */
@@ -169,7 +177,7 @@ struct lb_lane_control {
      * loads it with acquire order. Low 32 bits: the futex word lb sleeps on when the ring is
      * full and it replays a file. */
     uint64_t tail;
-    uint32_t consumer_waiting;  /* consumer sets 1 before sleeping on head, 0 after */
+    uint32_t consumer_waiting;  /* LB_WAIT_* bits: how the consumer wants lb to wake it; 0: not at all */
     uint32_t reserved0;
     uint64_t reserved1[6];
     /* separate cache line: written by lb */
@@ -177,6 +185,12 @@ struct lb_lane_control {
     uint32_t reserved2;
     uint64_t reserved3[7];
 };
+
+/* lb_lane_control.consumer_waiting: after publishing, lb wakes a consumer that set ... */
+#define LB_WAIT_FUTEX        1u    /* ... FUTEX_WAKE on the lane's head */
+#define LB_WAIT_DOORBELL     2u    /* ... a write of 1 to the ring's doorbell (an eventfd, see
+                                    * LB_ATTACH_DOORBELL): what a consumer that must offer a
+                                    * pollable descriptor (liblbpcap) uses */
 
 #define LB_CONTROL_LANES     256u
 /* Bytes of the CONTROL region for a ring of `lanes` lanes. */
@@ -196,16 +210,22 @@ struct lb_attach_request {
     uint16_t version;           /* LB_RING_VERSION */
     uint16_t mode;              /* LB_MODE_* */
     uint32_t ring;              /* K of NAME:K */
-    uint32_t reserved;
+    uint32_t flags;             /* LB_ATTACH_* */
     char     group[LB_GROUP_NAME_MAX];
 };
+
+/* lb_attach_request.flags */
+#define LB_ATTACH_DOORBELL   0x1u  /* a consumer also wants the ring's doorbell: a third descriptor,
+                                    * an eventfd lb writes 1 to when a consumer_waiting has
+                                    * LB_WAIT_DOORBELL set after it publishes, and at end of stream */
 
 struct lb_attach_reply {
     uint32_t magic;             /* LB_ATTACH_MAGIC */
     uint16_t version;
     uint16_t reserved0;
     int32_t  error;             /* 0, or an errno value; message says why */
-    uint32_t fd_count;          /* descriptors passed with this message (DATA, then CONTROL) */
+    uint32_t fd_count;          /* descriptors passed with this message (DATA, then CONTROL, then
+                                 * the doorbell when LB_ATTACH_DOORBELL was asked) */
     uint64_t data_size;         /* bytes to map of the DATA region */
     uint64_t control_size;      /* bytes to map of the CONTROL region */
     char     message[224];      /* NUL-terminated, human-readable */
@@ -221,7 +241,9 @@ _Static_assert(offsetof(struct lb_ring_info, data_size) == 96, "data_size");
 _Static_assert(offsetof(struct lb_ring_info, group) == 128, "group");
 _Static_assert(offsetof(struct lb_ring_info, state) == 192, "state on its own cache line");
 _Static_assert(offsetof(struct lb_ring_info, heartbeat_ns) == 200, "heartbeat_ns");
-_Static_assert(sizeof(struct lb_lane_header) == LB_CACHELINE, "lane header");
+_Static_assert(offsetof(struct lb_ring_info, ingress_drops) == 208, "ingress_drops");
+_Static_assert(sizeof(struct lb_lane_header) == 2 * LB_CACHELINE, "lane header");
+_Static_assert(offsetof(struct lb_lane_header, dropped) == LB_CACHELINE, "lane counters on their own line");
 _Static_assert(offsetof(struct lb_lane_header, reclaim) == 8, "reclaim");
 _Static_assert(sizeof(struct lb_desc) == 64, "descriptor is one cache line");
 _Static_assert(offsetof(struct lb_desc, data_off) == 8, "data_off");
@@ -246,6 +268,7 @@ _Static_assert(sizeof(struct lb_lane_control) == 128, "lane control");
 _Static_assert(offsetof(struct lb_lane_control, consumer_waiting) == 8, "consumer_waiting");
 _Static_assert(offsetof(struct lb_lane_control, producer_waiting) == 64, "producer_waiting");
 _Static_assert(sizeof(struct lb_attach_request) == 48, "attach request");
+_Static_assert(offsetof(struct lb_attach_request, flags) == 12, "attach flags");
 _Static_assert(sizeof(struct lb_attach_reply) == 256, "attach reply");
 
 #endif /* LB_RING_H */

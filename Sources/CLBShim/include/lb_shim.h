@@ -15,6 +15,11 @@
 int lb_shim_futex_wait(const uint32_t *addr, uint32_t expected, int64_t timeout_ns);
 int lb_shim_futex_wake(const uint32_t *addr, int count);
 
+/* eventfd(2) with EFD_NONBLOCK | EFD_CLOEXEC, counter 0 (a ring's doorbell). */
+int lb_shim_eventfd(void);
+/* Adds 1 to an eventfd's counter (never blocks: the descriptor is non-blocking). */
+int lb_shim_eventfd_ring(int fd);
+
 /* memfd_create(2) with MFD_CLOEXEC | MFD_ALLOW_SEALING. */
 int lb_shim_memfd_create(const char *name);
 /* fcntl(F_ADD_SEALS): F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, plus F_SEAL_FUTURE_WRITE when

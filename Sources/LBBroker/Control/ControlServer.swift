@@ -166,10 +166,12 @@ final class ControlServer {
                 return
             }
             ring.memory.clearConsumerFlags()
-            let reply = AttachProtocol.encode(AttachProtocol.Reply(error: 0, message: "attached to \(ring.name)", fdCount: 2,
+            var fds = [ring.memory.dataDescriptor, ring.memory.controlDescriptor]
+            if request.doorbell { fds.append(ring.memory.doorbellDescriptor) }
+            let reply = AttachProtocol.encode(AttachProtocol.Reply(error: 0, message: "attached to \(ring.name)", fdCount: fds.count,
                                                                   dataSize: g.dataRegionSize, controlSize: g.controlRegionSize))
             do {
-                try Sys.send(p.fd, reply, fds: [ring.memory.dataDescriptor, ring.memory.controlDescriptor])
+                try Sys.send(p.fd, reply, fds: fds)
             } catch {
                 Sys.close(p.fd)
                 return

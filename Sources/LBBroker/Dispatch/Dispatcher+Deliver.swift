@@ -100,7 +100,7 @@ extension Dispatcher {
     @inline(__always)
     mutating func write(ring: Int, _ p: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>) {
         guard shared.isAttached(ring) else {
-            counters.add(ring: ring, .droppedNoConsumer)
+            drop(ring: ring, .droppedNoConsumer)
             return
         }
         var slot = producers[ring].reserve(bytes: p.tunnel &+ p.caplen)
@@ -134,12 +134,20 @@ extension Dispatcher {
         counters.add(ring: ring, .forwardedBytes, UInt64(truncatingIfNeeded: p.caplen))
     }
 
+    /// Counts a packet dropped for `ring`, in lb's stats and in the ring's lane header (where
+    /// consumers read their own loss).
+    @inline(__always)
+    mutating func drop(ring: Int, _ reason: Counters.R) {
+        counters.add(ring: ring, reason)
+        producers[ring].countDrop()
+    }
+
     /// The ring is full. A live source drops; a capture replay waits for the consumer, unless
     /// it is gone or has made no progress for the stall timeout.
     @inline(never)
     mutating func waitForRoom(ring: Int, bytes: Int) -> (desc: UnsafeMutablePointer<lb_desc>, offset: UInt64)? {
         guard backpressure, !shared.isStalled(ring) else {
-            counters.add(ring: ring, shared.isStalled(ring) ? .droppedStalled : .droppedFull)
+            drop(ring: ring, shared.isStalled(ring) ? .droppedStalled : .droppedFull)
             return nil
         }
         publishAll()                     // the consumer must see everything before we wait on it
@@ -147,11 +155,11 @@ extension Dispatcher {
         var since = Sys.monoNanos()
         while true {
             if shared.stopRequested {
-                counters.add(ring: ring, .droppedFull)
+                drop(ring: ring, .droppedFull)
                 return nil
             }
             if !shared.isAttached(ring) {
-                counters.add(ring: ring, .droppedNoConsumer)
+                drop(ring: ring, .droppedNoConsumer)
                 return nil
             }
             producers[ring].waitForSpace(timeoutNanos: 1_000_000)
@@ -163,7 +171,7 @@ extension Dispatcher {
                 since = now
             } else if now &- since > stallTimeout {
                 shared.stalled[ring].store(1, ordering: .relaxed)
-                counters.add(ring: ring, .droppedStalled)
+                drop(ring: ring, .droppedStalled)
                 return nil
             }
         }

@@ -15,6 +15,7 @@ extension Broker {
         shared.laneCounters = live.makeLaneCounters(ringCount: shared.ringCount)
         let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
         reporter.ingress = { live.statsObject(shared: shared.counters) }
+        reporter.upstreamDrops = { live.upstreamDrops() }
         let ops = try Operations.install(config: config, isLive: true, server: server, records: records,
                                          shared: shared, log: log)
         // a live source runs until a signal (Broker.run installed the handlers first thing)

@@ -274,6 +274,25 @@ public final class LiveIngress: @unchecked Sendable {
         for t in threads { Threads.join(t) }
     }
 
+    /// Packets lost before lb read them: the NIC's own drops (missed, FIFO, overrun) and the
+    /// sockets' (AF_XDP: no fill-ring frame or a full RX ring; AF_PACKET: tp_drops). Not the
+    /// interface's rx_dropped, which counts what the host's stack discarded.
+    func upstreamDrops() -> UInt64 {
+        var n: UInt64 = 0
+        for name in ["rx_missed_errors", "rx_fifo_errors", "rx_over_errors"] { n &+= Sys.interfaceCounter(interface, name) }
+        for s in sockets {
+            var one = lbx_xsk_stats()
+            _ = lbx_xsk_stats(s, &one)
+            n &+= one.rx_dropped &+ one.rx_ring_full
+        }
+        if let tpacket {
+            var s = lbx_tpacket_stats()
+            _ = lbx_tpacket_stats(tpacket, &s)
+            n &+= s.drops
+        }
+        return n
+    }
+
     /// The loss-by-stage block of the stats: the interface's counters, the XDP program's,
     /// the AF_XDP sockets' (XDP_STATISTICS) or the AF_PACKET socket's.
     func statsObject(shared: Counters) -> JSONObject {

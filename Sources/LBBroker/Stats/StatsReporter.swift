@@ -17,6 +17,8 @@ final class StatsReporter {
     var udp: UDPStats? = nil
     /// the live source's loss-by-stage block ("ingress"), if there is one
     var ingress: (() -> JSONObject)? = nil
+    /// packets lost before lb read them (hardware and socket drops), for the rings' info block
+    var upstreamDrops: (() -> UInt64)? = nil
 
     init(inputName: String, rings: [RingRecord], shared: SharedState) {
         self.inputName = inputName
