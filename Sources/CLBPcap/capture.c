@@ -346,14 +346,16 @@ static int nothing(struct lbp *h) {
         }
         return LBP_R_EOS;
     }
-    if (h->nonblock) lbp_prepare_poll(h);
+    lbp_prepare_poll(h);
     return 0;
 }
 
 /* Reads up to `max` packets (max <= 0: what is there, up to a ring's worth): to the callback, or
  * with cb NULL one packet into *one. Blocks for the first one when `block`, up to timeout_ms
- * (< 0: until packets, the end, lb's departure or pcap_breakloop). */
-static int read_packets(struct lbp *h, int max, pcap_handler cb, u_char *user, const u_char **one, int block, int timeout_ms) {
+ * (< 0: until packets, the end, lb's departure or pcap_breakloop). `to_program`: the call returns
+ * to the program, which may poll the selectable descriptor next (pcap_loop's own rounds do not). */
+static int read_packets(struct lbp *h, int max, pcap_handler cb, u_char *user, const u_char **one, int block, int timeout_ms,
+                        int to_program) {
     if (!h->activated) return not_activated(h);
     if (h->brk) {
         h->brk = 0;
@@ -387,7 +389,10 @@ static int read_packets(struct lbp *h, int max, pcap_handler cb, u_char *user, c
         if (!lbp_has_packets(h) && lbp_settled(h) != LBP_EMPTY) break;
     }
     if (n == 0) return nothing(h);
-    if (h->drained && lbp_has_packets(h)) lbp_wake_self(h);   /* keep select() honest */
+    if (to_program) {                     /* keep select() honest */
+        if (!lbp_has_packets(h)) lbp_prepare_poll(h);
+        else if (!h->readable) lbp_wake_self(h);
+    }
     return n;
 }
 
@@ -396,7 +401,7 @@ static int timeout_of(struct lbp *h) { return h->timeout_ms > 0 ? h->timeout_ms 
 LBP_EXPORT int pcap_dispatch(pcap_t *p, int cnt, pcap_handler cb, u_char *user) {
     struct lbp *h = lbp_find(p);
     if (h == NULL) return REAL(pcap_dispatch)(p, cnt, cb, user);
-    int r = read_packets(h, cnt, cb, user, NULL, !h->nonblock, timeout_of(h));
+    int r = read_packets(h, cnt, cb, user, NULL, !h->nonblock, timeout_of(h), 1);
     return r == LBP_R_EOS ? 0 : r;      /* a capture file's end: 0 */
 }
 
@@ -405,7 +410,7 @@ LBP_EXPORT int pcap_loop(pcap_t *p, int cnt, pcap_handler cb, u_char *user) {
     if (h == NULL) return REAL(pcap_loop)(p, cnt, cb, user);
     int got = 0;
     for (;;) {
-        int r = read_packets(h, cnt > 0 ? cnt - got : 0, cb, user, NULL, 1, -1);
+        int r = read_packets(h, cnt > 0 ? cnt - got : 0, cb, user, NULL, 1, -1, 0);
         if (r == LBP_R_EOS) return 0;   /* as at the end of a capture file */
         if (r < 0) return r;
         got += r;
@@ -416,7 +421,7 @@ LBP_EXPORT int pcap_loop(pcap_t *p, int cnt, pcap_handler cb, u_char *user) {
 LBP_EXPORT int pcap_next_ex(pcap_t *p, struct pcap_pkthdr **hdr, const u_char **data) {
     struct lbp *h = lbp_find(p);
     if (h == NULL) return REAL(pcap_next_ex)(p, hdr, data);
-    int r = read_packets(h, 1, NULL, NULL, data, !h->nonblock, timeout_of(h));
+    int r = read_packets(h, 1, NULL, NULL, data, !h->nonblock, timeout_of(h), 1);
     if (r == LBP_R_EOS) return PCAP_ERROR_BREAK;    /* a capture file's end: -2 */
     if (r == 1) *hdr = &h->hdr;
     return r;
@@ -426,7 +431,7 @@ LBP_EXPORT const u_char *pcap_next(pcap_t *p, struct pcap_pkthdr *hdr) {
     struct lbp *h = lbp_find(p);
     if (h == NULL) return REAL(pcap_next)(p, hdr);
     const u_char *data;
-    int r = read_packets(h, 1, NULL, NULL, &data, !h->nonblock, timeout_of(h));
+    int r = read_packets(h, 1, NULL, NULL, &data, !h->nonblock, timeout_of(h), 1);
     if (r != 1) return NULL;
     *hdr = h->hdr;
     return data;

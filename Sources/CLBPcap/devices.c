@@ -37,6 +37,7 @@ static void add_rings(pcap_if_t **list) {
     lbp_run_dir(dir, sizeof dir);
     struct dirent **names;
     int count = scandir(dir, &names, NULL, by_name);
+    lbp_debug("findalldevs: %s: %d entries", dir, count);
     if (count < 0) return;
     for (int i = 0; i < count; i++) {
         const char *n = names[i]->d_name;
@@ -47,7 +48,9 @@ static void add_rings(pcap_if_t **list) {
         if (len > 5 && len - 5 < sizeof group && strcmp(n + len - 5, ".sock") == 0) {
             memcpy(group, n, len - 5);
             group[len - 5] = 0;
-            if (lbp_probe_ring(dir, group, &rings, &pid) == 0) {
+            int probed = lbp_probe_ring(dir, group, &rings, &pid);
+            lbp_debug("findalldevs: group %s: %s", group, probed == 0 ? "answers" : "no answer");
+            if (probed == 0) {
                 for (uint32_t k = 0; k < rings && k < 4096; k++) {
                     char name[64], text[160];
                     snprintf(name, sizeof name, "lb:%s:%u", group, k);

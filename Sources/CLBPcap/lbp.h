@@ -74,7 +74,7 @@ struct lbp {
     /* reading */
     int armed;                       /* LB_WAIT_DOORBELL is set in the lanes */
     int timer_set;
-    int drained;                     /* the doorbell/timer were drained since the last self-ring */
+    int readable;                    /* we rang the doorbell ourselves and have not drained it since */
     volatile int brk;                /* pcap_breakloop */
     int ended;                       /* LBP_EOS / LBP_GONE once seen with nothing left */
     uint64_t unreleased;
@@ -123,6 +123,7 @@ int lbp_wait(struct lbp *h, int timeout_ms);
 void lbp_prepare_poll(struct lbp *h);
 void lbp_disarm(struct lbp *h);
 void lbp_wake_self(struct lbp *h);
+void lbp_wait_start(struct lbp *h);
 uint64_t lbp_mono_ns(void);
 
 /* capture.c */

@@ -67,6 +67,7 @@ void lbp_start(struct lbp *h) {
     uint64_t room = h->slots / 4;
     lbp_nap_init(&h->nap, nap, room ? room : 1, h->data_size / 4);
     lbp_report(h);
+    lbp_wait_start(h);
 }
 
 uint64_t lbp_ring_drops(const struct lbp *h) {

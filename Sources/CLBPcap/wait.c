@@ -10,9 +10,11 @@
  *   - the connection to lb, readable when lb goes away.
  * While traffic flows the reader naps (Nap.swift, ported): it lets packets gather for up to
  * 10 ms (at most the read timeout, and never longer than a quarter of the ring at the rate just
- * seen) instead of asking lb to ring per publish; idle, it arms the doorbell. The rule that keeps
- * select() honest: the doorbell and the timer are drained only when the ring was found empty,
- * and a read call that drained them and leaves packets behind rings the doorbell itself. */
+ * seen) instead of asking lb to ring per publish; idle, it arms the doorbell. The rules that keep
+ * select() honest: from activation on, the doorbell is armed; the doorbell and the timer are
+ * drained only when the ring was found empty; a read call that returns to the program with
+ * packets left behind makes sure the doorbell is rung, and one that emptied the ring naps (the
+ * timer) or arms the doorbell before it returns. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -91,7 +93,7 @@ static void drain(struct lbp *h) {
         h->timer_set = 0;
     }
     (void)r;
-    h->drained = 1;
+    h->readable = 0;
 }
 
 static void set_timer(struct lbp *h, uint64_t ns) {
@@ -129,7 +131,14 @@ void lbp_wake_self(struct lbp *h) {
     uint64_t one = 1;
     ssize_t r = write(h->doorbell, &one, sizeof one);
     (void)r;
-    h->drained = 0;
+    h->readable = 1;
+}
+
+/* At activation: a consumer arms the doorbell, a tap sets its timer, so a program that polls
+ * before its first read is woken. */
+void lbp_wait_start(struct lbp *h) {
+    if (h->tap) set_timer(h, LBP_TAP_IDLE_NS);
+    else if (arm(h)) lbp_wake_self(h);
 }
 
 /* How long to sleep now that the ring is empty: a nap, or 0 to wait to be woken. */
@@ -165,7 +174,7 @@ int lbp_wait(struct lbp *h, int timeout_ms) {
     }
 }
 
-/* A non-blocking read found nothing: arrange for the selectable descriptor to become readable
+/* A read call found the ring empty: arrange for the selectable descriptor to become readable
  * when there is something to read (a nap's end, or lb's doorbell). */
 void lbp_prepare_poll(struct lbp *h) {
     if (h->ended) {

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,10 @@ int lb_shim_eventfd(void) {
 int lb_shim_eventfd_ring(int fd) {
     uint64_t one = 1;
     return write(fd, &one, sizeof one) == (ssize_t)sizeof one ? 0 : -1;
+}
+
+long lb_shim_xattr_size(const char *path, const char *name) {
+    return (long)getxattr(path, name, NULL, 0);
 }
 
 int lb_shim_memfd_create(const char *name) {

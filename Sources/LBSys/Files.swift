@@ -70,6 +70,9 @@ public enum Sys {
         try result.get()
     }
 
+    /// Whether `path` has the extended attribute `name` (e.g. security.capability).
+    public static func hasXattr(_ path: String, _ name: String) -> Bool { lb_shim_xattr_size(path, name) > 0 }
+
     public static func memfd(_ name: String) throws(SysError) -> Int32 {
         let fd = lb_shim_memfd_create(name)
         guard fd >= 0 else { throw SysError("memfd_create") }

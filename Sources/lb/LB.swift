@@ -8,7 +8,8 @@ struct LB: ParsableCommand {
         discussion: """
             lb -i pcap:trace.pcap -p zeek:4        split a capture over 4 consumers (lb cat zeek:K ...)
             lb cat zeek:3 -w part3.pcap            write what ring zeek:3 gets as pcap
+            lb exec -- tcpdump -i lb:zeek:3        a pcap program reads ring zeek:3 itself (liblbpcap)
             """,
-        subcommands: [Run.self, Cat.self, Gen.self, FlowLog.self, Tap.self, Stats.self, Check.self],
+        subcommands: [Run.self, Cat.self, Exec.self, Gen.self, FlowLog.self, Tap.self, Stats.self, Check.self],
         defaultSubcommand: Run.self)
 }

@@ -20,6 +20,9 @@ int lb_shim_eventfd(void);
 /* Adds 1 to an eventfd's counter (never blocks: the descriptor is non-blocking). */
 int lb_shim_eventfd_ring(int fd);
 
+/* getxattr(2) with no buffer: the size of attribute `name` of `path`, or -1 (ENODATA: none). */
+long lb_shim_xattr_size(const char *path, const char *name);
+
 /* memfd_create(2) with MFD_CLOEXEC | MFD_ALLOW_SEALING. */
 int lb_shim_memfd_create(const char *name);
 /* fcntl(F_ADD_SEALS): F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, plus F_SEAL_FUTURE_WRITE when
