@@ -238,6 +238,10 @@ static void on_alarm(int sig) {
 static int breakloop(const char *device) {
     handle = open_device(device, 0, 0);
     signal(SIGALRM, on_alarm);
+    sigset_t set;                       /* a test runner may have started us with it blocked */
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
     alarm(1);
     double t0 = now();
     int r = pcap_loop(handle, -1, on_packet, NULL);
