@@ -2,12 +2,14 @@ import Foundation
 import Testing
 
 /// The acceptance test of the core issue, for every case of the Zeek corpus:
-/// `lb -i pcap:TRACE -p a:3 -p b:2` with five `lb cat` consumers started right after lb.
+/// `lb -i pcap:TRACE -p a:3 -p b:2 -p p:4` with five `lb cat` consumers and four unmodified
+/// tcpdumps (`tcpdump -i lb:p:K -w K.pcap` through liblbpcap) started right after lb.
 /// - each group's files together hold every packet of the trace (outer fragments that lb
 ///   reassembles and decapsulates count once, A-MSDU subframes count each, as lb reports);
 /// - no flow appears in two files of one group (tshark names the flows, see PacketFlows);
 /// - every inner connection that Zeek logs with tunnel_parents appears decapsulated;
-/// - tcpdump reads every file.
+/// - tcpdump reads every file; every tcpdump on a ring exits 0 at the end of the stream;
+/// - group p (tcpdump) holds byte for byte the packets group a (lb cat) holds.
 @Suite("Zeek corpus through lb")
 struct CorpusTests {
     @Test("corpus case", arguments: Corpus.cases)
@@ -46,6 +48,8 @@ struct TraceResult: Sendable {
     let splitFlows: [String: [String]]
     /// the first-IP-header flows per group
     let outermost: [String: Set<String>]
+    /// group p (tcpdump through liblbpcap) holds the same records as group a (lb cat)
+    let pcapMatchesCat: Bool
 
     func check() throws {
         #expect(received == tracePackets, "\(trace): lb received \(received) of \(tracePackets) packets")
@@ -53,6 +57,7 @@ struct TraceResult: Sendable {
         for (group, n) in groupPackets.sorted(by: { $0.key < $1.key }) {
             #expect(n == expected, "\(trace): group \(group) holds \(n) packets, expected \(expected) (trace \(tracePackets), merged \(merged), subframes \(subframes))")
         }
+        #expect(pcapMatchesCat, "\(trace): tcpdump through liblbpcap wrote other packets than lb cat")
         for (group, flows) in splitFlows.sorted(by: { $0.key < $1.key }) where !flows.isEmpty {
             Issue.record("\(trace): group \(group): \(flows.count) flows split over rings, e.g. \(flows.prefix(3))")
         }
@@ -72,7 +77,8 @@ actor TraceRuns {
 
     static func run(_ trace: String) throws -> TraceResult {
         let scratch = try ScratchDirectory((trace as NSString).lastPathComponent)
-        var run = LBRun(dir: scratch.path)
+        var run = LBRun(dir: scratch.path, groups: [("a", 3), ("b", 2), ("p", 4)])
+        run.pcapGroups = ["p"]
         try run.startLB(trace)
         try run.startConsumers()
         let stats = try run.finish()
@@ -81,7 +87,7 @@ actor TraceRuns {
         var groupPackets: [String: Int] = [:]
         var split: [String: [String]] = [:]
         var outermost: [String: Set<String>] = [:]
-        for group in ["a", "b"] {
+        for group in ["a", "b", "p"] {
             let rings = run.rings.filter { $0.group == group }
             var perFile: [(LBRun.Ring, PacketFlows)] = []
             var firsts: [String: String] = [:]
@@ -103,8 +109,15 @@ actor TraceRuns {
             }
             split[group] = splitHere.sorted()
         }
+        // what tcpdump wrote through liblbpcap is what lb cat wrote, record for record (time,
+        // lengths, bytes), over the group
+        func records(_ group: String) throws -> [Pcap.Record] {
+            try run.rings.filter { $0.group == group }.flatMap { try Pcap.records(run.files($0)[0]) }
+        }
+        let viaPcap = try records("p"), viaCat = try records("a")
+        let sameRecords = Dictionary(viaPcap.map { ($0, 1) }, uniquingKeysWith: +) == Dictionary(viaCat.map { ($0, 1) }, uniquingKeysWith: +)
         return TraceResult(trace: trace, tracePackets: tracePackets, received: stats.int("packets_received"), merged: stats.int("fragments", "merged"),
                            subframes: stats.int("amsdu_subframes"), groupPackets: groupPackets, splitFlows: split,
-                           outermost: outermost)
+                           outermost: outermost, pcapMatchesCat: sameRecords)
     }
 }

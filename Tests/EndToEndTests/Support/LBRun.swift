@@ -1,6 +1,7 @@
 import Foundation
 
-/// One run of `lb -i pcap:TRACE -p a:3 -p b:2` with an `lb cat` consumer per ring.
+/// One run of `lb -i pcap:TRACE -p a:3 -p b:2` with an `lb cat` consumer per ring (or, for the
+/// groups in `pcapGroups`, an unmodified tcpdump reading the ring through liblbpcap).
 struct LBRun {
     struct Ring: Hashable { let group: String; let index: Int; var name: String { "\(group):\(index)" } }
 
@@ -13,6 +14,8 @@ struct LBRun {
     var starts: [Ring: Int] = [:]
     /// extra environment of the consumers (LB_USER when lb runs as another user)
     var consumerEnvironment: [String: String] = [:]
+    /// groups whose rings tcpdump reads through liblbpcap (`tcpdump -i lb:G:K -w FILE`)
+    var pcapGroups: Set<String> = []
 
     init(dir: String, groups: [(String, Int)] = [("a", 3), ("b", 2)]) {
         self.dir = dir
@@ -36,6 +39,11 @@ struct LBRun {
     mutating func startConsumer(_ r: Ring) throws {
         let n = starts[r, default: 0]
         starts[r] = n + 1
+        if pcapGroups.contains(r.group) {
+            consumers[r] = try Tool("/usr/bin/tcpdump", ["-i", "lb:\(r.name)", "-w", file(r, n), "-Z", "root"], in: dir,
+                                    label: "tcpdump-\(r.group)\(r.index)-\(n)", environment: Pcap.env(runDir: runDir, wait: 60))
+            return
+        }
         consumers[r] = try Tool(Tool.lb, ["cat", r.name, "-w", file(r, n), "--run-dir", runDir, "--wait", "60"],
                                 in: dir, label: "cat-\(r.group)\(r.index)-\(n)", environment: consumerEnvironment)
     }
@@ -51,7 +59,7 @@ struct LBRun {
         let status = try lb.wait(seconds: seconds)
         for (r, c) in consumers {
             let s = try c.wait(seconds: 30)
-            if s != 0 { throw TestFailure("lb cat \(r.name) exited \(s): \(c.stderr)") }
+            if s != 0 { throw TestFailure("\(c.label) (\(r.name)) exited \(s): \(c.stderr)") }
         }
         guard status == 0 else { throw TestFailure("lb exited \(status): \(lb.stderr)") }
         return try LBRun.finalStats(lb.stdout)
