@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "lbp.h"
 #include "lbpcap.h"
 
@@ -334,12 +335,25 @@ static int not_activated(struct lbp *h) {
     return PCAP_ERROR_NOT_ACTIVATED;
 }
 
-/* The end of a read call that delivered nothing: the stream's end, lb gone, or just nothing. */
+/* The end of a read call that delivered nothing: the stream's end, lb gone, or just nothing.
+ * At the end the descriptor stays readable for two more calls, so that a program that polls
+ * sees it (dumpcap, argus and p0f only read when poll says so); after that it is quiet and a
+ * blocking read waits a read timeout first, so that programs that take the end for a timeout
+ * (Suricata, softflowd) do not spin. */
 static int nothing(struct lbp *h) {
     enum lbp_state s = h->ended ? (enum lbp_state)h->ended : lbp_settled(h);
     if (s != LBP_EMPTY) {
         h->ended = (int)s;
-        lbp_wake_self(h);              /* a program that polls comes back and sees it again */
+        if (h->end_calls++ < 2) {
+            lbp_wake_self(h);
+        } else {
+            lbp_quiet(h);
+            if (!h->nonblock) {
+                struct timespec ts = { 0, 100 * 1000 * 1000 };
+                if (h->timeout_ms > 100) ts = (struct timespec){ h->timeout_ms / 1000, (long)(h->timeout_ms % 1000) * 1000000 };
+                nanosleep(&ts, NULL);
+            }
+        }
         if (s == LBP_GONE) {
             lbp_seterr(h, "%s: lb (pid %d) went away without ending the stream", h->device, (int)h->info->producer_pid);
             return PCAP_ERROR;
@@ -402,7 +416,10 @@ LBP_EXPORT int pcap_dispatch(pcap_t *p, int cnt, pcap_handler cb, u_char *user) 
     struct lbp *h = lbp_find(p);
     if (h == NULL) return REAL(pcap_dispatch)(p, cnt, cb, user);
     int r = read_packets(h, cnt, cb, user, NULL, !h->nonblock, timeout_of(h), 1);
-    return r == LBP_R_EOS ? 0 : r;      /* a capture file's end: 0 */
+    /* The end: 0 the first time, as at a capture file's end; PCAP_ERROR_BREAK after that, which
+     * programs that keep reading a live handle take for a clean stop (dumpcap, argus, p0f) */
+    if (r == LBP_R_EOS) return h->end_calls > 1 ? PCAP_ERROR_BREAK : 0;
+    return r;
 }
 
 LBP_EXPORT int pcap_loop(pcap_t *p, int cnt, pcap_handler cb, u_char *user) {

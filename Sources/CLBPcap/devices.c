@@ -3,6 +3,9 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +84,29 @@ LBP_EXPORT int pcap_lookupnet(const char *device, bpf_u_int32 *net, bpf_u_int32 
     *net = 0;
     *mask = 0;
     return 0;
+}
+
+/* argus asks the kernel whether the device is up (SIOCGIFFLAGS on its name) and closes the
+ * capture when that fails; the kernel knows no device "lb:zeek:3" (and would cut the name at the
+ * first ':'). When the real call fails for an lb name, answer "up and running". Every other
+ * ioctl, and every other name, is the real one's. */
+LBP_EXPORT int ioctl(int fd, unsigned long request, ...) {
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = REAL(ioctl)(fd, request, arg);
+    if (r < 0 && request == SIOCGIFFLAGS && arg != NULL) {
+        int e = errno;
+        struct ifreq *ifr = arg;
+        char name[IFNAMSIZ + 1];
+        memcpy(name, ifr->ifr_name, IFNAMSIZ);
+        name[IFNAMSIZ] = 0;
+        if (e == ENODEV && lbp_claims(name)) {
+            ifr->ifr_flags = IFF_UP | IFF_RUNNING;
+            return 0;
+        }
+        errno = e;
+    }
+    return r;
 }

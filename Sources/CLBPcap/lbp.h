@@ -77,6 +77,7 @@ struct lbp {
     int readable;                    /* we rang the doorbell ourselves and have not drained it since */
     volatile int brk;                /* pcap_breakloop */
     int ended;                       /* LBP_EOS / LBP_GONE once seen with nothing left */
+    int end_calls;                   /* read calls that have reported the end */
     uint64_t unreleased;
     uint64_t taken;                  /* packets read from the ring (before the program's filter) */
     uint64_t passed;                 /* ... that passed the filter */
@@ -124,6 +125,7 @@ void lbp_prepare_poll(struct lbp *h);
 void lbp_disarm(struct lbp *h);
 void lbp_wake_self(struct lbp *h);
 void lbp_wait_start(struct lbp *h);
+void lbp_quiet(struct lbp *h);
 uint64_t lbp_mono_ns(void);
 
 /* capture.c */

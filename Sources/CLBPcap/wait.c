@@ -134,6 +134,12 @@ void lbp_wake_self(struct lbp *h) {
     h->readable = 1;
 }
 
+/* Makes the selectable descriptor quiet: nothing will come. */
+void lbp_quiet(struct lbp *h) {
+    lbp_disarm(h);
+    drain(h);
+}
+
 /* At activation: a consumer arms the doorbell, a tap sets its timer, so a program that polls
  * before its first read is woken. */
 void lbp_wait_start(struct lbp *h) {
@@ -177,10 +183,7 @@ int lbp_wait(struct lbp *h, int timeout_ms) {
 /* A read call found the ring empty: arrange for the selectable descriptor to become readable
  * when there is something to read (a nap's end, or lb's doorbell). */
 void lbp_prepare_poll(struct lbp *h) {
-    if (h->ended) {
-        lbp_wake_self(h);
-        return;
-    }
+    if (h->ended) return;
     uint64_t sleep = next_sleep(h);
     drain(h);
     if (sleep > 0) {

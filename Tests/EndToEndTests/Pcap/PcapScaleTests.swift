@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+
+/// liblbpcap at scale and under loss: eight tcpdumps split a million packets, and a stopped
+/// tcpdump on a live ring reports exactly the drops lb counts for that ring.
+@Suite(.serialized) struct PcapScaleTests {
+    /// `lb -i pcap:T -p p:8 -p c:8`: eight `tcpdump -i lb:p:K -w K.pcap` and eight `lb cat c:K`.
+    /// Together the tcpdumps hold every packet of T exactly once (by time stamp, which lb gen makes
+    /// unique), each ring's file is record for record lb cat's, nothing is dropped, and no flow
+    /// (named by tshark, inner flows of tunnels, fragments with their datagram) is in two files.
+    @Test func eightTcpdumpsSplitAMillionPackets() throws {
+        try Pcap.requireBuilt()
+        let scratch = try ScratchDirectory("pcap-million")
+        let dir = scratch.path
+        let trace = dir + "/million.pcap"
+        let packets = 1_000_000
+        let (gs, _) = try Tool.run(Tool.lb, ["gen", "-w", trace, "--packets", "\(packets)", "--flows", "20000", "--sizes", "60-300"],
+                                   in: dir, label: "gen", seconds: 300)
+        #expect(gs == 0)
+        let input = try Pcap.records(trace)
+        #expect(input.count == packets)
+        var run = TwinRun(dir: dir, rings: 8)
+        try run.start(input: "pcap:" + trace)
+        let dumps = try (0..<8).map { k in
+            try run.preloaded("/usr/bin/tcpdump", ["-i", "lb:p:\(k)", "-w", dir + "/p\(k).pcap", "-Z", "root"], label: "tcpdump-\(k)")
+        }
+        let stats = try run.finish(seconds: 300)
+        #expect(stats.int("packets_received") == packets)
+        #expect(stats.int("fragments", "merged") == 0 && stats.int("amsdu_subframes") == 0, "every input packet is delivered as one")
+        let rings = stats["rings"] as? [String: [String: Any]] ?? [:]
+
+        var times: [UInt64: Int] = [:]
+        for p in input { times[UInt64(p.sec) << 32 | UInt64(p.frac), default: 0] += 1 }
+        var delivered = 0
+        var flowsByFile: [PacketFlows] = []
+        var firsts: [String: String] = [:]
+        for (k, td) in dumps.enumerated() {
+            #expect(try td.wait(seconds: 60) == 0, "tcpdump p:\(k): \(td.stderr)")
+            let ring = rings["p:\(k)"] ?? [:]
+            #expect(ring.int("packets_dropped") == 0, "p:\(k): \(ring)")
+            #expect(td.stderr.contains("\(ring.int("packets_forwarded")) packets captured") && td.stderr.contains("0 packets dropped by kernel"),
+                    "p:\(k): \(td.stderr)")
+            let got = try Pcap.records(dir + "/p\(k).pcap")
+            #expect(got == (try Pcap.records(run.catFile(k))), "p:\(k) differs from lb cat's c:\(k)")
+            #expect(got.count == ring.int("packets_forwarded"))
+            delivered += got.count
+            for r in got { times[UInt64(r.sec) << 32 | UInt64(r.frac), default: 0] -= 1 }
+            let flows = try PacketFlows.read(dir + "/p\(k).pcap", in: dir, label: "tshark-\(k)")
+            firsts.merge(flows.firstFragments) { a, _ in a }
+            flowsByFile.append(flows)
+        }
+        #expect(delivered == packets)
+        let unmatched = times.filter { $0.value != 0 }
+        #expect(unmatched.isEmpty, "\(unmatched.count) time stamps not delivered exactly as often as in the input, e.g. \(unmatched.prefix(3))")
+        var owner: [String: Int] = [:]
+        var split: Set<String> = []
+        for (k, var flows) in flowsByFile.enumerated() {
+            flows.resolve(firsts)
+            for f in Set(flows.flows) {
+                if let o = owner[f], o != k { split.insert(f) } else { owner[f] = k }
+            }
+        }
+        #expect(owner.count > 15000, "only \(owner.count) flows named")
+        #expect(split.isEmpty, "\(split.count) flows in two files, e.g. \(split.prefix(3))")
+    }
+
+    /// A live ring whose tcpdump is stopped (SIGSTOP) while traffic flows: lb drops for that
+    /// ring and counts it; when the tcpdump goes on and the stream ends, its "dropped by kernel"
+    /// line is lb's packets_dropped for the ring, and what it captured plus what was dropped is
+    /// what lb placed in the ring. The other ring loses nothing.
+    @Test func aStoppedTcpdumpReportsLbsDropsForItsRing() throws {
+        try Pcap.requireBuilt()
+        let scratch = try ScratchDirectory("pcap-loss")
+        let dir = scratch.path
+        let trace = dir + "/t.pcap"
+        let (gs, _) = try Tool.run(Tool.lb, ["gen", "-w", trace, "--packets", "30000", "--flows", "400", "--sizes", "60-600"],
+                                   in: dir, label: "gen")
+        #expect(gs == 0)
+        let veth = try VethPair()
+        defer { veth.remove() }
+        let runDir = dir + "/run"
+        // small rings so that a stopped reader fills its ring within the replay
+        let lb = try Tool("/usr/sbin/ip", ["netns", "exec", veth.nsA, Tool.lb, "-i", "af_packet:" + veth.a, "-p", "p:2",
+                                           "--run-dir", runDir, "-w", "30", "--ring-slots", "1024"],
+                          in: dir, label: "lb")
+        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
+        try Pcap.waitForSocket(runDir, group: "p")
+        let env = Pcap.env(runDir: runDir)
+        let tds = try (0..<2).map { k in
+            try Tool("/usr/bin/tcpdump", ["-i", "lb:p:\(k)", "-w", dir + "/p\(k).pcap", "-Z", "root"], in: dir, label: "tcpdump-\(k)",
+                     environment: env)
+        }
+        defer { for t in tds { t.signal(SIGCONT); t.signal(SIGKILL); _ = try? t.wait(seconds: 5) } }
+        let attached = Pcap.until(20) { lb.stderr.contains("p:0: consumer attached") && lb.stderr.contains("p:1: consumer attached") }
+        #expect(attached, "\(lb.stderr)")
+        tds[0].signal(SIGSTOP)
+        let sent = try veth.replay([trace], pps: 20000)
+        #expect(sent.packets == 30000)
+        usleep(300_000)
+        tds[0].signal(SIGCONT)
+        usleep(1_500_000)            // the reader drains; lb's ingress counters are published once a second
+        lb.signal(SIGTERM)
+        #expect(try lb.wait(seconds: 30) == 0, "\(lb.stderr)")
+        let stats = try LBRun.finalStats(lb.stdout)
+        let rings = stats["rings"] as? [String: [String: Any]] ?? [:]
+        let stopped = rings["p:0"] ?? [:], running = rings["p:1"] ?? [:]
+        let dropped = stopped.int("packets_dropped")
+        #expect(dropped > 1000, "the stopped reader's ring should have dropped: \(stopped)")
+        #expect(running.int("packets_dropped") == 0, "\(running)")
+        for (k, td) in tds.enumerated() {
+            #expect(try td.wait(seconds: 30) == 0, "tcpdump \(k): \(td.stderr)")
+        }
+        func line(_ text: String, _ suffix: String) -> Int? {
+            text.split(separator: "\n").first { $0.hasSuffix(suffix) }.flatMap { Int($0.split(separator: " ")[0]) }
+        }
+        let captured = line(tds[0].stderr, "packets captured"), kernelDrops = line(tds[0].stderr, "packets dropped by kernel")
+        #expect(kernelDrops == dropped, "tcpdump says \(kernelDrops ?? -1) dropped, lb says \(dropped): \(tds[0].stderr)")
+        #expect(captured == stopped.int("packets_forwarded"), "\(tds[0].stderr) vs \(stopped)")
+        #expect(line(tds[0].stderr, "packets received by filter") == stopped.int("packets_forwarded") + dropped)
+        #expect(line(tds[1].stderr, "packets dropped by kernel") == 0)
+        #expect(try Pcap.records(dir + "/p0.pcap").count == stopped.int("packets_forwarded"))
+    }
+}
