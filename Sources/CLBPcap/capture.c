@@ -403,6 +403,7 @@ static int read_packets(struct lbp *h, int max, pcap_handler cb, u_char *user, c
         if (!lbp_has_packets(h) && lbp_settled(h) != LBP_EMPTY) break;
     }
     if (n == 0) return nothing(h);
+    if (cb != NULL) lbp_release(h);       /* the callbacks are done with every packet */
     if (to_program) {                     /* keep select() honest */
         if (!lbp_has_packets(h)) lbp_prepare_poll(h);
         else if (!h->readable) lbp_wake_self(h);

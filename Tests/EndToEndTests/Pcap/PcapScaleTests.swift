@@ -121,3 +121,56 @@ import Testing
         #expect(try Pcap.records(dir + "/p0.pcap").count == stopped.int("packets_forwarded"))
     }
 }
+
+/// The library's worker report: lb's stats and `lb check` see a tcpdump on a ring as they see
+/// `lb cat`, and a stopped one is named by `lb check` as stuck.
+@Suite(.serialized) struct PcapHealthTests {
+    static func check(_ runDir: String, in dir: String) throws -> (Int32, String) {
+        let t = try Tool(Tool.lb, ["check", "--run-dir", runDir, "--interval", "0.3", "--stuck-warning", "1.5", "--stuck-critical", "2"],
+                         in: dir, label: "check-\(UInt32.random(in: 0...UInt32.max))")
+        let s = try t.wait(seconds: 30)
+        return (s, t.stdout)
+    }
+
+    @Test func lbCheckNamesAStoppedTcpdump() throws {
+        try Pcap.requireBuilt()
+        let scratch = try ScratchDirectory("pcap-check")
+        let dir = scratch.path
+        let trace = dir + "/t.pcap"
+        let (gs, _) = try Tool.run(Tool.lb, ["gen", "-w", trace, "--packets", "60000", "--flows", "400"], in: dir, label: "gen")
+        #expect(gs == 0)
+        let runDir = dir + "/run"
+        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "a:3", "--run-dir", runDir, "-w", "60", "--replay-rate", "2000"],
+                          in: dir, label: "lb")
+        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
+        try Pcap.waitForSocket(runDir, group: "a")
+        let env = Pcap.env(runDir: runDir)
+        let tds = try (0..<3).map { k in
+            try Tool("/usr/bin/tcpdump", ["-i", "lb:a:\(k)", "-w", "/dev/null"], in: dir, label: "tcpdump-\(k)", environment: env)
+        }
+        defer { for t in tds { t.signal(SIGCONT); t.signal(SIGKILL); _ = try? t.wait(seconds: 5) } }
+        var last = (Int32(-1), "")
+        let ok = try Pcap.until(20) { last = try Self.check(runDir, in: dir); return last.0 == 0 }
+        #expect(ok, "not OK at first: \(last.1)")
+        #expect(last.1.hasPrefix("LB OK - 3 rings OK"), "\(last.1)")
+        // lb's stats show the library's report for each ring
+        let st = try Tool(Tool.lb, ["stats", "--json", "--run-dir", runDir], in: dir, label: "stats")
+        #expect(try st.wait(seconds: 20) == 0)
+        for k in 0..<3 {
+            let line = st.stdout.split(separator: "\n").first { $0.contains("\"interface\":\"a:\(k)\"") } ?? ""
+            #expect(line.contains("\"consumer_pid\":\(tds[k].pid)"), "a:\(k): \(line)")
+            // the report's age: the library refreshes it as it reads (lb stats has no report pid yet)
+            let age = line.split(separator: ",").first { $0.hasPrefix("\"worker_report_age_s\":") }
+                .flatMap { Double($0.split(separator: ":")[1]) }
+            #expect(age != nil && age! < 2, "a:\(k): \(line)")
+        }
+        tds[1].signal(SIGSTOP)
+        let critical = try Pcap.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 2 }
+        #expect(critical, "never CRITICAL: \(last.1)")
+        #expect(last.1.hasPrefix("LB CRITICAL - a:1 consumer pid \(tds[1].pid) stuck"), "\(last.1)")
+        #expect(last.1.contains("2 of 3 rings OK"), "\(last.1)")
+        tds[1].signal(SIGCONT)
+        let back = try Pcap.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 0 }
+        #expect(back, "not OK after SIGCONT: \(last.1)")
+    }
+}
