@@ -136,6 +136,47 @@ func put(_ p: inout LaneProducer, seq: UInt64, length: Int) -> Bool {
         #expect(c.next() != nil)
     }
 
+    /// A consumer that set LB_WAIT_DOORBELL is woken through the ring's eventfd: lb writes it
+    /// when it publishes (not while the flag is clear) and when it marks the end of the stream.
+    @Test func doorbellRingsForAConsumerThatAsked() throws {
+        let pair = try Pair()
+        var p = pair.memory.producer(lane: 0)
+        let bell = pair.memory.doorbellDescriptor
+        func count() -> UInt64 {
+            var v: UInt64 = 0
+            return read(bell, &v, 8) == 8 ? v : 0      // non-blocking: 0 when nothing was rung
+        }
+        let waiting = try controlPointer(pair) + MemoryLayout<lb_lane_control>.offset(of: \.consumer_waiting)!
+        #expect(put(&p, seq: 1, length: 10))
+        p.publish()
+        #expect(count() == 0, "nobody asked: no ring")
+        waiting.storeBytes(of: LB_WAIT_DOORBELL, as: UInt32.self)
+        #expect(put(&p, seq: 2, length: 10))
+        p.publish()
+        #expect(put(&p, seq: 3, length: 10))
+        p.publish()
+        #expect(count() == 2, "one ring per publish while the flag is set")
+        waiting.storeBytes(of: 0, as: UInt32.self)
+        pair.memory.setState(LB_STATE_EOS)
+        #expect(count() == 1, "the end of the stream rings")
+    }
+
+    /// Drops are counted where consumers can read them: the lane header's `dropped`.
+    @Test func dropsArePublishedInTheLaneHeader() throws {
+        let pair = try Pair()
+        let p = pair.memory.producer(lane: 0)
+        for _ in 0..<5 { p.countDrop() }
+        #expect(pair.memory.publishedDrops == 5)
+        let lane = pair.consumerSide.info.lane_offset
+        let fd = pair.memory.dataDescriptor
+        var v: UInt64 = 0
+        #expect(pread(fd, &v, 8, off_t(lane) + off_t(MemoryLayout<lb_lane_header>.offset(of: \.dropped)!)) == 8)
+        #expect(v == 5)
+        pair.memory.setIngressDrops(42)
+        #expect(pread(fd, &v, 8, off_t(MemoryLayout<lb_ring_info>.offset(of: \.ingress_drops)!)) == 8)
+        #expect(v == 42)
+    }
+
     func controlPointer(_ pair: Pair) throws -> UnsafeMutableRawPointer {
         let g = pair.memory.geometry
         let m = mmap(nil, g.controlRegionSize, PROT_READ | PROT_WRITE, MAP_SHARED, pair.memory.controlDescriptor, 0)
@@ -150,6 +191,11 @@ func put(_ p: inout LaneProducer, seq: UInt64, length: Int) -> Bool {
         let bytes = AttachProtocol.encode(r)
         #expect(bytes.count == AttachProtocol.requestSize)
         #expect(bytes.withUnsafeBytes { AttachProtocol.decodeRequest($0) } == r)
+        let bell = AttachProtocol.Request(group: "zeek", ring: 3, mode: .consumer, doorbell: true)
+        #expect(AttachProtocol.encode(bell).withUnsafeBytes { AttachProtocol.decodeRequest($0) } == bell)
+        var unknown = AttachProtocol.encode(bell)
+        unknown[12] |= 0x80                       // a flag this lb does not know
+        #expect(unknown.withUnsafeBytes { AttachProtocol.decodeRequest($0) } == nil)
         let reply = AttachProtocol.Reply(error: 16, message: "zeek:3 already has a consumer", fdCount: 0)
         #expect(AttachProtocol.encode(reply).withUnsafeBytes { AttachProtocol.decodeReply($0) } == reply)
     }
