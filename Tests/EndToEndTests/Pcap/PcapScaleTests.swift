@@ -122,6 +122,47 @@ import Testing
     }
 }
 
+/// Two RX queues, two lanes per ring (AF_XDP): the library reads both lanes of its ring and gets
+/// the packets lb cat gets from the twin ring (as a set: the lanes interleave as the readers go).
+@Suite(.serialized) struct PcapLaneTests {
+    @Test func bothLanesOfALiveRing() throws {
+        try Pcap.requireBuilt()
+        try LiveIngressTests.buildXDPObject()
+        let veth = try VethPair(queues: 2)
+        defer { veth.remove() }
+        let scratch = try ScratchDirectory("pcap-lanes")
+        let dir = scratch.path
+        let runDir = dir + "/run"
+        let lb = try Tool("/usr/sbin/ip", ["netns", "exec", veth.nsA, Tool.lb, "-i", veth.a, "-p", "p:1", "-p", "c:1",
+                                           "--run-dir", runDir, "-w", "30", "--cpus", "0,1", "--xdp-frames", "4096"],
+                          in: dir, label: "lb", environment: ["LB_XDP_OBJECT": Corpus.repoRoot + "/.build/bpf/lb_xdp.o"])
+        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
+        try Pcap.waitForSocket(runDir, group: "p")
+        let td = try Tool("/usr/bin/tcpdump", ["-i", "lb:p:0", "-w", dir + "/p0.pcap", "-Z", "root"], in: dir, label: "tcpdump",
+                          environment: Pcap.env(runDir: runDir))
+        let cat = try Tool(Tool.lb, ["cat", "c:0", "-w", dir + "/c0.pcap", "--run-dir", runDir], in: dir, label: "cat")
+        defer { td.signal(SIGKILL); cat.signal(SIGKILL) }
+        let attached = Pcap.until(20) { lb.stderr.components(separatedBy: "consumer attached").count == 3 }
+        #expect(attached, "\(lb.stderr)")
+        #expect(lb.stderr.contains("queue(s) 0,1"), "\(lb.stderr)")
+        let traces = [Corpus.root + "/traces/smtp.pcap", Corpus.root + "/traces/wikipedia.pcap"]
+        let first = try veth.replay(traces, pps: 2000, cpu: 0)
+        let second = try veth.replay(traces, pps: 2000, cpu: 1)
+        usleep(500_000)
+        lb.signal(SIGTERM)
+        #expect(try lb.wait(seconds: 30) == 0, "\(lb.stderr)")
+        #expect(try td.wait(seconds: 20) == 0, "\(td.stderr)")
+        #expect(try cat.wait(seconds: 20) == 0)
+        let stats = try LBRun.finalStats(lb.stdout)
+        let q0 = stats.int("ingress", "queue_packets", "0"), q1 = stats.int("ingress", "queue_packets", "1")
+        #expect(q0 > 0 && q1 > 0, "both queues received packets: \(q0), \(q1)")
+        let got = try Pcap.records(dir + "/p0.pcap"), want = try Pcap.records(dir + "/c0.pcap")
+        #expect(got.count == first.packets + second.packets - stats.int("fragments", "merged"))
+        #expect(Dictionary(got.map { ($0, 1) }, uniquingKeysWith: +) == Dictionary(want.map { ($0, 1) }, uniquingKeysWith: +),
+                "tcpdump and lb cat got other packets from the two lanes")
+    }
+}
+
 /// The library's worker report: lb's stats and `lb check` see a tcpdump on a ring as they see
 /// `lb cat`, and a stopped one is named by `lb check` as stuck.
 @Suite(.serialized) struct PcapHealthTests {
