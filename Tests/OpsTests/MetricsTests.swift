@@ -100,6 +100,24 @@ import Testing
         let (s, text) = try Self.curl("http://127.0.0.1:\(port)/metrics", in: dir)
         #expect(s == 0 && text.contains("# TYPE lb_ring_packets_forwarded_total counter"), "\(text.prefix(300))")
         #expect(text.contains("lb_ring_packets_dropped_total{group=\"a\",ring=\"1\",reason=\"no_consumer\"}"))
+        // Every family stands together, HELP and TYPE once, before its samples (the exposition
+        // format requires it; promtool does not check it, strict OpenMetrics parsers do).
+        var seen: Set<String> = [], current = ""
+        for line in text.split(separator: "\n") {
+            let name: String
+            if line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") {
+                name = String(line.split(separator: " ")[2])
+                if line.hasPrefix("# HELP ") {
+                    #expect(!seen.contains(name), "family \(name) declared twice")
+                    seen.insert(name)
+                }
+            } else {
+                name = String(line.prefix { $0 != "{" && $0 != " " })
+                #expect(name == current, "a sample of \(name) outside its family (after \(current))")
+            }
+            current = name
+        }
+        #expect(seen.count > 20)
 
         // Every metric the example Grafana dashboard uses is one lb serves.
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

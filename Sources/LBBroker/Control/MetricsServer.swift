@@ -88,21 +88,28 @@ final class MetricsServer {
     }
 }
 
-/// The Prometheus text exposition format of lb's status.
+/// The Prometheus text exposition format of lb's status. Samples are kept per family and
+/// written family by family, HELP and TYPE once each: the format requires every line of a
+/// family to stand together, and strict (OpenMetrics) parsers reject interleaved families.
 struct PrometheusText {
-    var out = ""
-    var declared: Set<String> = []
+    struct Family { let header: String; var samples: String }
+    var families: [Family] = []
+    var index: [String: Int] = [:]
+
+    var out: String { families.map { $0.header + $0.samples }.joined() }
 
     mutating func metric(_ name: String, _ type: String, _ help: String, _ labels: [(String, String)], _ value: String) {
-        if !declared.contains(name) {
-            declared.insert(name)
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-        }
-        out += name
+        var line = name
         if !labels.isEmpty {
-            out += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+            line += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
         }
-        out += " \(value)\n"
+        line += " \(value)\n"
+        if let i = index[name] {
+            families[i].samples += line
+        } else {
+            index[name] = families.count
+            families.append(Family(header: "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n", samples: line))
+        }
     }
 
     mutating func counter(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ v: UInt64) {
