@@ -17,7 +17,7 @@ for f in "$src"/*.c "$src"/*.h "$src"/include/*.h Sources/CLBRing/include/lb_rin
 done
 if [ "$stale" = 1 ]; then
     # -fvisibility=hidden: only pcap_* and lbpcap_version are exported (LBP_EXPORT)
-    "$CC" -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
+    "$CC" -std=gnu11 -O2 -flto -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
         -I"$src" -I"$src/include" -ISources/CLBRing/include \
         -Wl,-soname,liblbpcap.so -Wl,--no-undefined -Wl,-z,defs \
         -o "$out.tmp" "$src"/*.c -lpcap

@@ -66,6 +66,7 @@ struct lbp {
     size_t data_len, control_len;
     const struct lb_ring_info *info;
     struct lb_consumer_report *report;
+    int32_t pid;                     /* ours, for the report */
     uint32_t lanes, lane_now, lane_run;
     uint32_t slots, max_caplen;
     uint64_t data_size;
@@ -119,7 +120,11 @@ uint64_t lbp_ring_drops(const struct lbp *h);
 
 /* wait.c */
 void lbp_nap_init(struct lbp_nap *n, uint64_t max_ns, uint64_t room_packets, uint64_t room_bytes);
-void lbp_nap_count(struct lbp_nap *n, uint64_t packets, uint64_t bytes);
+/* What was read since the last nap (per packet: inline). */
+static inline void lbp_nap_count(struct lbp_nap *n, uint64_t packets, uint64_t bytes) {
+    n->packets += packets;
+    n->bytes += bytes;
+}
 int lbp_wait(struct lbp *h, int timeout_ms);
 void lbp_prepare_poll(struct lbp *h);
 void lbp_disarm(struct lbp *h);

@@ -41,11 +41,6 @@ void lbp_nap_init(struct lbp_nap *n, uint64_t max_ns, uint64_t room_packets, uin
     n->room_bytes = room_bytes;
 }
 
-void lbp_nap_count(struct lbp_nap *n, uint64_t packets, uint64_t bytes) {
-    n->packets += packets;
-    n->bytes += bytes;
-}
-
 static void nap_reset(struct lbp_nap *n) {
     n->current = n->idle = n->cycle_start = n->packets = n->bytes = 0;
 }
