@@ -27,10 +27,13 @@ public final class RingMemory: @unchecked Sendable {
         self.name = name
         self.geometry = g
         self.instanceID = instanceID
+        // memfds start at mode 0777; only lb's user until the control server applies --ring-group
         dataFD = OwnedFD(try Sys.memfd("lb:\(name):data"))
+        guard fchmod(dataFD.raw, 0o600) == 0 else { throw SysError("fchmod") }
         try Sys.truncate(dataFD.raw, g.dataRegionSize)
         dataMap = try Mapping(fd: dataFD.raw, size: g.dataRegionSize, writable: true)
         controlFD = OwnedFD(try Sys.memfd("lb:\(name):control"))
+        guard fchmod(controlFD.raw, 0o600) == 0 else { throw SysError("fchmod") }
         try Sys.truncate(controlFD.raw, g.controlRegionSize)
         controlMap = try Mapping(fd: controlFD.raw, size: g.controlRegionSize, writable: true)
         doorbellFD = OwnedFD(try Sys.eventfd())

@@ -415,7 +415,7 @@ final class VethPair {
         var run = LBRun(dir: scratch.path, groups: [("t", 2)])
         run.consumerEnvironment = ["LB_USER": "nobody"]
         try FileManager.default.createDirectory(atPath: run.runDir, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: run.runDir)
+        chown(run.runDir, 65534, 65534)   // lb (nobody) must own its run directory
         try Self.buildXDPObject()
         let caps = "-all,+net_admin,+net_raw,+bpf,+ipc_lock"
         run.lb = try Tool("/usr/sbin/ip", ["netns", "exec", veth.nsA, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",

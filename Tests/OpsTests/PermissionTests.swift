@@ -96,4 +96,56 @@ import Testing
         #expect(s == 1)
         #expect(err.contains("not by the user lb runs as"), "\(err)")
     }
+
+    /// Security settings that cannot be applied stop lb with the path and the errno; a run
+    /// directory another user could write into is refused; a umask of 000 loosens nothing.
+    @Test func permissionsThatCannotBeAppliedStopLB() throws {
+        #expect(getuid() == 0, "this test must run as root (it switches to user nobody)")
+        let scratch = try Scratch("perm-checked")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
+        func lb(_ args: [String], label: String) throws -> (Int32, String) {
+            let (s, _, err) = try Proc.run(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "-w", "0"] + args, in: dir, label: label)
+            return (s, err)
+        }
+        // a group that does not exist
+        let (s1, e1) = try lb(["--run-dir", dir + "/r1", "--ring-group", "no-such-group-here"], label: "nogroup")
+        #expect(s1 != 0 && e1.contains("no such group"), "\(e1)")
+        // a group lb's user is not in: nobody cannot give its socket to group daemon
+        try FileManager.default.createDirectory(atPath: dir + "/r2", withIntermediateDirectories: true)
+        chown(dir + "/r2", 65534, 65534)
+        let (s2, e2) = try Self.asNobody(["-i", "pcap:" + trace, "-p", "a:1", "-w", "0", "--run-dir", dir + "/r2", "--ring-group", "daemon"],
+                                         groups: nil, in: dir, label: "notmember")
+        #expect(s2 != 0, "lb ran although it could not apply --ring-group: \(e2)")
+        #expect(e2.contains("cannot give \(dir)/r2 to group 1") && e2.contains("Operation not permitted"), "\(e2)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/r2/a.sock"), "a socket was left behind")
+        // a run directory that belongs to another user
+        try FileManager.default.createDirectory(atPath: dir + "/r3", withIntermediateDirectories: true)
+        chown(dir + "/r3", 65534, 65534)
+        let (s3, e3) = try lb(["--run-dir", dir + "/r3"], label: "otherowner")
+        #expect(s3 != 0 && e3.contains("belongs to uid 65534"), "\(e3)")
+        // a run directory anyone can write into; a sticky one is fine
+        try FileManager.default.createDirectory(atPath: dir + "/r4", withIntermediateDirectories: true)
+        chmod(dir + "/r4", 0o777)
+        let (s4, e4) = try lb(["--run-dir", dir + "/r4"], label: "worldwritable")
+        #expect(s4 != 0 && e4.contains("has mode 777"), "\(e4)")
+        chmod(dir + "/r4", 0o1777)
+        let (s5, e5) = try lb(["--run-dir", dir + "/r4"], label: "sticky")
+        #expect(s5 == 0, "\(e5)")
+        // umask 000: the socket and the run directory still get exactly the modes lb sets
+        let runDir = dir + "/r6"
+        let l = try Proc("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", Ops.lb, "-i", "pcap:" + trace, "-p", "a:1", "-w", "60",
+                                     "--run-dir", runDir], in: dir, label: "umask")
+        defer { l.stop() }
+        #expect(try Ops.until(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        usleep(200_000)
+        var st = stat()
+        #expect(stat(runDir + "/a.sock", &st) == 0 && st.st_mode & 0o777 == 0o660, "socket mode \(String(st.st_mode & 0o777, radix: 8))")
+        #expect(stat(runDir, &st) == 0 && st.st_mode & 0o022 == 0, "run dir mode \(String(st.st_mode & 0o777, radix: 8))")
+        for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(l.child.pid)/fd")) ?? [] {
+            let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(l.child.pid)/fd/\(fd)")) ?? ""
+            guard link.hasPrefix("/memfd:lb:") else { continue }
+            #expect(stat("/proc/\(l.child.pid)/fd/\(fd)", &st) == 0 && st.st_mode & 0o077 & ~0o040 == 0, "\(link): \(String(st.st_mode & 0o777, radix: 8))")
+        }
+    }
 }

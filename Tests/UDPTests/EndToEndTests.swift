@@ -10,14 +10,16 @@ import Testing
 @Suite(.serialized) struct UDPEndToEndTests {
     static let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
-    /// A scratch directory everyone may write (lb runs as nobody), removed at the end.
+    /// A scratch directory everyone may write (lb runs as nobody), with a run directory that
+    /// belongs to nobody (lb refuses one that others could write into), removed at the end.
     final class Scratch {
         let path: String
         init(_ label: String) throws {
             path = "/tmp/lbu-\(label)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             try FileManager.default.createDirectory(atPath: path + "/run", withIntermediateDirectories: true)
             chmod(path, 0o777)
-            chmod(path + "/run", 0o777)
+            chown(path + "/run", 65534, 65534)
+            chmod(path + "/run", 0o755)
         }
         deinit { try? FileManager.default.removeItem(atPath: path) }
     }
@@ -388,8 +390,8 @@ import Testing
         try a.start(input: "udp::127.0.0.1:\(port):vxlan", extra: ["--reuseport"])
         let refused = try Run("rc", rings: 1, group: "c")
         defer { refused.kill() }
-        let (status, _, err) = try ChildProcess.run(Paths.lb, ["-i", "udp::127.0.0.1:\(port):vxlan", "-p", "c:1", "-w", "0",
-                                                              "--run-dir", refused.run], seconds: 30)
+        let (status, _, err) = try ChildProcess.run(Self.nobody[0], Array(Self.nobody.dropFirst()) + [Paths.lb, "-i", "udp::127.0.0.1:\(port):vxlan",
+                                                                "-p", "c:1", "-w", "0", "--run-dir", refused.run], seconds: 30)
         #expect(status != 0 && err.contains("in use") && err.contains("--reuseport"), "second lb without --reuseport: \(status) \(err)")
         try b.start(input: "udp::127.0.0.1:\(port):vxlan", extra: ["--reuseport"])
         // 64 outer flows (source ports), 10 datagrams each, inner flows varying

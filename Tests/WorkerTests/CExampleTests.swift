@@ -54,7 +54,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: false,
                                                 attributes: [.posixPermissions: 0o777])
         chmod(scratch.path, 0o755)
-        chmod(runDir, 0o777)   // (the umask may have narrowed it)
+        chown(runDir, 65534, 65534)   // lb (nobody) must own its run directory
+        chmod(runDir, 0o755)
         let asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"]
         // The example starts first and waits for lb; lb replays slowly (about a second), so both
         // can be seen running as nobody.

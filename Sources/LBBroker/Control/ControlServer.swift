@@ -53,8 +53,8 @@ final class ControlServer {
     /// that died is replaced; one that answers belongs to a running lb and is an error.
     func start() throws(BrokerError) {
         do { try Sys.mkdirs(runDir) } catch { throw BrokerError("--run-dir \(runDir): \(error)") }
-        RingPermissions.applyToRunDirectory(runDir, group: ringGroup)
-        for r in rings { RingPermissions.applyToRing(r.memory, group: ringGroup) }
+        try RingPermissions.applyToRunDirectory(runDir, group: ringGroup)
+        for r in rings { try RingPermissions.applyToRing(r.memory, group: ringGroup) }
         for group in byGroup.keys.sorted() {
             let path = RunDirectory.socketPath(runDir, group: group)
             if let probe = try? Sys.connectUnix(path) {
@@ -63,11 +63,13 @@ final class ControlServer {
             }
             Sys.unlink(path)
             let fd: Int32
-            do { fd = try Sys.listenUnix(path) } catch { throw BrokerError("cannot listen on \(path): \(error)") }
-            Sys.setNonBlocking(fd, true)
-            _ = chmod(path, 0o660)
-            RingPermissions.applyToSocket(path, group: ringGroup)
+            // bound with mode 0600: only lb's user can connect until the group and mode are set
+            let old = umask(0o177)
+            do { fd = try Sys.listenUnix(path) } catch { umask(old); throw BrokerError("cannot listen on \(path): \(error)") }
+            umask(old)
             listeners.append(Listener(fd: fd, group: group, path: path))
+            Sys.setNonBlocking(fd, true)
+            try RingPermissions.applyToSocket(path, group: ringGroup)
         }
     }
 

@@ -45,10 +45,14 @@ extension Broker {
         // the user lb runs as (LB_USER), and consumers running as that user can connect. The
         // group stays --ring-group's when there is one. (The directory is left as it is: a
         // socket lb cannot remove at the end is replaced by the next lb.)
-        for group in Set(groups) { _ = Glibc.chown(RunDirectory.socketPath(runDir, group: group), uid, uid_t.max) }
+        for group in Set(groups) {
+            let path = RunDirectory.socketPath(runDir, group: group)
+            if Glibc.chown(path, uid, uid_t.max) != 0 { throw BrokerError("--user \(user): cannot give \(path) to uid \(uid): \(SysError("chown"))") }
+        }
         for r in rings {
-            _ = fchown(r.memory.dataDescriptor, uid, uid_t.max)
-            _ = fchown(r.memory.controlDescriptor, uid, uid_t.max)
+            for fd in [r.memory.dataDescriptor, r.memory.controlDescriptor] where fchown(fd, uid, uid_t.max) != 0 {
+                throw BrokerError("--user \(user): cannot give the memory of \(r.name) to uid \(uid): \(SysError("fchown"))")
+            }
         }
         var err = [CChar](repeating: 0, count: 256)
         guard lbx_drop_to_user(uid, gid, &err, err.count) == 0 else {
