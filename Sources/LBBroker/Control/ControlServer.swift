@@ -40,6 +40,11 @@ final class ControlServer {
     var ringGroup: gid_t? = nil
     /// the answer to a stats request (LB_MODE_STATS); set by `Operations`
     var statsText: (() -> String)? = nil
+    /// past the open-file limit (EMFILE/ENFILE) accepting is paused until then, instead of
+    /// polling a listener that stays readable (a busy loop)
+    var acceptPausedUntil: UInt64 = 0
+    /// repeated events are logged at most once a period, with how many there were
+    var acceptErrors = LogLimiter(), idleClients = LogLimiter()
 
     init(runDir: String, rings: [RingRecord], shared: SharedState, log: @escaping (String) -> Void) {
         self.runDir = runDir
@@ -78,7 +83,9 @@ final class ControlServer {
         var fds: [pollfd] = []
         let waiting = pending
         let tapsNow = taps
-        for l in listeners { fds.append(pollfd(fd: l.fd, events: Int16(POLLIN), revents: 0)) }
+        let accepting = Sys.monoNanos() >= acceptPausedUntil
+        // a paused listener is polled for nothing (events 0): it keeps its place in `fds`
+        for l in listeners { fds.append(pollfd(fd: l.fd, events: accepting ? Int16(POLLIN) : 0, revents: 0)) }
         for p in waiting { fds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)) }
         let consumers = rings.filter { $0.consumerFD >= 0 }
         for r in consumers { fds.append(pollfd(fd: r.consumerFD, events: Int16(POLLIN) | pollRDHUP, revents: 0)) }
@@ -98,7 +105,9 @@ final class ControlServer {
             if fds[i].revents != 0 {
                 handleRequest(p)
             } else if now > p.deadline {
-                log("control: a client connected to \(p.group) but sent no request; closed")
+                if let n = idleClients.allow(now: now) {
+                    log("control: \(n) client(s) connected to \(p.group) but sent no request in 2 s; closed")
+                }
                 Sys.close(p.fd)
             } else {
                 stillPending.append(p)
@@ -124,7 +133,16 @@ final class ControlServer {
     func acceptAll(_ l: Listener, into accepted: inout [Pending]) {
         while true {
             let c: Int32?
-            do { c = try Sys.accept(l.fd) } catch { log("control: \(error)"); return }
+            do {
+                c = try Sys.accept(l.fd)
+            } catch {
+                let now = Sys.monoNanos()
+                if error.code == EMFILE || error.code == ENFILE {
+                    acceptPausedUntil = now + 100_000_000      // let clients leave; look again in 100 ms
+                }
+                if let n = acceptErrors.allow(now: now) { log("control: accept: \(error) (\(n) time(s)); new connections wait") }
+                return
+            }
             guard let c else { return }
             accepted.append(Pending(fd: c, group: l.group, deadline: Sys.monoNanos() + 2_000_000_000))
         }
@@ -257,6 +275,22 @@ final class ControlServer {
             Sys.unlink(l.path)
         }
         listeners = []
+    }
+}
+
+/// Logs an event that may repeat at most once per `period`, with the number of times it happened.
+struct LogLimiter {
+    var period: UInt64 = 10_000_000_000
+    var last: UInt64 = 0
+    var count = 0
+
+    /// The number of events to report now (this one included), or nil to stay quiet.
+    mutating func allow(now: UInt64) -> Int? {
+        count += 1
+        guard last == 0 || now &- last >= period else { return nil }
+        last = now
+        defer { count = 0 }
+        return count
     }
 }
 

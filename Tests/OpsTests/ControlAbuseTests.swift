@@ -1,0 +1,59 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The control server against clients that misbehave (issue 14's probes): more connections than
+/// lb may open files must not make it spin or flood its log, and it serves again once they go.
+@Suite(.serialized) struct ControlAbuseTests {
+    static func cpuTicks(_ pid: Int32) -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = s.lastIndex(of: ")") else { return 0 }
+        let f = s[s.index(after: close)...].split(separator: " ")
+        return (Int(f[11]) ?? 0) + (Int(f[12]) ?? 0)        // utime + stime
+    }
+
+    static func connect(_ path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
+        var a = sockaddr_un()
+        a.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &a.sun_path) { dst in for (i, b) in path.utf8.enumerated() where i < dst.count - 1 { dst[i] = b } }
+        let r = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        if r != 0 { close(fd); return -1 }
+        return fd
+    }
+
+    @Test func twiceTheFileLimitOfClientsNeitherSpinsNorFloods() throws {
+        let scratch = try Scratch("abuse-files")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
+        let runDir = dir + "/run"
+        let limit = 64
+        let lb = try Proc("/usr/bin/prlimit", ["--nofile=\(limit)", "--", Ops.lb, "-i", "pcap:" + trace, "-p", "a:1", "--run-dir", runDir,
+                                                "-w", "60"], in: dir, label: "lb")
+        defer { lb.stop() }
+        #expect(try Ops.until(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        usleep(200_000)
+        var clients: [Int32] = []
+        defer { for c in clients { close(c) } }
+        for _ in 0..<(2 * limit) {
+            let c = Self.connect(runDir + "/a.sock")
+            if c >= 0 { clients.append(c) }
+        }
+        #expect(clients.count > limit, "only \(clients.count) connections went through")
+        let before = Self.cpuTicks(lb.child.pid)
+        usleep(1_500_000)
+        let used = Self.cpuTicks(lb.child.pid) - before     // clock ticks (100 a second)
+        #expect(used < 30, "lb used \(used) ticks of CPU in 1.5 s at its file limit: a busy loop")
+        let lines = lb.stderr.split(separator: "\n").filter { $0.contains("control:") }.count
+        #expect(lines < 10, "\(lines) log lines: \(lb.stderr.suffix(600))")
+        for c in clients { close(c) }
+        clients = []
+        // the clients are gone: lb answers a stats request again
+        var answered = false
+        _ = try Ops.until(10) {
+            answered = (try? Ops.stats(runDir: runDir, in: dir))?["a:0"] != nil
+            return answered
+        }
+        #expect(answered, "lb did not answer after the clients left: \(lb.stderr.suffix(600))")
+    }
+}
