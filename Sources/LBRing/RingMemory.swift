@@ -176,4 +176,9 @@ public struct ConsumerReport: Equatable, Sendable {
     public var packetsProcessed: UInt64
     public var lossGaps: UInt64
     public var lossAcks: UInt64
+
+    public init(pid: Int32 = 0, heartbeatNanos: UInt64 = 0, packetsProcessed: UInt64 = 0, lossGaps: UInt64 = 0, lossAcks: UInt64 = 0) {
+        self.pid = pid; self.heartbeatNanos = heartbeatNanos; self.packetsProcessed = packetsProcessed
+        self.lossGaps = lossGaps; self.lossAcks = lossAcks
+    }
 }

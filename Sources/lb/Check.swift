@@ -85,7 +85,11 @@ struct Check: ParsableCommand {
                 let dropPct = fwd &+ drop == 0 ? 0 : Double(drop) * 100 / Double(fwd &+ drop)
                 let stuck = r.num("consumer_stuck_seconds")
                 let acks = r.u64("worker_loss_acks"), gaps = r.u64("worker_loss_gaps")
-                let lossPct = acks == 0 ? 0 : Double(gaps) * 100 / Double(acks)
+                // a report that cannot be right (more gaps than acks, more processed than
+                // forwarded, a time in the future) is written by the worker, not measured:
+                // say so instead of judging by it
+                let suspect = r["worker_report_suspect"] as? Bool == true
+                let lossPct = acks == 0 || suspect ? 0 : Double(gaps) * 100 / Double(acks)
                 let failed = r["failed_over"] as? Bool == true ? " (its flows failed over)" : ""
                 var level = Level.ok
                 var why: [String] = []
@@ -99,6 +103,7 @@ struct Check: ParsableCommand {
                 }
                 if dropPct > dropCritical { raise(.critical, "dropping \(fmt(dropPct))% of packets") }
                 else if dropPct > dropWarning { raise(.warning, "dropping \(fmt(dropPct))% of packets") }
+                if suspect { raise(.warning, "worker pid \(r["worker_report_pid"] ?? "?") reports figures that cannot be right (\(gaps) gaps of \(acks) acks)") }
                 if lossPct > lossCritical { raise(.critical, "worker reports \(fmt(lossPct))% loss") }
                 else if lossPct > lossWarning { raise(.warning, "worker reports \(fmt(lossPct))% loss") }
                 if level != .ok { problems.append((level, "\(name) \(why.joined(separator: ", "))")) }

@@ -19,6 +19,11 @@ struct LBSnapshot {
         var paths = StatsClient.sockets(runDir: runDir)
         if let group { paths = paths.filter { $0.hasSuffix("/\(group).sock") } }
         guard !paths.isEmpty else {
+            let dir = RunDirectory.resolve(runDir)
+            if access(dir, R_OK | X_OK) != 0 && errno == EACCES {
+                // lb may well run: this user may not look (--ring-group); that is no answer
+                throw StatsFailure("\(dir): permission denied: only lb's user and members of its --ring-group may ask lb", notRunning: false)
+            }
             throw StatsFailure("no lb control socket\(group.map { " for group '\($0)'" } ?? "") in \(RunDirectory.resolve(runDir))", notRunning: true)
         }
         var out: [LBSnapshot] = []

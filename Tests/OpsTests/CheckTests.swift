@@ -1,4 +1,6 @@
 import Foundation
+import LBRing
+import LBWorker
 import Testing
 
 /// `lb check` as Nagios runs it, against a running lb with four consumers.
@@ -48,5 +50,45 @@ import Testing
         cats[2].signal(SIGCONT)
         #expect(try Ops.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 0 }, "not OK after SIGCONT: \(last.1)")
         #expect(last.1.hasPrefix("LB OK - 4 rings OK"))
+    }
+
+    /// A worker that writes figures that cannot be right (more gaps than acks) is not judged by
+    /// them: lb check warns that the report is suspect instead of printing an absurd loss.
+    @Test func aGarbageWorkerReportIsSuspectNotALoss() throws {
+        let scratch = try Scratch("check-garbage")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 20000, flows: 100)
+        let runDir = dir + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", runDir, "-w", "60", "--replay-rate", "2000"],
+                          in: dir, label: "lb")
+        defer { lb.stop() }
+        var consumer = try RingConsumer.attach(RingName(group: "a", index: 0), runDir: runDir, waitNanos: 20_000_000_000)
+        consumer.report(processed: 1, lossGaps: 1 << 62, lossAcks: 12)
+        var last = (Int32(-1), "")
+        let warned = try Ops.until(10) {
+            _ = consumer.poll(max: 100_000) { _ in }
+            last = try Self.check(runDir, in: dir)
+            return last.0 == 1
+        }
+        #expect(warned, "\(last.1)")
+        #expect(last.1.contains("reports figures that cannot be right (4611686018427387904 gaps of 12 acks)"), "\(last.1)")
+        #expect(!last.1.contains("% loss"), "\(last.1)")
+    }
+
+    /// A user who may not look into lb's run directory (outside --ring-group) gets UNKNOWN:
+    /// lb may well be running.
+    @Test func notAllowedToAskIsUnknown() throws {
+        let scratch = try Scratch("check-denied")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
+        let runDir = dir + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", runDir, "-w", "60", "--ring-group", "daemon"],
+                          in: dir, label: "lb")
+        defer { lb.stop() }
+        #expect(try Ops.until(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        let (s, out, _) = try Proc.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", Ops.lb, "check",
+                                                            "--run-dir", runDir, "--interval", "0"], in: dir, label: "check-nobody")
+        #expect(s == 3, "\(out)")
+        #expect(out.hasPrefix("LB UNKNOWN - ") && out.contains("permission denied"), "\(out)")
     }
 }

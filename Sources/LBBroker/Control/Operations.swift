@@ -23,6 +23,8 @@ public struct RingStatus: Sendable {
     /// the consumer's own report (lb_consumer_report)
     public var processed: UInt64 = 0, lossGaps: UInt64 = 0, lossAcks: UInt64 = 0
     public var reportAgeSeconds: Double? = nil
+    /// the worker's own report, as written (validated only when shown: WorkerReportFields)
+    public var report = ConsumerReport()
     /// buckets of the group's 4096 this ring holds now, and whether failover moved its own away
     public var buckets: Int = 0
     public var failedOver = false
@@ -168,6 +170,7 @@ public final class Operations: @unchecked Sendable {
             s.stuckSeconds = Double(watch[i].stuck) / 1e9
             s.detachedSeconds = watch[i].detachedSince.map { Double(now &- $0) / 1e9 } ?? 0
             let report = r.memory.consumerReport()
+            s.report = report
             s.processed = report.packetsProcessed
             s.lossGaps = report.lossGaps
             s.lossAcks = report.lossAcks
@@ -202,7 +205,8 @@ public final class Operations: @unchecked Sendable {
     /// reader computes them from two snapshots).
     public func statsJSON() -> String {
         let s = status()
-        let ts = JSONObject.fixed(Double(Sys.wallNanos()) / 1e9, 6)
+        let wall = Sys.wallNanos()
+        let ts = JSONObject.fixed(Double(wall) / 1e9, 6)
         var out = ""
         for r in s.rings {
             var j = JSONObject()
@@ -226,9 +230,8 @@ public final class Operations: @unchecked Sendable {
             j.add("consumer_stuck_seconds", r.stuckSeconds, digits: 3)
             j.add("consumer_detached_seconds", r.detachedSeconds, digits: 3)
             j.add("consumer_packets_processed", r.processed)
-            j.add("worker_loss_gaps", r.lossGaps)
-            j.add("worker_loss_acks", r.lossAcks)
-            if let a = r.reportAgeSeconds { j.add("worker_report_age_s", a, digits: 3) } else { j.addNull("worker_report_age_s") }
+            // the same worker fields, validated the same way, as the -o lines
+            WorkerReportFields.add(to: &j, r.report, forwarded: r.forwarded, nowWallNanos: wall)
             j.add("buckets", r.buckets)
             j.add("failed_over", r.failedOver)
             j.add("failovers", r.failovers)
