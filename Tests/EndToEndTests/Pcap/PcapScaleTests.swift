@@ -200,7 +200,8 @@ import Testing
         for k in 0..<3 {
             let line = st.stdout.split(separator: "\n").first { $0.contains("\"interface\":\"a:\(k)\"") } ?? ""
             #expect(line.contains("\"consumer_pid\":\(tds[k].pid)"), "a:\(k): \(line)")
-            // the report's age: the library refreshes it as it reads (lb stats has no report pid yet)
+            #expect(line.contains("\"worker_report_pid\":\(tds[k].pid)"), "a:\(k): \(line)")
+            // the report's age: the library refreshes it as it reads
             let age = line.split(separator: ",").first { $0.hasPrefix("\"worker_report_age_s\":") }
                 .flatMap { Double($0.split(separator: ":")[1]) }
             #expect(age != nil && age! < 2, "a:\(k): \(line)")
