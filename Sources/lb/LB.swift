@@ -1,5 +1,8 @@
 import ArgumentParser
 
+/// lb's version: the ring protocol's (LB_RING_VERSION) major, then the feature level.
+let lbVersion = "1.13.0"
+
 @main
 struct LB: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,6 +13,7 @@ struct LB: ParsableCommand {
             lb cat zeek:3 -w part3.pcap            write what ring zeek:3 gets as pcap
             lb exec -- tcpdump -i lb:zeek:3        a pcap program reads ring zeek:3 itself (liblbpcap)
             """,
+        version: lbVersion,
         subcommands: [Run.self, Cat.self, Exec.self, Gen.self, FlowLog.self, Tap.self, Stats.self, Check.self],
         defaultSubcommand: Run.self)
 }
