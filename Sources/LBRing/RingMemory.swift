@@ -131,12 +131,12 @@ public final class RingMemory: @unchecked Sendable {
     }
 
     /// Packets published but not yet released, over every lane. The tails come from the
-    /// consumer: a lane whose tail is out of range counts 0.
+    /// consumer: a lane whose tail is out of range counts as full (as lb treats it).
     public var backlog: UInt64 {
         var sum: UInt64 = 0
         for lane in 0..<geometry.lanes {
             let b = head(lane: lane) &- tail(lane: lane)
-            if b <= UInt64(geometry.slots) { sum &+= b }
+            sum &+= b <= UInt64(geometry.slots) ? b : UInt64(geometry.slots)
         }
         return sum
     }

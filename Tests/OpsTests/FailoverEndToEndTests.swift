@@ -1,6 +1,10 @@
+import CLBRing
 import Foundation
+import Glibc
 import LBBroker
 import LBCore
+import LBRing
+import LBSys
 import Testing
 
 /// lb with 8 consumers and failover on; one consumer is killed in the middle of a paced replay.
@@ -97,6 +101,47 @@ import Testing
         #expect(final["a:\(victim)"]?.int("buckets") == 512, "lb's final stats line: \(final["a:\(victim)"] ?? [:])")
         #expect(forwarded + dropped == 32000)
     }
+
+    /// A consumer that writes an out-of-range tail and stops reading is stuck, not busy: its
+    /// buckets fail over like any stuck consumer's (the garbage tail once read as progress).
+    @Test func aStuckConsumerWithAScribbledTailFailsOver() throws {
+        let scratch = try Scratch("failover-scribble")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 40000, flows: 400)
+        let runDir = dir + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:2", "--run-dir", runDir, "-w", "60",
+                                   "--replay-rate", "4000", "--failover", "0.5"], in: dir, label: "lb")
+        defer { lb.stop() }
+        let cat = try Proc(Ops.lb, ["cat", "a:0", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat0")
+        defer { cat.stop() }
+        #expect(try Ops.until(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        // attach to a:1 by hand and keep the CONTROL region, to scribble in it
+        let fd = try Sys.connectUnix(runDir + "/a.sock")
+        defer { close(fd) }
+        try Sys.send(fd, AttachProtocol.encode(AttachProtocol.Request(group: "a", ring: 1, mode: .consumer)))
+        var buffer = [UInt8](repeating: 0, count: AttachProtocol.replySize + 64)
+        var pfd = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        try Sys.poll(&pfd, timeoutMillis: 5000)
+        let got = try buffer.withUnsafeMutableBytes { try Sys.receive(fd, into: $0, maxFDs: 2) }
+        let reply = buffer.withUnsafeBytes { AttachProtocol.decodeReply(UnsafeRawBufferPointer(rebasing: $0[..<(got?.count ?? 0)])) }
+        #expect(reply?.error == 0 && got?.fds.count == 2)
+        guard let reply, let fds = got?.fds, fds.count == 2 else { return }
+        let control = mmap(nil, reply.controlSize, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0)!
+        for f in fds { close(f) }
+        defer { munmap(control, reply.controlSize) }
+        #expect(try Ops.until(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 2000 })
+        // a tail far past anything lb published, changed now and then as a broken consumer might
+        let tail = (control + Int(LB_CONTROL_LANES)).assumingMemoryBound(to: UInt64.self)
+        var moved = false
+        _ = try Ops.until(10) {
+            tail.pointee = UInt64.random(in: (1 << 40)...(1 << 50))
+            moved = (try? Ops.stats(runDir: runDir, in: dir))?["a:1"]?["failed_over"] as? Bool == true
+            return moved
+        }
+        #expect(moved, "a:1 never failed over: \(lb.stderr)")
+        let a0 = (try? Ops.stats(runDir: runDir, in: dir))?["a:0"]
+        #expect(a0?.int("buckets") == 4096, "a:0 should hold every bucket: \(a0 ?? [:])")
+    }
 }
 
 enum LBFinal {
@@ -110,4 +155,5 @@ enum LBFinal {
         }
         return out
     }
+
 }

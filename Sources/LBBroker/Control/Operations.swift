@@ -104,15 +104,17 @@ public final class Operations: @unchecked Sendable {
     func observe(now: UInt64) {
         for (i, r) in records.enumerated() {
             var w = watch[i]
-            var head: UInt64 = 0, tail: UInt64 = 0
+            // The tails come from the consumer: one out of range (backwards, or past what lb
+            // published) is no progress, however it changes -- lb treats that lane as full.
+            var tail: UInt64 = 0, backlog: UInt64 = 0, valid = true
             for lane in 0..<r.memory.geometry.lanes {
-                head &+= r.memory.head(lane: lane)
-                tail &+= r.memory.tail(lane: lane)
+                let h = r.memory.head(lane: lane), t = r.memory.tail(lane: lane)
+                if h &- t <= UInt64(r.memory.geometry.slots) { backlog &+= h &- t } else { valid = false }
+                tail &+= t
             }
-            let backlog = head &- tail
             if shared.isAttached(r.global) {
                 w.detachedSince = nil
-                if tail != w.lastTail || backlog == 0 || backlog > UInt64(r.memory.geometry.slots) * UInt64(r.memory.geometry.lanes) {
+                if valid && (tail != w.lastTail || backlog == 0) {
                     w.lastProgress = now
                 }
                 w.stuck = now &- w.lastProgress
