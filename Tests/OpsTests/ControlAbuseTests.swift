@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LBRing
 import Testing
 
 /// The control server against clients that misbehave (issue 14's probes): more connections than
@@ -55,5 +56,35 @@ import Testing
             return answered
         }
         #expect(answered, "lb did not answer after the clients left: \(lb.stderr.suffix(600))")
+    }
+
+    /// Clients that ask for stats and never read them delay nobody: with 512 rings (a stats
+    /// answer of ~300 KiB), five such clients, and a normal `lb stats` still answers at once.
+    @Test func slowStatsReadersDelayNobody() throws {
+        let scratch = try Scratch("abuse-slow")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
+        let runDir = dir + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:512", "--run-dir", runDir, "-w", "60", "--ring-slots", "64",
+                                   "--ring-size", "64k", "--slot-size", "2048"], in: dir, label: "lb")
+        defer { lb.stop() }
+        #expect(try Ops.until(30) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        usleep(300_000)
+        var slow: [Int32] = []
+        defer { for c in slow { close(c) } }
+        let request = AttachProtocol.encode(AttachProtocol.Request(group: "a", ring: 0, mode: .stats))
+        for _ in 0..<5 {
+            let c = Self.connect(runDir + "/a.sock")
+            #expect(c >= 0)
+            _ = request.withUnsafeBytes { send(c, $0.baseAddress, $0.count, 0) }
+            slow.append(c)
+        }
+        usleep(200_000)
+        let start = Date()
+        let st = try Proc(Ops.lb, ["stats", "--json", "--run-dir", runDir], in: dir, label: "stats")
+        #expect(try st.wait(seconds: 30) == 0)
+        let took = Date().timeIntervalSince(start)
+        #expect(took < 1.0, "lb stats took \(took) s behind five clients that do not read")
+        #expect(st.stdout.split(separator: "\n").count == 513)
     }
 }

@@ -44,7 +44,9 @@ final class ControlServer {
     /// polling a listener that stays readable (a busy loop)
     var acceptPausedUntil: UInt64 = 0
     /// repeated events are logged at most once a period, with how many there were
-    var acceptErrors = LogLimiter(), idleClients = LogLimiter()
+    var acceptErrors = LogLimiter(), idleClients = LogLimiter(), slowReaders = LogLimiter()
+    /// stats answers that wait for their client's socket to drain
+    var outgoing: [Outgoing] = []
 
     init(runDir: String, rings: [RingRecord], shared: SharedState, log: @escaping (String) -> Void) {
         self.runDir = runDir
@@ -90,6 +92,8 @@ final class ControlServer {
         let consumers = rings.filter { $0.consumerFD >= 0 }
         for r in consumers { fds.append(pollfd(fd: r.consumerFD, events: Int16(POLLIN) | pollRDHUP, revents: 0)) }
         for t in tapsNow { fds.append(pollfd(fd: t.fd, events: Int16(POLLIN) | pollRDHUP, revents: 0)) }
+        let sending = outgoing
+        for o in sending { fds.append(pollfd(fd: o.fd, events: Int16(POLLOUT), revents: 0)) }
         do { try Sys.poll(&fds, timeoutMillis: timeoutMillis) } catch { log("control: \(error)"); return }
 
         // Walk fds in the order they were built; new connections go to `accepted`.
@@ -125,6 +129,12 @@ final class ControlServer {
         }
         // Taps attached above (handleRequest appends to `taps`) are kept too.
         taps = stillTaps + taps.filter { t in !tapsNow.contains { $0.fd == t.fd } }
+        var writable: Set<Int32> = []
+        for o in sending {
+            if fds[i].revents != 0 { writable.insert(o.fd) }
+            i += 1
+        }
+        serviceOutgoing(writable: writable, now: now)
         // Requests that arrived in the same wake-up as their connection.
         for p in accepted where !tryRequest(p) { stillPending.append(p) }
         pending = stillPending
@@ -217,26 +227,42 @@ final class ControlServer {
     }
 
     /// The reply, then the stats text in messages of at most 32 KiB, then the connection closes.
+    /// Written without blocking: what the client does not take at once waits in `outgoing` and
+    /// goes out as its socket drains, so a client that asks and never reads delays nobody; one
+    /// that has not taken everything within 2 s is dropped.
     func sendStats(_ fd: Int32) {
-        defer { Sys.close(fd) }
         guard let statsText else {
             refuseOpen(fd, ENOTSUP, "this lb does not serve stats")
+            Sys.close(fd)
             return
         }
-        Sys.setNonBlocking(fd, false)
-        Sys.setSendTimeout(fd, millis: 1000)
         let text = Array(statsText().utf8)
-        do {
-            try Sys.send(fd, AttachProtocol.encode(AttachProtocol.Reply(error: 0, message: "stats")))
-            var at = 0
-            while at < text.count {
-                let end = min(at + 32768, text.count)
-                try Sys.send(fd, Array(text[at..<end]))
-                at = end
-            }
-        } catch {
-            log("control: a stats reader went away: \(error)")
+        var messages = [AttachProtocol.encode(AttachProtocol.Reply(error: 0, message: "stats"))]
+        var at = 0
+        while at < text.count {
+            let end = min(at + 32768, text.count)
+            messages.append(Array(text[at..<end]))
+            at = end
         }
+        var o = Outgoing(fd: fd, messages: messages, deadline: Sys.monoNanos() + 2_000_000_000)
+        if o.flush() { Sys.close(fd) } else { outgoing.append(o) }
+    }
+
+    /// Moves what waits in `outgoing` to the clients whose sockets have room (`writable`), and
+    /// drops those past their deadline.
+    func serviceOutgoing(writable: Set<Int32>, now: UInt64) {
+        var still: [Outgoing] = []
+        for var o in outgoing {
+            if writable.contains(o.fd) && o.flush() {
+                Sys.close(o.fd)
+            } else if now > o.deadline {
+                if let n = slowReaders.allow(now: now) { log("control: \(n) stats reader(s) took too long; dropped") }
+                Sys.close(o.fd)
+            } else {
+                still.append(o)
+            }
+        }
+        outgoing = still
     }
 
     func refuseOpen(_ fd: Int32, _ code: Int32, _ message: String) {
@@ -268,6 +294,8 @@ final class ControlServer {
         }
         for t in taps { Sys.close(t.fd) }
         taps = []
+        for o in outgoing { Sys.close(o.fd) }
+        outgoing = []
         for p in pending { Sys.close(p.fd) }
         pending = []
         for l in listeners {
@@ -275,6 +303,27 @@ final class ControlServer {
             Sys.unlink(l.path)
         }
         listeners = []
+    }
+}
+
+/// A stats answer on its way to a client: whole messages (SOCK_SEQPACKET keeps their bounds).
+struct Outgoing {
+    let fd: Int32
+    var messages: [[UInt8]]
+    let deadline: UInt64
+    var next = 0
+
+    /// Sends what the socket takes now; true when everything went (or the client is gone).
+    mutating func flush() -> Bool {
+        while next < messages.count {
+            do {
+                try Sys.send(fd, messages[next])
+            } catch {
+                return !(error.code == EAGAIN || error.code == EWOULDBLOCK)
+            }
+            next += 1
+        }
+        return true
     }
 }
 
