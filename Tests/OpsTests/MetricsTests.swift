@@ -61,6 +61,34 @@ import Testing
         #expect(lb.isRunning)
     }
 
+    /// 200 connections that hold their place (slowloris) do not keep a scrape out: every scrape
+    /// made while they are open is answered at the first try.
+    @Test func slowlorisDoesNotKeepScrapesOut() throws {
+        let scratch = try Scratch("metrics-slowloris")
+        let dir = scratch.path
+        let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
+        let (lb, port) = try Self.lbServingMetrics(trace: trace, address: "127.0.0.1", in: dir)
+        defer { lb.stop() }
+        var held: [Int32] = []
+        defer { for fd in held { close(fd) } }
+        for _ in 0..<200 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_addr.s_addr = inet_addr("127.0.0.1")
+            a.sin_port = UInt16(port)!.bigEndian
+            _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            _ = send(fd, "GET /metrics HTTP/1.1\r\nX-Slow: ", 32, Int32(MSG_NOSIGNAL))
+            held.append(fd)
+        }
+        for k in 0..<5 {
+            let (s, out, _) = try Proc.run("/usr/bin/curl", ["-s", "-f", "--max-time", "1", "http://127.0.0.1:\(port)/metrics"], in: dir,
+                                           label: "curl-\(k)")
+            #expect(s == 0 && out.contains("lb_up"), "scrape \(k) failed behind 200 held connections")
+            for fd in held.prefix(20) { _ = send(fd, "a", 1, Int32(MSG_NOSIGNAL)) }      // they trickle (lb may have closed them)
+        }
+    }
+
     /// An IPv6 listen address, in brackets; a malformed one is refused with the usage.
     @Test func listensOnIPv6() throws {
         let scratch = try Scratch("metrics-v6")

@@ -2,19 +2,27 @@ import Glibc
 import LBSys
 
 /// A very small HTTP/1.1 server for Prometheus: `GET /metrics` answers the text exposition
-/// format, anything else 404. Non-blocking accept and read, polled from the control thread;
-/// one request per connection (Connection: close). A request must arrive within 2 s and fit in
-/// 8 KiB; the answer is written with a 1 s send timeout, so a slow client cannot hold the
-/// control thread for long.
+/// format, anything else 404. Non-blocking accept, read and write, polled from the control
+/// thread; one request per connection (Connection: close). A request must arrive within 2 s and
+/// fit in 8 KiB, and the client must take the answer within 2 s more. At the client cap the
+/// oldest connection gives way to the new one, so idle or trickling connections (slowloris)
+/// cannot keep a scrape out; no client ever blocks the control thread.
 final class MetricsServer {
-    struct Client { let fd: Int32; var request: [UInt8]; let deadline: UInt64 }
+    struct Client {
+        let fd: Int32
+        var request: [UInt8]
+        var deadline: UInt64
+        /// the answer, once there is one, and how much of it went out
+        var response: [UInt8]? = nil
+        var sent = 0
+    }
 
     let fd: Int32
     let port: UInt16
     var clients: [Client] = []
     /// requests answered (shown as lb_metrics_scrapes_total)
     var scrapes: UInt64 = 0
-    static let maxClients = 32
+    static let maxClients = 64
 
     init(address: String, port: UInt16) throws(SysError) {
         (fd, self.port) = try Sys.listenTCP(address: address, port: port)
@@ -28,9 +36,9 @@ final class MetricsServer {
     /// Accepts, reads and answers whatever is ready (never waits for a client).
     func serve(_ body: () -> String) {
         while let c = try? Sys.accept(fd) {
-            guard clients.count < Self.maxClients else {       // a flood of idle connections: refuse the excess
-                Sys.close(c)
-                continue
+            if clients.count >= Self.maxClients {             // the oldest gives way
+                Sys.close(clients[0].fd)
+                clients.removeFirst()
             }
             clients.append(Client(fd: c, request: [], deadline: Sys.monoNanos() &+ 2_000_000_000))
         }
@@ -39,22 +47,34 @@ final class MetricsServer {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let now = Sys.monoNanos()
         for var c in clients {
-            var done = false
-            while !done {
-                let n = buffer.withUnsafeMutableBytes { b in try? Sys.read(c.fd, into: b) }
-                guard let got = n ?? nil else { break }             // EAGAIN (or an error: closed below)
-                if got == 0 { done = true; break }
-                c.request += buffer[0..<got]
-                if c.request.count > 8192 { done = true }
+            if c.response == nil {
+                var done = false
+                while !done {
+                    let n = buffer.withUnsafeMutableBytes { b in try? Sys.read(c.fd, into: b) }
+                    guard let got = n ?? nil else { break }             // EAGAIN (or an error: closed below)
+                    if got == 0 { done = true; break }
+                    c.request += buffer[0..<got]
+                    if c.request.count > 8192 { done = true }
+                }
+                if let path = Self.requestPath(c.request) {
+                    c.response = answer(path: path, body)
+                    c.deadline = now &+ 2_000_000_000
+                } else if done || now > c.deadline {
+                    Sys.close(c.fd)
+                    continue
+                }
             }
-            if let path = Self.requestPath(c.request) {
-                answer(c.fd, path: path, body)
-                Sys.close(c.fd)
-            } else if done || now > c.deadline {
-                Sys.close(c.fd)
-            } else {
-                keep.append(c)
+            if var r = c.response {
+                let n = r.withUnsafeMutableBytes { b in Glibc.send(c.fd, b.baseAddress! + c.sent, b.count - c.sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                if n > 0 { c.sent += n }
+                let blocked = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                if c.sent == r.count || (n < 0 && !blocked) || now > c.deadline {
+                    Sys.close(c.fd)
+                    continue
+                }
+                c.response = r
             }
+            keep.append(c)
         }
         clients = keep
     }
@@ -71,9 +91,7 @@ final class MetricsServer {
         return String(decoding: line[1], as: UTF8.self)
     }
 
-    func answer(_ c: Int32, path: String, _ body: () -> String) {
-        Sys.setNonBlocking(c, false)
-        Sys.setSendTimeout(c, millis: 1000)
+    func answer(path: String, _ body: () -> String) -> [UInt8] {
         let response: String
         if path == "/metrics" || path.hasPrefix("/metrics?") {
             scrapes += 1
@@ -83,8 +101,7 @@ final class MetricsServer {
             let text = "lb serves Prometheus metrics at /metrics\n"
             response = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: \(text.utf8.count)\r\nConnection: close\r\n\r\n" + text
         }
-        var bytes = Array(response.utf8)
-        bytes.withUnsafeMutableBytes { try? Sys.writeAll(c, UnsafeRawBufferPointer($0)) }
+        return Array(response.utf8)
     }
 }
 
