@@ -83,6 +83,52 @@ public enum Broker {
             if let problem = geometry.problem { throw BrokerError(problem) }
         }
 
+        // The input is opened before any ring or socket exists: a bad file or a port in use
+        // stops lb before consumers started beside it find a socket and wait for nothing.
+        switch config.input {
+        case .pcapFile(let path, let rate):
+            var source = try PcapFileSource(path: path, rate: rate)
+            let s = try setUp(config, geometry: geometry, runDir: runDir, log: log)
+            defer { s.server.shutdown() }
+            return try serve(&source, config, groupMemories: s.groupMemories, records: s.records, shared: s.shared,
+                             server: s.server, stdout: stdout, log: log)
+        case .udp(let spec, let options):
+            let stats = UDPStats(top: options.vniTop)
+            var source = try UDPSource(spec, rcvbuf: options.rcvbuf, reusePort: options.reusePort, batch: config.dispatch.batch,
+                                       tunnelPorts: config.dispatch.decode.tunnelPorts, stats: stats, log: log)
+            let s = try setUp(config, geometry: geometry, runDir: runDir, log: log)
+            defer { s.server.shutdown() }
+            log("listening on \(spec.description) (port \(source.port))")
+            return try serve(&source, config, groupMemories: s.groupMemories, records: s.records, shared: s.shared,
+                             server: s.server, stdout: stdout, log: log, udp: stats)
+        default:
+            guard let live else { throw BrokerError("\(config.input.name) is a live source") }
+            let s = try setUp(config, geometry: geometry, runDir: runDir, log: log)
+            defer { s.server.shutdown() }
+            return try runLive(live, config: config, server: s.server, records: s.records, groups: s.groupMemories,
+                               shared: s.shared, stdout: stdout, log: log)
+        }
+    }
+
+    /// The rings, their shared state and the control server, made once the input is open.
+    final class Setup {
+        let records: [RingRecord]
+        let groupMemories: [[RingMemory]]
+        let shared: SharedState
+        let server: ControlServer
+        init(records: [RingRecord], groupMemories: [[RingMemory]], shared: SharedState, server: ControlServer) {
+            self.records = records; self.groupMemories = groupMemories; self.shared = shared; self.server = server
+        }
+    }
+
+    static func setUp(_ config: BrokerConfig, geometry: RingGeometry, runDir: String,
+                      log: @escaping @Sendable (String) -> Void) throws(BrokerError) -> Setup {
+        // The rings are pre-faulted: their memory must be there, or the kernel kills lb later.
+        let ringTotal = config.groups.reduce(0) { $0 + $1.count }
+        let need = UInt64(ringTotal) * UInt64(geometry.dataRegionSize + geometry.controlRegionSize)
+        if let available = Sys.memAvailable(), need > available / 10 * 9 {
+            throw BrokerError("\(ringTotal) rings of \(geometry.dataRegionSize >> 20) MiB need \(need >> 20) MiB; the host has \(available >> 20) MiB available (lower --ring-size or --ring-slots, or use fewer rings)")
+        }
         // Rings: groups that share a name continue its numbering (netmap lb's rule).
         let instance = UInt64.random(in: 1...UInt64.max)
         var records: [RingRecord] = []
@@ -110,30 +156,19 @@ public enum Broker {
         shared.buckets = BucketTables(groupSizes: config.groups.map(\.count))
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
         server.ringGroup = try RingPermissions.groupID(config.ringGroup)
-        try server.start()
-        defer { server.shutdown() }
+        do { try server.start() } catch {
+            server.shutdown()           // sockets already made go too
+            throw error
+        }
         if let user = config.user {
-            try dropPrivileges(to: user, runDir: runDir, groups: config.groups.map(\.name), rings: records, log: log)
+            do {
+                try dropPrivileges(to: user, runDir: runDir, groups: config.groups.map(\.name), rings: records, log: log)
+            } catch {
+                server.shutdown()
+                throw error
+            }
         }
-        if let live {
-            return try runLive(live, config: config, server: server, records: records, groups: groupMemories, shared: shared,
-                               stdout: stdout, log: log)
-        }
-
-        switch config.input {
-        case .pcapFile(let path, let rate):
-            var source = try PcapFileSource(path: path, rate: rate)
-            return try serve(&source, config, groupMemories: groupMemories, records: records, shared: shared, server: server,
-                         stdout: stdout, log: log)
-        case .udp(let spec, let options):
-            let stats = UDPStats(top: options.vniTop)
-            var source = try UDPSource(spec, rcvbuf: options.rcvbuf, reusePort: options.reusePort, batch: config.dispatch.batch,
-                                       tunnelPorts: config.dispatch.decode.tunnelPorts, stats: stats, log: log)
-            log("listening on \(spec.description) (port \(source.port))")
-            return try serve(&source, config, groupMemories: groupMemories, records: records, shared: shared, server: server,
-                         stdout: stdout, log: log, udp: stats)
-        default: throw BrokerError("\(config.input.name) is a live source")
-        }
+        return Setup(records: records, groupMemories: groupMemories, shared: shared, server: server)
     }
 
     /// Moves packets from `source` until it ends or a stop, then ends the stream and reports.

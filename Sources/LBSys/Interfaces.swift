@@ -28,6 +28,16 @@ extension Sys {
     }
 
     /// A counter in /sys/class/net/IFACE/statistics (0 when absent).
+    /// MemAvailable of /proc/meminfo in bytes, or nil.
+    public static func memAvailable() -> UInt64? {
+        guard let text = readSmallFile("/proc/meminfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let f = line.split(separator: " ")
+            if f.count >= 2, let kib = UInt64(f[1]) { return kib * 1024 }
+        }
+        return nil
+    }
+
     public static func interfaceCounter(_ iface: String, _ name: String) -> UInt64 {
         guard let s = readSmallFile("/sys/class/net/\(iface)/statistics/\(name)") else { return 0 }
         return UInt64(s.trimmingWhitespace) ?? 0
