@@ -26,6 +26,17 @@ import Testing
     }
 
     /// Bad or idle clients get an error or are dropped; lb keeps answering.
+    /// A TCP connection to 127.0.0.1:PORT (the descriptor; the caller closes it).
+    static func connectTCP(_ port: String) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_port = UInt16(port)!.bigEndian
+        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        return fd
+    }
+
     @Test func badClientsDoNotStopTheEndpoint() throws {
         let scratch = try Scratch("metrics-bad")
         let dir = scratch.path
@@ -42,15 +53,7 @@ import Testing
         // 40 connections that send nothing, and one that sends garbage without an end.
         var idle: [Int32] = []
         defer { for fd in idle { close(fd) } }
-        for _ in 0..<41 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_addr.s_addr = inet_addr("127.0.0.1")
-            a.sin_port = UInt16(port)!.bigEndian
-            _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            idle.append(fd)
-        }
+        for _ in 0..<41 { idle.append(Self.connectTCP(port)) }
         _ = write(idle[40], "GARBAGE", 7)
         var answered = false
         #expect(try Ops.until(10) {
@@ -72,12 +75,7 @@ import Testing
         var held: [Int32] = []
         defer { for fd in held { close(fd) } }
         for _ in 0..<200 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_addr.s_addr = inet_addr("127.0.0.1")
-            a.sin_port = UInt16(port)!.bigEndian
-            _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let fd = Self.connectTCP(port)
             _ = send(fd, "GET /metrics HTTP/1.1\r\nX-Slow: ", 32, Int32(MSG_NOSIGNAL))
             held.append(fd)
         }

@@ -19,9 +19,8 @@ import Testing
         let dir = scratch.path
         let runDir = dir + "/run"
         let trace = try Self.trace(in: dir, packets: 100)
-        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "p:1", "-w", "60", "--run-dir", runDir], in: dir, label: "lb")
-        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
-        try Pcap.waitForSocket(runDir, group: "p")
+        // two rings: lb keeps waiting for the second consumer, so no packet reaches the probe
+        let lb = try ReplayLB(trace: trace, dir: dir, groups: ["p:2"])
         let probe = try Tool(Pcap.probe, ["api", "lb:p:0"], in: dir, label: "probe-api", environment: Pcap.env(runDir: runDir))
         #expect(try probe.wait(seconds: 30) == 0, "\(probe.stdout) \(probe.stderr)")
         let v = Pcap.values(probe.stdout)
@@ -115,9 +114,7 @@ import Testing
         let dir = scratch.path
         let runDir = dir + "/run"
         let trace = try Self.trace(in: dir, packets: 100)
-        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "zeek:2", "-w", "60", "--run-dir", runDir], in: dir, label: "lb")
-        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
-        try Pcap.waitForSocket(runDir, group: "zeek")
+        let lb = try ReplayLB(trace: trace, dir: dir, groups: ["zeek:2"])
         let cases: [(String, String)] = [
             ("lb:", "not a ring name"),
             ("lb:zeek", "not a ring name"),
@@ -154,10 +151,7 @@ import Testing
         let dir = scratch.path
         let runDir = dir + "/run"
         let trace = try Self.trace(in: dir, packets: 20000)
-        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "p:1", "-w", "60", "--run-dir", runDir, "--replay-rate", "5000"],
-                          in: dir, label: "lb")
-        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
-        try Pcap.waitForSocket(runDir, group: "p")
+        let lb = try ReplayLB(trace: trace, dir: dir, groups: ["p:1"], extra: ["--replay-rate", "5000"])
         let env = Pcap.env(runDir: runDir)
         let first = try Tool("/usr/bin/tcpdump", ["-i", "lb:p:0", "-w", "/dev/null"], in: dir, label: "first", environment: env)
         let attached = Pcap.until(10) { lb.stderr.contains("p:0: consumer attached (pid \(first.pid))") }
@@ -212,11 +206,7 @@ import Testing
         let dir = scratch.path
         let runDir = dir + "/run"
         let trace = try Self.trace(in: dir, packets: 100)
-        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "zeek:3", "-p", "suri:1", "-w", "60", "--run-dir", runDir],
-                          in: dir, label: "lb")
-        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
-        try Pcap.waitForSocket(runDir, group: "zeek")
-        try Pcap.waitForSocket(runDir, group: "suri")
+        let lb = try ReplayLB(trace: trace, dir: dir, groups: ["zeek:3", "suri:1"])
         let env = Pcap.env(runDir: runDir)
         let td = try Tool("/usr/bin/tcpdump", ["-D"], in: dir, label: "tcpdump-D", environment: env)
         #expect(try td.wait(seconds: 20) == 0)
@@ -242,9 +232,7 @@ import Testing
         let runDir = dir + "/run"
         let trace = try Self.trace(in: dir, packets: 100)
         // two rings so lb keeps waiting for the second consumer: the probe's ring stays idle
-        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "p:2", "-w", "60", "--run-dir", runDir], in: dir, label: "lb")
-        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
-        try Pcap.waitForSocket(runDir, group: "p")
+        let lb = try ReplayLB(trace: trace, dir: dir, groups: ["p:2"])
         let b = try Tool(Pcap.probe, ["break", "lb:p:0"], in: dir, label: "break", environment: Pcap.env(runDir: runDir))
         #expect(try b.wait(seconds: 20) == 0, "\(b.stdout)")
         let v = Pcap.values(b.stdout)
@@ -263,10 +251,7 @@ import Testing
         let dir = scratch.path
         let runDir = dir + "/run"
         let trace = try Self.trace(in: dir, packets: 6000)
-        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "c:1", "-w", "60", "--run-dir", runDir, "--replay-rate", "20000"],
-                          in: dir, label: "lb")
-        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
-        try Pcap.waitForSocket(runDir, group: "c")
+        let lb = try ReplayLB(trace: trace, dir: dir, groups: ["c:1"], extra: ["--replay-rate", "20000"])
         let tap = try Tool("/usr/bin/tcpdump", ["-i", "lbtap:c:0", "-w", dir + "/tap.pcap", "-Z", "root"], in: dir, label: "tap",
                            environment: Pcap.env(runDir: runDir))
         usleep(500_000)    // the tap starts at the ring's head: let it attach before the cat starts lb
@@ -286,8 +271,7 @@ import Testing
         let dir = scratch.path
         let runDir = dir + "/run"
         let trace = try Self.trace(in: dir, packets: 2000)
-        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "p:1", "-w", "60", "--run-dir", runDir], in: dir, label: "lb")
-        defer { lb.signal(SIGKILL); _ = try? lb.wait(seconds: 10) }
+        let lb = try ReplayLB(trace: trace, dir: dir, groups: ["p:1"])
         let td = try Tool(Tool.lb, ["exec", "--run-dir", runDir, "--wait", "30", "--library", Pcap.library, "--",
                                     "tcpdump", "-i", "lb:p:0", "-w", dir + "/x.pcap", "-Z", "root"], in: dir, label: "exec")
         #expect(try lb.wait(seconds: 60) == 0, "\(lb.stderr)")

@@ -147,3 +147,23 @@ struct TwinRun {
         return try LBRun.finalStats(lb.stdout)
     }
 }
+
+/// `lb -i pcap:TRACE -p ... -w 60` waiting for its consumers, once the first group's socket is
+/// there; killed when the value goes away.
+final class ReplayLB {
+    let tool: Tool
+    init(trace: String, dir: String, groups: [String], extra: [String] = []) throws {
+        let runDir = dir + "/run"
+        tool = try Tool(Tool.lb, ["-i", "pcap:" + trace] + groups.flatMap { ["-p", $0] } + ["-w", "60", "--run-dir", runDir] + extra,
+                        in: dir, label: "lb")
+        for g in Set(groups.map { String($0.split(separator: ":")[0]) }) { try Pcap.waitForSocket(runDir, group: g) }
+    }
+    deinit {
+        tool.signal(SIGKILL)
+        _ = try? tool.wait(seconds: 10)
+    }
+    var pid: Int32 { tool.pid }
+    var stderr: String { tool.stderr }
+    var stdout: String { tool.stdout }
+    func wait(seconds: Double) throws -> Int32 { try tool.wait(seconds: seconds) }
+}
