@@ -50,8 +50,10 @@ import Testing
         }
         try Traffic.write(packets, to: trace)
         let runDir = scratch.path + "/run"
-        let lb = try Proc(Built.lb, ["-i", "pcap:" + trace, "-p", "api:1", "--run-dir", runDir, "-w", "30", "--slot-size", "1024"],
-                          in: scratch.path, label: "lb")
+        // paced (about 4 s in all): lb must still be replaying when the second consumer comes,
+        // or it ends the stream with nobody attached and exits (seen on a loaded CI machine)
+        let lb = try Proc(Built.lb, ["-i", "pcap:" + trace, "-p", "api:1", "--run-dir", runDir, "-w", "30", "--slot-size", "1024",
+                                     "--replay-rate", "10"], in: scratch.path, label: "lb")
 
         // A first consumer reads three packets and leaves without releasing them.
         var first = try Self.attach("api:0", runDir: runDir)
