@@ -400,7 +400,7 @@ static int read_packets(struct lbp *h, int max, pcap_handler cb, u_char *user, c
             return PCAP_ERROR_BREAK;
         }
         if (w == 0) break;
-        if (!lbp_has_packets(h) && lbp_settled(h) != LBP_EMPTY) break;
+        if (lbp_settled(h) != LBP_EMPTY) break;      /* the end, or lb gone, with nothing left */
     }
     if (n == 0) return nothing(h);
     if (cb != NULL) lbp_release(h);       /* the callbacks are done with every packet */

@@ -27,7 +27,6 @@ extension Sys {
         try write(fd, text)
     }
 
-    /// A counter in /sys/class/net/IFACE/statistics (0 when absent).
     /// MemAvailable of /proc/meminfo in bytes, or nil.
     public static func memAvailable() -> UInt64? {
         guard let text = readSmallFile("/proc/meminfo") else { return nil }
@@ -38,6 +37,7 @@ extension Sys {
         return nil
     }
 
+    /// A counter in /sys/class/net/IFACE/statistics (0 when absent).
     public static func interfaceCounter(_ iface: String, _ name: String) -> UInt64 {
         guard let s = readSmallFile("/sys/class/net/\(iface)/statistics/\(name)") else { return 0 }
         return UInt64(s.trimmingWhitespace) ?? 0

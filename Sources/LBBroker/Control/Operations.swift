@@ -20,11 +20,13 @@ public struct RingStatus: Sendable {
     public var stuckSeconds: Double = 0
     /// seconds since the consumer left (0 while attached)
     public var detachedSeconds: Double = 0
-    /// the consumer's own report (lb_consumer_report)
-    public var processed: UInt64 = 0, lossGaps: UInt64 = 0, lossAcks: UInt64 = 0
-    public var reportAgeSeconds: Double? = nil
-    /// the worker's own report, as written (validated only when shown: WorkerReportFields)
+    /// the consumer's own report (lb_consumer_report), as written (validated only when shown:
+    /// WorkerReportFields)
     public var report = ConsumerReport()
+    public var processed: UInt64 { report.packetsProcessed }
+    public var lossGaps: UInt64 { report.lossGaps }
+    public var lossAcks: UInt64 { report.lossAcks }
+    public var reportAgeSeconds: Double? = nil
     /// buckets of the group's 4096 this ring holds now, and whether failover moved its own away
     public var buckets: Int = 0
     public var failedOver = false
@@ -173,9 +175,6 @@ public final class Operations: @unchecked Sendable {
             s.detachedSeconds = watch[i].detachedSince.map { Double(now &- $0) / 1e9 } ?? 0
             let report = r.memory.consumerReport()
             s.report = report
-            s.processed = report.packetsProcessed
-            s.lossGaps = report.lossGaps
-            s.lossAcks = report.lossAcks
             if report.heartbeatNanos != 0 && s.attached {
                 s.reportAgeSeconds = Double(Int64(bitPattern: wall &- report.heartbeatNanos)) / 1e9
             }

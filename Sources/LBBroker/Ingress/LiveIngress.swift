@@ -280,17 +280,34 @@ public final class LiveIngress: @unchecked Sendable {
     func upstreamDrops() -> UInt64 {
         var n: UInt64 = 0
         for name in ["rx_missed_errors", "rx_fifo_errors", "rx_over_errors"] { n &+= Sys.interfaceCounter(interface, name) }
+        let x = xskTotals()
+        n &+= x.rx_dropped &+ x.rx_ring_full
+        if let t = tpacketStats() { n &+= t.drops }
+        return n
+    }
+
+    /// XDP_STATISTICS summed over the AF_XDP sockets (zeros without any).
+    func xskTotals() -> lbx_xsk_stats {
+        var sum = lbx_xsk_stats()
         for s in sockets {
             var one = lbx_xsk_stats()
             _ = lbx_xsk_stats(s, &one)
-            n &+= one.rx_dropped &+ one.rx_ring_full
+            sum.rx_dropped &+= one.rx_dropped
+            sum.rx_invalid_descs &+= one.rx_invalid_descs
+            sum.rx_ring_full &+= one.rx_ring_full
+            sum.rx_fill_ring_empty_descs &+= one.rx_fill_ring_empty_descs
+            sum.multibuffer &+= one.multibuffer
+            sum.truncated &+= one.truncated
         }
-        if let tpacket {
-            var s = lbx_tpacket_stats()
-            _ = lbx_tpacket_stats(tpacket, &s)
-            n &+= s.drops
-        }
-        return n
+        return sum
+    }
+
+    /// The AF_PACKET socket's counters, when the input is AF_PACKET.
+    func tpacketStats() -> lbx_tpacket_stats? {
+        guard let tpacket else { return nil }
+        var s = lbx_tpacket_stats()
+        _ = lbx_tpacket_stats(tpacket, &s)
+        return s
     }
 
     /// The loss-by-stage block of the stats: the interface's counters, the XDP program's,
@@ -321,17 +338,7 @@ public final class LiveIngress: @unchecked Sendable {
             x.add("no_socket", c[Int(LB_XDP_NO_SOCKET)])
             x.add("passed_not_ip", c[Int(LB_XDP_SHORT)])
             o.add("xdp", object: x)
-            var sum = lbx_xsk_stats()
-            for s in sockets {
-                var one = lbx_xsk_stats()
-                _ = lbx_xsk_stats(s, &one)
-                sum.rx_dropped &+= one.rx_dropped
-                sum.rx_invalid_descs &+= one.rx_invalid_descs
-                sum.rx_ring_full &+= one.rx_ring_full
-                sum.rx_fill_ring_empty_descs &+= one.rx_fill_ring_empty_descs
-                sum.multibuffer &+= one.multibuffer
-                sum.truncated &+= one.truncated
-            }
+            let sum = xskTotals()
             var k = JSONObject()
             k.add("rx_dropped", sum.rx_dropped)
             k.add("rx_invalid_descs", sum.rx_invalid_descs)
@@ -341,9 +348,7 @@ public final class LiveIngress: @unchecked Sendable {
             k.add("truncated_frames", sum.truncated)
             o.add("xsk", object: k)
         }
-        if let tpacket {
-            var s = lbx_tpacket_stats()
-            _ = lbx_tpacket_stats(tpacket, &s)
+        if let s = tpacketStats() {
             var k = JSONObject()
             k.add("tp_packets", s.packets)
             k.add("tp_drops", s.drops)
