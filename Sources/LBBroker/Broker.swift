@@ -179,10 +179,10 @@ public enum Broker {
         var dispatch = config.dispatch
         dispatch.backpressure = !source.isLive
         var dispatcher = Dispatcher(config: dispatch, groups: groupMemories, shared: shared)
-        let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
         let ops = try Operations.install(config: config, isLive: source.isLive, server: server, records: records,
                                          shared: shared, log: log)
-        reporter.udp = udp
+        let reporter = StatsReporter(operations: ops)
+        ops.udp = udp
         if let udp { reporter.upstreamDrops = { udp.get("kernel_drops") ?? 0 } }
 
         // The control thread: attaches, heartbeats, periodic stats.

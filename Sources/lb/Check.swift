@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LBBroker
 import LBSys
 
 /// `lb check`: a Nagios/Icinga plugin. Judges every ring on its own — never an average over
@@ -76,44 +77,44 @@ struct Check: ParsableCommand {
         var ringCount = 0
         for s in second {
             let before = first.first { $0.pid == s.pid }
-            for r in s.rings {
+            for r in s.status.rings {
                 ringCount += 1
-                let name = r.str("interface")
-                let b = interval > 0 ? before?.rings.first { $0.str("interface") == name } : nil
-                let fwd = r.u64("packets_forwarded") &- (b?.u64("packets_forwarded") ?? 0)
-                let drop = r.u64("packets_dropped") &- (b?.u64("packets_dropped") ?? 0)
+                let name = r.interface
+                let b = interval > 0 ? before?.status.rings.first { $0.interface == name } : nil
+                let fwd = r.packetsForwarded &- (b?.packetsForwarded ?? 0)
+                let drop = r.packetsDropped &- (b?.packetsDropped ?? 0)
                 let dropPct = fwd &+ drop == 0 ? 0 : Double(drop) * 100 / Double(fwd &+ drop)
-                let stuck = r.num("consumer_stuck_seconds")
-                let acks = r.u64("worker_loss_acks"), gaps = r.u64("worker_loss_gaps")
+                let stuck = r.consumerStuckSeconds
+                let acks = r.workerLossAcks, gaps = r.workerLossGaps
                 // a report that cannot be right (more gaps than acks, more processed than
                 // forwarded, a time in the future) is written by the worker, not measured:
                 // say so instead of judging by it
-                let suspect = r["worker_report_suspect"] as? Bool == true
-                let lossPct = acks == 0 || suspect ? 0 : Double(gaps) * 100 / Double(acks)
-                let failed = r["failed_over"] as? Bool == true ? " (its flows failed over)" : ""
+                let suspect = r.workerReportSuspect
+                let lossPct = suspect ? 0 : r.workerLossPercent ?? 0
+                let failed = r.failedOver ? " (its flows failed over)" : ""
+                let pid = r.consumerPid.map(String.init) ?? "?"
                 var level = Level.ok
                 var why: [String] = []
                 func raise(_ l: Level, _ s: String) { level = max(level, l); why.append(s) }
-                if r.str("consumer") == "detached" {
-                    raise(.critical, "no consumer for \(Int(r.num("consumer_detached_seconds"))) s\(failed)")
+                if !r.attached {
+                    raise(.critical, "no consumer for \(Int(r.consumerDetachedSeconds)) s\(failed)")
                 } else if stuck >= stuckCritical {
-                    raise(.critical, "consumer pid \(r["consumer_pid"] ?? "?") stuck for \(fmt(stuck)) s with \(r.u64("backlog")) packets waiting\(failed)")
+                    raise(.critical, "consumer pid \(pid) stuck for \(fmt(stuck)) s with \(r.backlog) packets waiting\(failed)")
                 } else if stuck >= stuckWarning {
-                    raise(.warning, "consumer pid \(r["consumer_pid"] ?? "?") stuck for \(fmt(stuck)) s with \(r.u64("backlog")) packets waiting")
+                    raise(.warning, "consumer pid \(pid) stuck for \(fmt(stuck)) s with \(r.backlog) packets waiting")
                 }
                 if dropPct > dropCritical { raise(.critical, "dropping \(fmt(dropPct))% of packets") }
                 else if dropPct > dropWarning { raise(.warning, "dropping \(fmt(dropPct))% of packets") }
-                if suspect { raise(.warning, "worker pid \(r["worker_report_pid"] ?? "?") reports figures that cannot be right (\(gaps) gaps of \(acks) acks)") }
+                if suspect { raise(.warning, "worker pid \(r.workerReportPid.map(String.init) ?? "?") reports figures that cannot be right (\(gaps) gaps of \(acks) acks)") }
                 if lossPct > lossCritical { raise(.critical, "worker reports \(fmt(lossPct))% loss") }
                 else if lossPct > lossWarning { raise(.warning, "worker reports \(fmt(lossPct))% loss") }
                 if level != .ok { problems.append((level, "\(name) \(why.joined(separator: ", "))")) }
                 worst = max(worst, level)
-                let slots = r.u64("slots")
-                perf.append("'\(name) backlog'=\(r.u64("backlog"));;;0;\(slots)")
+                perf.append("'\(name) backlog'=\(r.backlog);;;0;\(r.slots)")
                 perf.append("'\(name) drop'=\(fmt(dropPct))%;\(fmt(dropWarning));\(fmt(dropCritical));0;100")
                 perf.append("'\(name) stuck'=\(fmt(stuck))s;\(fmt(stuckWarning));\(fmt(stuckCritical));0;")
-                perf.append("'\(name) forwarded'=\(r.u64("packets_forwarded"))c")
-                perf.append("'\(name) dropped'=\(r.u64("packets_dropped"))c")
+                perf.append("'\(name) forwarded'=\(r.packetsForwarded)c")
+                perf.append("'\(name) dropped'=\(r.packetsDropped)c")
             }
         }
         if ringCount == 0 { return (.unknown, "lb answered but reported no rings", perf) }

@@ -1,18 +1,16 @@
 import ArgumentParser
 import Foundation
+import LBBroker
 import LBRing
 import LBSys
 import LBWorker
 
-/// One stats answer of one lb, parsed.
+/// One stats answer of one lb: its status snapshot, decoded.
 struct LBSnapshot {
     var socket: String
     var pid: Int32
-    var rings: [[String: Any]]
-    var lb: [String: Any]
+    var status: StatusSnapshot
     var taken: Double
-    /// lb's lines as it sent them
-    var raw: [String]
 
     /// Asks every lb serving a socket in the run directory (or only `group`'s), once per lb.
     static func fetchAll(runDir: String?, group: String?) throws -> [LBSnapshot] {
@@ -35,7 +33,7 @@ struct LBSnapshot {
                 let a = try StatsClient.fetch(socket: p)
                 if a.pid != 0 && seen.contains(a.pid) { continue }
                 seen.insert(a.pid)
-                out.append(try parse(a))
+                out.append(try decode(a))
             } catch let e as AttachError {
                 if e.code == EACCES { denied = true }
                 errors.append(e.description)
@@ -45,14 +43,14 @@ struct LBSnapshot {
         return out
     }
 
-    static func parse(_ a: StatsClient.Answer) throws -> LBSnapshot {
-        var rings: [[String: Any]] = []
-        var lb: [String: Any] = [:]
-        for line in a.lines {
-            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if o["output_ring"] is NSNull { lb = o } else { rings.append(o) }
+    static func decode(_ a: StatsClient.Answer) throws -> LBSnapshot {
+        let status: StatusSnapshot
+        do {
+            status = try JSONDecoder().decode(StatusSnapshot.self, from: Data(a.lines.joined(separator: "\n").utf8))
+        } catch {
+            throw StatsFailure("\(a.socket): lb's answer does not read as a status snapshot (an lb of another version?): \(error)", notRunning: false)
         }
-        return LBSnapshot(socket: a.socket, pid: a.pid, rings: rings, lb: lb, taken: Double(Sys.monoNanos()) / 1e9, raw: a.lines)
+        return LBSnapshot(socket: a.socket, pid: a.pid, status: status, taken: Double(Sys.monoNanos()) / 1e9)
     }
 }
 
@@ -63,18 +61,15 @@ struct StatsFailure: Error, CustomStringConvertible {
     init(_ d: String, notRunning: Bool) { description = d; self.notRunning = notRunning }
 }
 
-extension Dictionary where Key == String, Value == Any {
-    func num(_ k: String) -> Double { (self[k] as? NSNumber)?.doubleValue ?? 0 }
-    func u64(_ k: String) -> UInt64 { (self[k] as? NSNumber)?.uint64Value ?? 0 }
-    func str(_ k: String) -> String { self[k] as? String ?? "" }
-}
-
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the live counters of a running lb (without disturbing it or its consumers).")
 
-    @Flag(help: "Print lb's JSON lines (one per ring, then one for lb) instead of a table.")
+    @Flag(help: "Print lb's JSON lines (one per ring, then one for lb, as -o prints them) instead of a table.")
     var json = false
+
+    @Flag(help: "Print every field of every ring after the table.")
+    var all = false
 
     @Flag(help: "Repeat every --interval seconds, with rates.")
     var watch = false
@@ -102,10 +97,11 @@ struct Stats: ParsableCommand {
             }
             var text = ""
             for s in snaps {
+                let before = previous[s.pid]
                 if json {
-                    for line in s.raw { text += line + "\n" }
+                    for line in StatusLines.render(s.status, previous: before?.status, final: false) { text += line + "\n" }
                 } else {
-                    text += table(s, previous: previous[s.pid])
+                    text += StatsText.render(s.status, previous: before?.status, all: all)
                 }
                 previous[s.pid] = s
             }
@@ -113,35 +109,5 @@ struct Stats: ParsableCommand {
             if !watch { return }
             usleep(UInt32(interval * 1e6))
         }
-    }
-
-    func table(_ s: LBSnapshot, previous: LBSnapshot?) -> String {
-        let seconds = previous.map { s.taken - $0.taken } ?? 0
-        var t = "lb pid \(s.pid)  input \(s.lb.str("interface"))  up \(Int(s.lb.num("uptime_seconds"))) s  received \(s.lb.u64("packets_received"))  dropped \(s.lb.u64("packets_dropped"))"
-        if let f = s.lb["failover_after_seconds"] as? NSNumber { t += "  failover after \(f) s" } else { t += "  failover off" }
-        t += "\n"
-        let head = ["ring", "consumer", "pid", "forwarded", "dropped", "backlog", "stuck_s", "buckets", "kpps", "drop_kpps"]
-        var rows: [[String]] = [head]
-        for r in s.rings {
-            let name = r.str("interface")
-            var kpps = "-", dkpps = "-"
-            if let p = previous?.rings.first(where: { $0.str("interface") == name }), seconds > 0 {
-                kpps = String(format: "%.1f", Double(r.u64("packets_forwarded") &- p.u64("packets_forwarded")) / seconds / 1000)
-                dkpps = String(format: "%.1f", Double(r.u64("packets_dropped") &- p.u64("packets_dropped")) / seconds / 1000)
-            }
-            var state = r.str("consumer")
-            if r["failed_over"] as? Bool == true { state += ",failed-over" }
-            rows.append([name, state, (r["consumer_pid"] as? NSNumber).map { "\($0)" } ?? "-", "\(r.u64("packets_forwarded"))",
-                         "\(r.u64("packets_dropped"))", "\(r.u64("backlog"))", String(format: "%.1f", r.num("consumer_stuck_seconds")),
-                         "\(r.u64("buckets"))", kpps, dkpps])
-        }
-        var widths = head.map(\.count)
-        for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
-        for row in rows {
-            t += row.enumerated().map { i, c in i == 0 || i == 1 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-                                                        : String(repeating: " ", count: widths[i] - c.count) + c }
-                .joined(separator: "  ") + "\n"
-        }
-        return t
     }
 }

@@ -110,7 +110,8 @@ import Testing
         let dir = scratch.path
         let trace = try Ops.trace(in: dir, packets: 30000, flows: 300)
         let runDir = dir + "/run"
-        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:2", "--run-dir", runDir, "-w", "60", "--replay-rate", "500",
+        // several groups; b:0 has no consumer (its drops must show)
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:2", "-p", "b:1", "--run-dir", runDir, "-w", "5", "--replay-rate", "500",
                                    "--metrics", "127.0.0.1:0"], in: dir, label: "lb")
         var cats: [Proc] = []
         for k in 0..<2 { cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat\(k)")) }
@@ -179,5 +180,13 @@ import Testing
             return v > 0
         }
         #expect(got, "Prometheus never returned lb_ring_packets_forwarded_total{group=\"a\",ring=\"1\"} > 0: \(answer) \(prom.stderr.suffix(500))")
+        // every ring of every group is a series Prometheus stored
+        let count = "http://127.0.0.1:\(promPort)/api/v1/query?query=count(lb_ring_packets_forwarded_total)%20and%20on()%20lb_ring_packets_dropped_total%7Bgroup%3D%22b%22%2Creason%3D%22no_consumer%22%7D%20%3E%200"
+        let all = try Ops.until(30) {
+            let (s, out) = try Self.curl(count, in: dir)
+            answer = out
+            return s == 0 && out.contains("\"3\"")
+        }
+        #expect(all, "Prometheus does not hold 3 rings with b:0's drops: \(answer)")
     }
 }

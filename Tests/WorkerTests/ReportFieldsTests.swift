@@ -7,10 +7,12 @@ import Testing
 /// JSON with clamped derived values, and never trap.
 @Suite struct ReportFieldsTests {
     static func render(_ r: ConsumerReport, forwarded: UInt64 = 100, now: UInt64 = 1_800_000_000_000_000_000) throws -> [String: Any] {
-        var j = JSONObject()
-        WorkerReportFields.add(to: &j, r, forwarded: forwarded, nowWallNanos: now)
-        let obj = try JSONSerialization.jsonObject(with: Data(j.rendered.utf8)) as? [String: Any]
-        return try #require(obj, "not a JSON object: \(j.rendered)")
+        var s = RingStatus(interface: "w:0", outputRing: 0, group: "w", ring: 0)
+        s.packetsForwarded = forwarded
+        WorkerReportFields.fill(&s, r, nowWallNanos: now)
+        let text = StatusEncoder.encode(s).json
+        let obj = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        return try #require(obj, "not a JSON object: \(text)")
     }
 
     @Test func ordinaryReport() throws {

@@ -3,53 +3,6 @@ import LBCore
 import LBRing
 import LBSys
 
-/// What the operator tools see of one ring at one moment.
-public struct RingStatus: Sendable {
-    public var name: RingName
-    public var global: Int
-    public var forwarded: UInt64 = 0, bytes: UInt64 = 0
-    public var droppedFull: UInt64 = 0, droppedNoConsumer: UInt64 = 0, droppedStalled: UInt64 = 0
-    public var truncated: UInt64 = 0
-    public var backlog: UInt64 = 0, slots: Int = 0
-    public var attached = false
-    /// the data path gave up waiting for this consumer (capture replay)
-    public var stalled = false
-    public var consumerPID: Int32 = 0
-    public var attaches: UInt64 = 0
-    /// seconds the consumer has had packets waiting and released none (0: it keeps up)
-    public var stuckSeconds: Double = 0
-    /// seconds since the consumer left (0 while attached)
-    public var detachedSeconds: Double = 0
-    /// the consumer's own report (lb_consumer_report), as written (validated only when shown:
-    /// WorkerReportFields)
-    public var report = ConsumerReport()
-    public var processed: UInt64 { report.packetsProcessed }
-    public var lossGaps: UInt64 { report.lossGaps }
-    public var lossAcks: UInt64 { report.lossAcks }
-    public var reportAgeSeconds: Double? = nil
-    /// buckets of the group's 4096 this ring holds now, and whether failover moved its own away
-    public var buckets: Int = 0
-    public var failedOver = false
-    public var failovers: UInt64 = 0
-    public var dropped: UInt64 { droppedFull &+ droppedNoConsumer &+ droppedStalled }
-}
-
-/// lb as a whole at one moment.
-public struct LBStatus: Sendable {
-    public var pid: Int32
-    public var input: String
-    public var uptimeSeconds: Double
-    public var received: UInt64, receivedBytes: UInt64, nonIP: UInt64, unparsed: UInt64, truncated: UInt64
-    public var protocolErrors: UInt64
-    public var decapsulated: [(String, UInt64)]
-    public var unparsedBy: [(String, UInt64)]
-    public var fragments: [(String, UInt64)]
-    /// nil: failover off
-    public var failoverAfterSeconds: Double?
-    public var failoverMoves: [(String, UInt64)]
-    public var rings: [RingStatus]
-}
-
 /// The operator side of the control thread: watches every ring's consumer (is it attached, does
 /// it make progress), drives failover, answers stats requests and serves Prometheus metrics.
 /// Called from the control thread only (`tick`), so it needs no lock.
@@ -70,6 +23,10 @@ public final class Operations: @unchecked Sendable {
     let failover: Failover?
     let failoverAfter: UInt64
     var metrics: MetricsServer? = nil
+    /// the `udp::` ingress's counters, when that is the input
+    public var udp: UDPStats? = nil
+    /// the live ingress's counters (AF_XDP, AF_PACKET), when that is the input
+    public var ingress: (() -> IngressStatus)? = nil
     let log: (String) -> Void
 
     public init(records: [RingRecord], shared: SharedState, input: String, failoverAfterSeconds: Double?,
@@ -100,7 +57,7 @@ public final class Operations: @unchecked Sendable {
     public func tick(now: UInt64) {
         observe(now: now)
         if let failover { applyFailover(failover) }
-        metrics?.serve { self.prometheusText() }
+        metrics?.serve { open in Prometheus.render(self.snapshot(), openMetrics: open) }
     }
 
     func observe(now: UInt64) {
@@ -147,8 +104,8 @@ public final class Operations: @unchecked Sendable {
         }
     }
 
-    /// The current state of lb and every ring.
-    public func status() -> LBStatus {
+    /// The one place lb's status is taken: every view renders this.
+    public func snapshot() -> StatusSnapshot {
         let c = shared.totals()
         let now = Sys.monoNanos(), wall = Sys.wallNanos()
         var rings: [RingStatus] = []
@@ -156,28 +113,26 @@ public final class Operations: @unchecked Sendable {
         if failover == nil, let b = shared.buckets {
             for g in 0..<b.groupCount { fixedCounts += b.bucketCounts(group: g) }
         }
+        var total = LBStatus(interface: input)
         for (i, r) in records.enumerated() {
             let g = r.global
-            var s = RingStatus(name: r.name, global: g)
-            s.forwarded = c.get(ring: g, .forwarded)
-            s.bytes = c.get(ring: g, .forwardedBytes)
-            s.droppedFull = c.get(ring: g, .droppedFull)
+            var s = RingStatus(interface: r.name.description, outputRing: g, group: r.name.group, ring: r.name.index)
+            s.packetsForwarded = c.get(ring: g, .forwarded)
+            s.bytesForwarded = c.get(ring: g, .forwardedBytes)
+            s.droppedRingFull = c.get(ring: g, .droppedFull)
             s.droppedNoConsumer = c.get(ring: g, .droppedNoConsumer)
             s.droppedStalled = c.get(ring: g, .droppedStalled)
+            s.packetsDropped = s.droppedRingFull &+ s.droppedNoConsumer &+ s.droppedStalled
             s.truncated = c.get(ring: g, .truncated)
             s.slots = r.memory.geometry.slots * r.memory.geometry.lanes
             s.backlog = r.memory.backlog
-            s.attached = shared.isAttached(g)
-            s.stalled = shared.isStalled(g)
-            s.consumerPID = s.attached ? r.consumerPID : 0
-            s.attaches = r.attaches
-            s.stuckSeconds = Double(watch[i].stuck) / 1e9
-            s.detachedSeconds = watch[i].detachedSince.map { Double(now &- $0) / 1e9 } ?? 0
-            let report = r.memory.consumerReport()
-            s.report = report
-            if report.heartbeatNanos != 0 && s.attached {
-                s.reportAgeSeconds = Double(Int64(bitPattern: wall &- report.heartbeatNanos)) / 1e9
-            }
+            let attached = shared.isAttached(g)
+            s.consumer = attached ? (shared.isStalled(g) ? "stalled" : "attached") : "detached"
+            s.consumerPid = attached ? Int(r.consumerPID) : nil
+            s.consumerAttaches = r.attaches
+            s.consumerStuckSeconds = Double(watch[i].stuck) / 1e9
+            s.consumerDetachedSeconds = watch[i].detachedSince.map { Double(now &- $0) / 1e9 } ?? 0
+            WorkerReportFields.fill(&s, r.memory.consumerReport(), nowWallNanos: wall)
             if let f = failover {
                 s.buckets = f.held[g]
                 s.failedOver = !f.live[g]
@@ -185,79 +140,39 @@ public final class Operations: @unchecked Sendable {
             } else if g < fixedCounts.count {
                 s.buckets = fixedCounts[g]
             }
+            total.packetsForwarded &+= s.packetsForwarded
+            total.bytesForwarded &+= s.bytesForwarded
+            total.packetsDropped &+= s.packetsDropped
             rings.append(s)
         }
         var moves: [(String, UInt64)] = []
         if let b = shared.buckets {
+            // two -p with one name make one group of rings but two tables: one count per name
             for g in 0..<b.groupCount where b.firstRing[g] < records.count {
-                moves.append((records[b.firstRing[g]].name.group, failover?.moves[g] ?? 0))
+                let name = records[b.firstRing[g]].name.group, n = failover?.moves[g] ?? 0
+                if let k = moves.firstIndex(where: { $0.0 == name }) { moves[k].1 &+= n } else { moves.append((name, n)) }
             }
         }
-        return LBStatus(
-            pid: getpid(), input: input, uptimeSeconds: Double(now &- started) / 1e9,
-            received: c.get(.received), receivedBytes: c.get(.receivedBytes), nonIP: c.get(.nonIP),
-            unparsed: c.get(.unparsed), truncated: c.get(.truncated), protocolErrors: c.get(.badTails),
-            decapsulated: c.decapsulatedByKind(), unparsedBy: c.unparsedByReason(), fragments: c.fragmentCounts(),
-            failoverAfterSeconds: failover == nil ? nil : Double(failoverAfter) / 1e9,
-            failoverMoves: moves, rings: rings)
+        total.pid = Int(getpid())
+        total.uptimeSeconds = Double(now &- started) / 1e9
+        total.packetsReceived = c.get(.received)
+        total.bytesReceived = c.get(.receivedBytes)
+        total.nonIpPackets = c.get(.nonIP)
+        total.packetsUnparsed = c.get(.unparsed)
+        total.packetsTruncated = c.get(.truncated)
+        total.amsduSubframes = c.get(.subframes)
+        total.consumerProtocolErrors = c.get(.badTails)
+        total.failoverAfterSeconds = failover == nil ? nil : Double(failoverAfter) / 1e9
+        total.failoverBucketMoves = NamedCounts(moves)
+        total.decapsulated = NamedCounts(c.decapsulatedByKind())
+        total.unparsed = NamedCounts(c.unparsedByReason())
+        total.fragments = NamedCounts(c.fragmentCounts())
+        total.udp = udp?.status()
+        total.ingress = ingress?()
+        total.metricsScrapes = metrics?.scrapes
+        return StatusSnapshot(ts: Double(wall) / 1e9, lb: total, rings: rings)
     }
 
-    /// The answer to a stats request: one JSON line per ring, then one for lb (no rates: the
-    /// reader computes them from two snapshots).
-    public func statsJSON() -> String {
-        let s = status()
-        let wall = Sys.wallNanos()
-        let ts = JSONObject.fixed(Double(wall) / 1e9, 6)
-        var out = ""
-        for r in s.rings {
-            var j = JSONObject()
-            j.add("ts", raw: ts)
-            j.add("interface", r.name.description)
-            j.add("output_ring", r.global)
-            j.add("group", r.name.group)
-            j.add("ring", r.name.index)
-            j.add("packets_forwarded", r.forwarded)
-            j.add("packets_dropped", r.dropped)
-            j.add("bytes_forwarded", r.bytes)
-            j.add("dropped_ring_full", r.droppedFull)
-            j.add("dropped_no_consumer", r.droppedNoConsumer)
-            j.add("dropped_stalled", r.droppedStalled)
-            j.add("truncated", r.truncated)
-            j.add("backlog", r.backlog)
-            j.add("slots", r.slots)
-            j.add("consumer", r.attached ? (r.stalled ? "stalled" : "attached") : "detached")
-            if r.attached { j.add("consumer_pid", Int(r.consumerPID)) } else { j.addNull("consumer_pid") }
-            j.add("consumer_attaches", r.attaches)
-            j.add("consumer_stuck_seconds", r.stuckSeconds, digits: 3)
-            j.add("consumer_detached_seconds", r.detachedSeconds, digits: 3)
-            j.add("consumer_packets_processed", r.processed)
-            // the same worker fields, validated the same way, as the -o lines
-            WorkerReportFields.add(to: &j, r.report, forwarded: r.forwarded, nowWallNanos: wall)
-            j.add("buckets", r.buckets)
-            j.add("failed_over", r.failedOver)
-            j.add("failovers", r.failovers)
-            out += j.rendered + "\n"
-        }
-        var a = JSONObject()
-        a.add("ts", raw: ts)
-        a.add("interface", s.input)
-        a.addNull("output_ring")
-        a.add("pid", Int(s.pid))
-        a.add("uptime_seconds", s.uptimeSeconds, digits: 3)
-        a.add("packets_received", s.received)
-        a.add("packets_forwarded", s.rings.reduce(UInt64(0)) { $0 &+ $1.forwarded })
-        a.add("packets_dropped", s.rings.reduce(UInt64(0)) { $0 &+ $1.dropped })
-        a.add("non_ip_packets", s.nonIP)
-        a.add("bytes_received", s.receivedBytes)
-        a.add("packets_unparsed", s.unparsed)
-        a.add("packets_truncated", s.truncated)
-        a.add("consumer_protocol_errors", s.protocolErrors)
-        if let f = s.failoverAfterSeconds { a.add("failover_after_seconds", f, digits: 3) } else { a.addNull("failover_after_seconds") }
-        a.add("failover_bucket_moves", counts: s.failoverMoves)
-        a.add("decapsulated", counts: s.decapsulated)
-        a.add("unparsed", counts: s.unparsedBy)
-        a.add("fragments", counts: s.fragments)
-        out += a.rendered + "\n"
-        return out
-    }
+    /// The answer to a stats request: the snapshot as one JSON document.
+    public func statsJSON() -> String { StatusEncoder.encode(snapshot()).json + "\n" }
 }

@@ -13,11 +13,11 @@ extension Broker {
                         groups: [[RingMemory]], shared: SharedState, stdout: Int32,
                         log: @escaping @Sendable (String) -> Void) throws(BrokerError) -> Int32 {
         shared.laneCounters = live.makeLaneCounters(ringCount: shared.ringCount)
-        let reporter = StatsReporter(inputName: config.input.name, rings: records, shared: shared)
-        reporter.ingress = { live.statsObject(shared: shared.counters) }
-        reporter.upstreamDrops = { live.upstreamDrops() }
         let ops = try Operations.install(config: config, isLive: true, server: server, records: records,
                                          shared: shared, log: log)
+        let reporter = StatsReporter(operations: ops)
+        ops.ingress = { live.statsObject(shared: shared.counters) }
+        reporter.upstreamDrops = { live.upstreamDrops() }
         // a live source runs until a signal (Broker.run installed the handlers first thing)
         let controlStop = Atomic<UInt32>(0)
         let control = ControlThread(server: server, reporter: reporter, records: records, shared: shared,

@@ -312,50 +312,26 @@ public final class LiveIngress: @unchecked Sendable {
 
     /// The loss-by-stage block of the stats: the interface's counters, the XDP program's,
     /// the AF_XDP sockets' (XDP_STATISTICS) or the AF_PACKET socket's.
-    func statsObject(shared: Counters) -> JSONObject {
-        var o = JSONObject()
-        o.add("source", input.name)
-        o.add("mode", mode)
-        o.add("zero_copy", zeroCopy)
-        o.add("queues", queues.count)
-        var perQueue = JSONObject()
-        for (lane, q) in queues.enumerated() {
-            let c = lane == 0 ? shared : laneCounters[lane - 1]
-            perQueue.add(String(q), c.get(.received))
-        }
-        o.add("queue_packets", object: perQueue)
-        var nic = JSONObject()
-        for name in ["rx_packets", "rx_bytes", "rx_dropped", "rx_missed_errors", "rx_fifo_errors", "rx_over_errors", "rx_errors"] {
-            nic.add(name, Sys.interfaceCounter(interface, name))
-        }
-        o.add("interface_counters", object: nic)
+    func statsObject(shared: Counters) -> IngressStatus {
+        var o = IngressStatus(source: input.name, mode: mode, zeroCopy: zeroCopy, queues: queues.count)
+        o.queuePackets = NamedCounts(queues.enumerated().map { lane, q in
+            (String(q), (lane == 0 ? shared : laneCounters[lane - 1]).get(.received))
+        })
+        o.interfaceCounters = NamedCounts(["rx_packets", "rx_bytes", "rx_dropped", "rx_missed_errors", "rx_fifo_errors",
+                                           "rx_over_errors", "rx_errors"].map { ($0, Sys.interfaceCounter(interface, $0)) })
         if let prog {
             var c = [UInt64](repeating: 0, count: Int(LB_XDP_NSTATS))
             lbx_prog_counters(prog, &c)
-            var x = JSONObject()
-            x.add("diverted", c[Int(LB_XDP_DIVERTED)])
-            x.add("passed_to_kernel", c[Int(LB_XDP_PASSED)])
-            x.add("no_socket", c[Int(LB_XDP_NO_SOCKET)])
-            x.add("passed_not_ip", c[Int(LB_XDP_SHORT)])
-            o.add("xdp", object: x)
+            o.xdp = NamedCounts([("diverted", c[Int(LB_XDP_DIVERTED)]), ("passed_to_kernel", c[Int(LB_XDP_PASSED)]),
+                                 ("no_socket", c[Int(LB_XDP_NO_SOCKET)]), ("passed_not_ip", c[Int(LB_XDP_SHORT)])])
             let sum = xskTotals()
-            var k = JSONObject()
-            k.add("rx_dropped", sum.rx_dropped)
-            k.add("rx_invalid_descs", sum.rx_invalid_descs)
-            k.add("rx_ring_full", sum.rx_ring_full)
-            k.add("rx_fill_ring_empty_descs", sum.rx_fill_ring_empty_descs)
-            k.add("multi_buffer_frames", sum.multibuffer)
-            k.add("truncated_frames", sum.truncated)
-            o.add("xsk", object: k)
+            o.xsk = NamedCounts([("rx_dropped", sum.rx_dropped), ("rx_invalid_descs", sum.rx_invalid_descs),
+                                 ("rx_ring_full", sum.rx_ring_full), ("rx_fill_ring_empty_descs", sum.rx_fill_ring_empty_descs),
+                                 ("multi_buffer_frames", sum.multibuffer), ("truncated_frames", sum.truncated)])
         }
         if let s = tpacketStats() {
-            var k = JSONObject()
-            k.add("tp_packets", s.packets)
-            k.add("tp_drops", s.drops)
-            k.add("tp_freeze_q_cnt", s.freeze_q)
-            k.add("vlan_tags_restored", s.vlan_restored)
-            k.add("socket_errors", s.socket_errors)
-            o.add("af_packet", object: k)
+            o.afPacket = NamedCounts([("tp_packets", s.packets), ("tp_drops", s.drops), ("tp_freeze_q_cnt", s.freeze_q),
+                                      ("vlan_tags_restored", s.vlan_restored), ("socket_errors", s.socket_errors)])
         }
         return o
     }

@@ -109,38 +109,27 @@ public final class UDPStats: @unchecked Sendable {
         return out.sorted { $0.packets != $1.packets ? $0.packets > $1.packets : $0.vni < $1.vni }
     }
 
-    /// The `udp` object of lb's stats line.
-    func json() -> JSONObject {
-        var j = JSONObject()
+    /// The `udp` part of lb's status.
+    func status() -> UDPStatus {
         func g(_ c: G) -> UInt64 { block[c.rawValue].load(ordering: .relaxed) }
-        j.add("datagrams_received", g(.datagrams))
-        j.add("bytes_received", g(.bytes))
-        j.add("datagrams_accepted", g(.accepted))
-        var rejected: UInt64 = 0
-        var reasons = JSONObject()
+        var u = UDPStatus()
+        u.datagramsReceived = g(.datagrams)
+        u.bytesReceived = g(.bytes)
+        u.datagramsAccepted = g(.accepted)
+        var reasons: [(String, UInt64)] = []
         for r in DatagramReject.allCases where r != .none {
             let v = block[Self.rejectBase + Int(r.rawValue)].load(ordering: .relaxed)
-            rejected &+= v
-            reasons.add(r.name, v)
+            u.datagramsRejected &+= v
+            reasons.append((r.name, v))
         }
-        j.add("datagrams_rejected", rejected)
-        j.add("rejected", object: reasons)
-        j.add("kernel_drops", g(.kernelDrops))
-        j.add("receive_errors", g(.receiveErrors))
-        j.add("rcvbuf_requested", g(.rcvbufRequested))
-        j.add("rcvbuf_granted", g(.rcvbufGranted))
-        j.add("vni_count", g(.vniCount))
-        j.add("vni_other", g(.vniOther))
-        var list = "["
-        for (i, v) in vnis().prefix(top).enumerated() {
-            if i > 0 { list += "," }
-            var o = JSONObject()
-            o.add("vni", Int(v.vni))
-            o.add("packets", v.packets)
-            o.add("bytes", v.bytes)
-            list += o.rendered
-        }
-        j.add("vni_top", raw: list + "]")
-        return j
+        u.rejected = NamedCounts(reasons)
+        u.kernelDrops = g(.kernelDrops)
+        u.receiveErrors = g(.receiveErrors)
+        u.rcvbufRequested = g(.rcvbufRequested)
+        u.rcvbufGranted = g(.rcvbufGranted)
+        u.vniCount = g(.vniCount)
+        u.vniOther = g(.vniOther)
+        u.vniTop = vnis().prefix(top).map { VNICount(vni: $0.vni, packets: $0.packets, bytes: $0.bytes) }
+        return u
     }
 }

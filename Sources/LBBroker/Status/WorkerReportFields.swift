@@ -15,24 +15,19 @@ import LBRing
 ///                                more processed than lb forwarded to the ring, a report time
 ///                                more than 5 s in the future
 enum WorkerReportFields {
-    static func add(to j: inout JSONObject, _ r: ConsumerReport, forwarded: UInt64, nowWallNanos: UInt64) {
-        j.add("packets_processed_by_worker", r.packetsProcessed)
-        j.add("worker_loss_gaps", r.lossGaps)
-        j.add("worker_loss_acks", r.lossAcks)
+    static func fill(_ s: inout RingStatus, _ r: ConsumerReport, nowWallNanos: UInt64) {
+        s.consumerPacketsProcessed = r.packetsProcessed
+        s.packetsProcessedByWorker = r.packetsProcessed
+        s.workerLossGaps = r.lossGaps
+        s.workerLossAcks = r.lossAcks
         if r.lossAcks > 0 {
-            let percent = r.lossGaps >= r.lossAcks ? 100 : Double(r.lossGaps) / Double(r.lossAcks) * 100
-            j.add("worker_loss_percent", percent, digits: 4)
-        } else {
-            j.addNull("worker_loss_percent")
+            s.workerLossPercent = r.lossGaps >= r.lossAcks ? 100 : Double(r.lossGaps) / Double(r.lossAcks) * 100
         }
-        if r.heartbeatNanos == 0 {
-            j.addNull("worker_report_age_s")
-        } else {
-            let age = nowWallNanos > r.heartbeatNanos ? Double(nowWallNanos - r.heartbeatNanos) / 1e9 : 0
-            j.add("worker_report_age_s", age, digits: 3)
+        if r.heartbeatNanos != 0 {
+            s.workerReportAgeS = nowWallNanos > r.heartbeatNanos ? Double(nowWallNanos - r.heartbeatNanos) / 1e9 : 0
         }
-        if r.pid > 0 { j.add("worker_report_pid", Int(r.pid)) } else { j.addNull("worker_report_pid") }
+        if r.pid > 0 { s.workerReportPid = Int(r.pid) }
         let future = r.heartbeatNanos > nowWallNanos && r.heartbeatNanos - nowWallNanos > 5_000_000_000
-        j.add("worker_report_suspect", r.lossGaps > r.lossAcks || r.packetsProcessed > forwarded || future)
+        s.workerReportSuspect = r.lossGaps > r.lossAcks || r.packetsProcessed > s.packetsForwarded || future
     }
 }

@@ -1,32 +1,5 @@
-/// A small JSON object writer for the stats lines (no Foundation; keys keep their order).
-struct JSONObject {
-    private var text = "{"
-    private var first = true
-
-    private mutating func key(_ k: String) {
-        if !first { text += "," }
-        first = false
-        text += "\"\(k)\":"
-    }
-
-    mutating func add(_ k: String, _ v: UInt64) { key(k); text += String(v) }
-    mutating func add(_ k: String, _ v: Int) { key(k); text += String(v) }
-    mutating func add(_ k: String, _ v: Bool) { key(k); text += v ? "true" : "false" }
-    mutating func addNull(_ k: String) { key(k); text += "null" }
-    /// A value already rendered as JSON (a number).
-    mutating func add(_ k: String, raw: String) { key(k); text += raw }
-    mutating func add(_ k: String, _ v: String) { key(k); text += JSONObject.quote(v) }
-    mutating func add(_ k: String, _ v: Double, digits: Int) { key(k); text += JSONObject.fixed(v, digits) }
-    mutating func add(_ k: String, object: JSONObject) { key(k); text += object.rendered }
-    /// An object of name → count pairs, in their order.
-    mutating func add(_ k: String, counts: [(String, UInt64)]) {
-        var o = JSONObject()
-        for (name, n) in counts { o.add(name, n) }
-        add(k, object: o)
-    }
-
-    var rendered: String { text + "}" }
-
+/// JSON text pieces for the status views (no Foundation).
+enum JSONText {
     static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
