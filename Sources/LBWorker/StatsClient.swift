@@ -90,10 +90,7 @@ public enum OwnerCheck {
     public static func checkSocket(path: String, fd: Int32) throws(AttachError) {
         var st = stat()
         guard lstat(path, &st) == 0 else { throw AttachError("\(path): \(SysError("stat"))") }
-        let trusted = trustedUIDs()
-        guard trusted.contains(st.st_uid) else {
-            throw AttachError("\(path) is owned by uid \(st.st_uid), not by the user lb runs as (\(describe(trusted))); refusing it (set LB_USER if lb runs as another user)", code: EPERM)
-        }
+        try requireTrusted(st.st_uid, "\(path) is owned by uid \(st.st_uid), not by", hint: " (set LB_USER if lb runs as another user)")
         // lb started as root and then became --user: its listening socket still names root
         // (SO_PEERCRED is taken at listen time), which is trusted.
         if let peer = Sys.peerCredentials(fd), peer.uid != st.st_uid, peer.uid != 0 {
@@ -105,9 +102,13 @@ public enum OwnerCheck {
     public static func checkRing(fd: Int32, name: RingName) throws(AttachError) {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw AttachError("\(name): \(SysError("fstat"))") }
+        try requireTrusted(st.st_uid, "\(name): the ring memory belongs to uid \(st.st_uid), not to", hint: "")
+    }
+
+    static func requireTrusted(_ uid: uid_t, _ what: String, hint: String) throws(AttachError) {
         let trusted = trustedUIDs()
-        guard trusted.contains(st.st_uid) else {
-            throw AttachError("\(name): the ring memory belongs to uid \(st.st_uid), not to the user lb runs as (\(describe(trusted))); refusing it", code: EPERM)
+        guard trusted.contains(uid) else {
+            throw AttachError("\(what) the user lb runs as (\(describe(trusted))); refusing it\(hint)", code: EPERM)
         }
     }
 

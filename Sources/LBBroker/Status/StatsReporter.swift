@@ -28,38 +28,34 @@ public enum StatusLines {
     /// One line per ring, then lb's; rates against `previous` (0 without one).
     public static func render(_ s: StatusSnapshot, previous: StatusSnapshot?, final: Bool) -> [String] {
         let seconds = previous.map { max(s.ts - $0.ts, 1e-9) }
-        func rate(_ now: UInt64, _ before: UInt64?, _ scale: Double) -> StatusValue {
-            guard let seconds, let before else { return .double(0) }
-            return .double((Double(now &- before) * scale / seconds * 10000).rounded() / 10000)
+        /// netmap's rates of one line: (bytes, forwarded, dropped) now and before
+        func rates(_ now: (UInt64, UInt64, UInt64), _ before: (UInt64, UInt64, UInt64)?, last: String) -> [(String, StatusValue)] {
+            func rate(_ n: UInt64, _ b: UInt64?, _ scale: Double) -> StatusValue {
+                guard let seconds, let b else { return .double(0) }
+                return .double((Double(n &- b) * scale / seconds * 10000).rounded() / 10000)
+            }
+            return [("data_forward_rate_Mbps", rate(now.0, before?.0, 8 / 1048576)), ("data_drop_rate_Mbps", .double(0)),
+                    ("packet_forward_rate_kpps", rate(now.1, before?.1, 1 / 1000)),
+                    ("packet_drop_rate_kpps", rate(now.2, before?.2, 1 / 1000)), (last, .int(0))]
         }
         var out: [String] = []
         for (i, r) in s.rings.enumerated() {
             let p = previous?.rings.indices.contains(i) == true && previous!.rings[i].interface == r.interface ? previous!.rings[i] : nil
-            let rates: [(String, StatusValue)] = [
-                ("data_forward_rate_Mbps", rate(r.bytesForwarded, p?.bytesForwarded, 8 / 1048576)),
-                ("data_drop_rate_Mbps", .double(0)),
-                ("packet_forward_rate_kpps", rate(r.packetsForwarded, p?.packetsForwarded, 1 / 1000)),
-                ("packet_drop_rate_kpps", rate(r.packetsDropped, p?.packetsDropped, 1 / 1000)),
-                ("overflow_queue_size", .int(0)),
-            ]
-            out.append(line(ts: s.ts, StatusEncoder.encode(r), insert: rates, after: "packets_dropped", final: nil))
+            let before = p.map { ($0.bytesForwarded, $0.packetsForwarded, $0.packetsDropped) }
+            out.append(line(ts: s.ts, StatusEncoder.encode(r), after: "packets_dropped", final: nil,
+                            insert: rates((r.bytesForwarded, r.packetsForwarded, r.packetsDropped), before, last: "overflow_queue_size")))
         }
-        let l = s.lb, p = previous?.lb
-        let rates: [(String, StatusValue)] = [
-            ("data_forward_rate_Mbps", rate(l.bytesForwarded, p?.bytesForwarded, 8 / 1048576)),
-            ("data_drop_rate_Mbps", .double(0)),
-            ("packet_forward_rate_kpps", rate(l.packetsForwarded, p?.packetsForwarded, 1 / 1000)),
-            ("packet_drop_rate_kpps", rate(l.packetsDropped, p?.packetsDropped, 1 / 1000)),
-            ("free_buffer_slots", .int(0)),
-        ]
+        let l = s.lb
         var lbLine = StatusEncoder.encode(l)
         // netmap lb's aggregate line has output_ring null, right after interface
         if case .object(var m) = lbLine { m.insert(("output_ring", .null), at: 1); lbLine = .object(m) }
-        out.append(line(ts: s.ts, lbLine, insert: rates, after: "non_ip_packets", final: final))
+        let before = previous.map { ($0.lb.bytesForwarded, $0.lb.packetsForwarded, $0.lb.packetsDropped) }
+        out.append(line(ts: s.ts, lbLine, after: "non_ip_packets", final: final,
+                        insert: rates((l.bytesForwarded, l.packetsForwarded, l.packetsDropped), before, last: "free_buffer_slots")))
         return out
     }
 
-    static func line(ts: Double, _ v: StatusValue, insert: [(String, StatusValue)], after: String, final: Bool?) -> String {
+    static func line(ts: Double, _ v: StatusValue, after: String, final: Bool?, insert: [(String, StatusValue)]) -> String {
         guard case .object(var m) = v else { return v.json }
         let at = (m.firstIndex { $0.0 == after } ?? (m.count - 1)) + 1
         m.insert(contentsOf: insert, at: at)
