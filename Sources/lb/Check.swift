@@ -10,37 +10,42 @@ struct Check: ParsableCommand {
         abstract: "Nagios/Icinga check of a running lb: OK, WARNING, CRITICAL or UNKNOWN (exit 0, 1, 2, 3) with perfdata.",
         discussion: """
             CRITICAL: lb is not running; a ring has no consumer; a consumer has had packets waiting and
-            released none for --stuck-critical seconds; a ring drops more than --drop-critical percent.
-            WARNING: the same with the --*-warning thresholds, and the worker's own loss estimate.
+            released none for the critical --stuck seconds; a ring drops more than the critical --drop
+            percentage; a worker reports more than the critical --loss percentage.
+            WARNING: the same with the warning thresholds. Each threshold is WARN,CRIT.
             Drop rates are measured over --interval seconds (two reads of lb's counters).
             """)
 
-    @Option(help: "Only the lb serving this group.")
-    var group: String?
-
-    @Option(help: "Directory of lb's control sockets (as given to lb).")
-    var runDir: String?
+    @OptionGroup var lb: AskOptions
 
     @Option(help: "Seconds between the two reads the drop rates are measured over (0: since lb started).")
     var interval: Double = 1
 
-    @Option(name: [.customLong("drop-warning")], help: "WARNING when a ring drops more than PCT percent of its packets.")
-    var dropWarning: Double = 0.1
+    @Option(help: "WARN,CRIT: percent of its packets a ring drops.")
+    var drop = Levels(warning: 0.1, critical: 1)
 
-    @Option(name: [.customLong("drop-critical")], help: "CRITICAL when a ring drops more than PCT percent of its packets.")
-    var dropCritical: Double = 1
+    @Option(help: "WARN,CRIT: seconds a consumer has had packets waiting and released none.")
+    var stuck = Levels(warning: 2, critical: 5)
 
-    @Option(name: [.customLong("stuck-warning")], help: "WARNING when a consumer has had packets waiting and released none for SECS.")
-    var stuckWarning: Double = 2
+    @Option(help: "WARN,CRIT: percent loss a worker reports (gaps per acks).")
+    var loss = Levels(warning: 1, critical: 5)
 
-    @Option(name: [.customLong("stuck-critical")], help: "CRITICAL when a consumer has had packets waiting and released none for SECS.")
-    var stuckCritical: Double = 5
-
-    @Option(name: [.customLong("loss-warning")], help: "WARNING when a worker reports more than PCT percent loss (gaps per acks).")
-    var lossWarning: Double = 1
-
-    @Option(name: [.customLong("loss-critical")], help: "CRITICAL when a worker reports more than PCT percent loss.")
-    var lossCritical: Double = 5
+    /// A warning and a critical threshold, `WARN,CRIT`.
+    struct Levels: ExpressibleByArgument {
+        var warning: Double, critical: Double
+        init(warning: Double, critical: Double) { self.warning = warning; self.critical = critical }
+        init?(argument: String) {
+            let f = argument.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }
+            guard f.count == 2, let w = f[0], let c = f[1], w >= 0, c >= w else { return nil }
+            self.init(warning: w, critical: c)
+        }
+        var defaultValueDescription: String { "\(warning.formatted()),\(critical.formatted())" }
+        /// the level `value` reaches (ok below the warning threshold)
+        func level(_ value: Double, atLeast: Bool = false) -> Level {
+            let over = { (t: Double) in atLeast ? value >= t : value > t }
+            return over(critical) ? .critical : over(warning) ? .warning : .ok
+        }
+    }
 
     enum Level: Int32, Comparable {
         case ok = 0, warning = 1, critical = 2, unknown = 3
@@ -57,7 +62,7 @@ struct Check: ParsableCommand {
 
     func evaluate() -> (Level, String, [String]) {
         let first: [LBSnapshot]
-        do { first = try LBSnapshot.fetchAll(runDir: runDir, group: group) } catch let e as StatsFailure {
+        do { first = try lb.fetch() } catch let e as StatsFailure {
             return (e.notRunning ? .critical : .unknown, e.notRunning ? "lb is not running: \(e)" : "\(e)", [])
         } catch {
             return (.unknown, "\(error)", [])
@@ -65,7 +70,7 @@ struct Check: ParsableCommand {
         var second = first
         if interval > 0 {
             usleep(UInt32(interval * 1e6))
-            do { second = try LBSnapshot.fetchAll(runDir: runDir, group: group) } catch let e as StatsFailure {
+            do { second = try lb.fetch() } catch let e as StatsFailure {
                 return (e.notRunning ? .critical : .unknown, "lb went away during the check: \(e)", [])
             } catch {
                 return (.unknown, "\(error)", [])
@@ -82,9 +87,8 @@ struct Check: ParsableCommand {
                 let name = r.interface
                 let b = interval > 0 ? before?.status.rings.first { $0.interface == name } : nil
                 let fwd = r.packetsForwarded &- (b?.packetsForwarded ?? 0)
-                let drop = r.packetsDropped &- (b?.packetsDropped ?? 0)
-                let dropPct = fwd &+ drop == 0 ? 0 : Double(drop) * 100 / Double(fwd &+ drop)
-                let stuck = r.consumerStuckSeconds
+                let lost = r.packetsDropped &- (b?.packetsDropped ?? 0)
+                let dropPct = fwd &+ lost == 0 ? 0 : Double(lost) * 100 / Double(fwd &+ lost)
                 let acks = r.workerLossAcks, gaps = r.workerLossGaps
                 // a report that cannot be right (more gaps than acks, more processed than
                 // forwarded, a time in the future) is written by the worker, not measured:
@@ -96,23 +100,22 @@ struct Check: ParsableCommand {
                 var level = Level.ok
                 var why: [String] = []
                 func raise(_ l: Level, _ s: String) { level = max(level, l); why.append(s) }
+                let stuckLevel = stuck.level(r.consumerStuckSeconds, atLeast: true)
                 if !r.attached {
                     raise(.critical, "no consumer for \(Int(r.consumerDetachedSeconds)) s\(failed)")
-                } else if stuck >= stuckCritical {
-                    raise(.critical, "consumer pid \(pid) stuck for \(fmt(stuck)) s with \(r.backlog) packets waiting\(failed)")
-                } else if stuck >= stuckWarning {
-                    raise(.warning, "consumer pid \(pid) stuck for \(fmt(stuck)) s with \(r.backlog) packets waiting")
+                } else if stuckLevel != .ok {
+                    raise(stuckLevel, "consumer pid \(pid) stuck for \(fmt(r.consumerStuckSeconds)) s with \(r.backlog) packets waiting\(stuckLevel == .critical ? failed : "")")
                 }
-                if dropPct > dropCritical { raise(.critical, "dropping \(fmt(dropPct))% of packets") }
-                else if dropPct > dropWarning { raise(.warning, "dropping \(fmt(dropPct))% of packets") }
+                let dropLevel = drop.level(dropPct)
+                if dropLevel != .ok { raise(dropLevel, "dropping \(fmt(dropPct))% of packets") }
                 if suspect { raise(.warning, "worker pid \(r.workerReportPid.map(String.init) ?? "?") reports figures that cannot be right (\(gaps) gaps of \(acks) acks)") }
-                if lossPct > lossCritical { raise(.critical, "worker reports \(fmt(lossPct))% loss") }
-                else if lossPct > lossWarning { raise(.warning, "worker reports \(fmt(lossPct))% loss") }
+                let lossLevel = loss.level(lossPct)
+                if lossLevel != .ok { raise(lossLevel, "worker reports \(fmt(lossPct))% loss") }
                 if level != .ok { problems.append((level, "\(name) \(why.joined(separator: ", "))")) }
                 worst = max(worst, level)
                 perf.append("'\(name) backlog'=\(r.backlog);;;0;\(r.slots)")
-                perf.append("'\(name) drop'=\(fmt(dropPct))%;\(fmt(dropWarning));\(fmt(dropCritical));0;100")
-                perf.append("'\(name) stuck'=\(fmt(stuck))s;\(fmt(stuckWarning));\(fmt(stuckCritical));0;")
+                perf.append("'\(name) drop'=\(fmt(dropPct))%;\(fmt(drop.warning));\(fmt(drop.critical));0;100")
+                perf.append("'\(name) stuck'=\(fmt(r.consumerStuckSeconds))s;\(fmt(stuck.warning));\(fmt(stuck.critical));0;")
                 perf.append("'\(name) forwarded'=\(r.packetsForwarded)c")
                 perf.append("'\(name) dropped'=\(r.packetsDropped)c")
             }

@@ -54,6 +54,17 @@ struct LBSnapshot {
     }
 }
 
+/// Which lb to ask (`lb stats`, `lb check`).
+struct AskOptions: ParsableArguments {
+    @Option(help: "Only the lb serving this group.")
+    var group: String?
+
+    @Option(help: "Directory of lb's control sockets (as given to lb).")
+    var runDir: String?
+
+    func fetch() throws -> [LBSnapshot] { try LBSnapshot.fetchAll(runDir: runDir, group: group) }
+}
+
 struct StatsFailure: Error, CustomStringConvertible {
     let description: String
     /// true when no lb answered at all (as opposed to: not allowed to ask)
@@ -77,11 +88,7 @@ struct Stats: ParsableCommand {
     @Option(help: "Seconds between reports with --watch.")
     var interval: Double = 1
 
-    @Option(help: "Only the lb serving this group.")
-    var group: String?
-
-    @Option(help: "Directory of lb's control sockets (as given to lb).")
-    var runDir: String?
+    @OptionGroup var lb: AskOptions
 
     func validate() throws {
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
@@ -91,7 +98,7 @@ struct Stats: ParsableCommand {
         var previous: [Int32: LBSnapshot] = [:]
         while true {
             let snaps: [LBSnapshot]
-            do { snaps = try LBSnapshot.fetchAll(runDir: runDir, group: group) } catch {
+            do { snaps = try lb.fetch() } catch {
                 try? printError("lb stats: \(error)")
                 throw ExitCode(1)
             }

@@ -6,9 +6,19 @@ import Testing
 /// `lb check` as Nagios runs it, against a running lb with four consumers.
 @Suite(.serialized) struct CheckTests {
     static func check(_ runDir: String, in dir: String) throws -> (Int32, String) {
-        let (s, out, _) = try Proc.run(Ops.lb, ["check", "--run-dir", runDir, "--interval", "0.3", "--stuck-warning", "1.5",
-                                                "--stuck-critical", "2"], in: dir, label: "check-\(UInt32.random(in: 0...UInt32.max))")
+        let (s, out, _) = try Proc.run(Ops.lb, ["check", "--run-dir", runDir, "--interval", "0.3", "--stuck", "1.5,2"],
+                                       in: dir, label: "check-\(UInt32.random(in: 0...UInt32.max))")
         return (s, out)
+    }
+
+    /// Thresholds are WARN,CRIT pairs; anything else is ArgumentParser's usage error (64).
+    @Test func badThresholdsAreUsageErrors() throws {
+        let scratch = try Scratch("check-usage")
+        for bad in [["--drop", "5"], ["--stuck", "5,2"], ["--loss", "x,1"], ["--drop", "-1,1"]] {
+            let (s, _, err) = try Proc.run(Ops.lb, ["check"] + bad, in: scratch.path, label: "usage-\(bad[0].dropFirst(2))")
+            #expect(s == 64, "\(bad): exit \(s)")
+            #expect(err.contains("'\(bad[0]) <") || err.contains(bad[0]), "\(bad): \(err)")
+        }
     }
 
     @Test func notRunningIsCritical() throws {

@@ -167,7 +167,7 @@ import Testing
 /// `lb cat`, and a stopped one is named by `lb check` as stuck.
 @Suite(.serialized) struct PcapHealthTests {
     static func check(_ runDir: String, in dir: String) throws -> (Int32, String) {
-        let t = try Tool(Tool.lb, ["check", "--run-dir", runDir, "--interval", "0.3", "--stuck-warning", "1.5", "--stuck-critical", "2"],
+        let t = try Tool(Tool.lb, ["check", "--run-dir", runDir, "--interval", "0.3", "--stuck", "1.5,2"],
                          in: dir, label: "check-\(UInt32.random(in: 0...UInt32.max))")
         let s = try t.wait(seconds: 30)
         return (s, t.stdout)
