@@ -28,82 +28,80 @@ public struct MetricSpec: Sendable {
 /// samples. The parity test checks that every number of the snapshot has an entry here and a
 /// sample in a scrape.
 public enum PrometheusCatalog {
-    public static func spec(lb path: [String]) -> MetricSpec? { lookup(lb, path) }
-    public static func spec(ring path: [String]) -> MetricSpec? { lookup(ring, path) }
+    public static func spec(lb path: [String]) -> MetricSpec? { lookup(["lb"] + path) }
+    public static func spec(ring path: [String]) -> MetricSpec? { lookup(["ring"] + path) }
 
     /// Ring fields that are no sample of their own: the ring's labels, and the sum of the
     /// per-reason drop series.
     public static let ringLabels: Set<String> = ["ring", "packets_dropped"]
 
-    static func lookup(_ table: [String: MetricSpec], _ path: [String]) -> MetricSpec? {
+    static func lookup(_ path: [String]) -> MetricSpec? {
         if let s = table[path.joined(separator: ".")] { return s }
-        guard path.count > 1 else { return nil }
+        guard path.count > 2 else { return nil }
         return table[(path.dropLast() + ["*"]).joined(separator: ".")]
     }
 
-    static let lb: [String: MetricSpec] = [
-        "packets_received": .counter("lb_packets_received_total", "packets read from the input"),
-        "packets_forwarded": .counter("lb_packets_forwarded_total", "packets written into rings (a packet counts once per group)"),
-        "packets_dropped": .counter("lb_packets_dropped_total", "packets the rings dropped (full, no consumer, stalled)"),
-        "non_ip_packets": .counter("lb_non_ip_packets_total", "frames without an IP layer"),
-        "pid": .gauge("lb_pid", "lb's process id"),
-        "uptime_seconds": .gauge("lb_uptime_seconds", "seconds since lb started"),
-        "bytes_received": .counter("lb_received_bytes_total", "bytes read from the input"),
-        "bytes_forwarded": .counter("lb_forwarded_bytes_total", "bytes written into rings"),
-        "packets_unparsed": .counter("lb_packets_unparsed_total", "packets that did not parse fully (delivered, hashed on what was read)"),
-        "packets_truncated": .counter("lb_packets_truncated_total", "packets longer than the slot size, truncated"),
-        "amsdu_subframes": .counter("lb_amsdu_subframes_total", "802.11 A-MSDU subframes delivered as packets of their own"),
-        "consumer_protocol_errors": .counter("lb_consumer_protocol_errors_total", "consumer tails out of range (ignored)"),
-        "failover_after_seconds": .gauge("lb_failover_after_seconds", "seconds after which a failed ring's buckets move (absent: failover off)"),
-        "failover_bucket_moves.*": .counter("lb_failover_bucket_moves_total", "buckets moved by failover (away and back)", label: "group"),
-        "decapsulated.*": .counter("lb_decapsulated_total", "tunnels removed, by kind", label: "encap"),
-        "unparsed.*": .counter("lb_unparsed_total", "packets that did not parse, by reason", label: "reason"),
-        "fragments.*": .counter("lb_fragments_total", "the fragment table's counters", label: "event"),
-        "metrics_scrapes": .counter("lb_metrics_scrapes_total", "metrics requests answered"),
-        "udp.datagrams_received": .counter("lb_udp_datagrams_received_total", "datagrams read from the udp:: socket"),
-        "udp.bytes_received": .counter("lb_udp_received_bytes_total", "bytes read from the udp:: socket"),
-        "udp.datagrams_accepted": .counter("lb_udp_datagrams_accepted_total", "datagrams whose packet was delivered"),
-        "udp.datagrams_rejected": .counter("lb_udp_datagrams_rejected_total", "datagrams refused (all reasons)"),
-        "udp.rejected.*": .counter("lb_udp_rejected_total", "datagrams refused, by reason", label: "reason"),
-        "udp.kernel_drops": .counter("lb_udp_kernel_drops_total", "datagrams the kernel dropped (socket buffer full)"),
-        "udp.receive_errors": .counter("lb_udp_receive_errors_total", "errors reading the socket"),
-        "udp.rcvbuf_requested": .gauge("lb_udp_rcvbuf_requested_bytes", "socket receive buffer asked for"),
-        "udp.rcvbuf_granted": .gauge("lb_udp_rcvbuf_granted_bytes", "socket receive buffer the kernel granted"),
-        "udp.vni_count": .gauge("lb_udp_vnis", "VNIs seen (tracked)"),
-        "udp.vni_other": .counter("lb_udp_vni_other_packets_total", "packets of VNIs past the table's capacity"),
-        "ingress.zero_copy": .gauge("lb_ingress_zero_copy", "1 when AF_XDP runs in zero-copy mode"),
-        "ingress.queues": .gauge("lb_ingress_queues", "RX queues read"),
-        "ingress.queue_packets.*": .counter("lb_ingress_queue_packets_total", "packets taken per RX queue", label: "queue"),
-        "ingress.interface_counters.*": .counter("lb_ingress_interface_total", "the interface's own counters (sysfs statistics)", label: "counter"),
-        "ingress.xdp.*": .counter("lb_ingress_xdp_packets_total", "lb's XDP program: packets by verdict", label: "verdict"),
-        "ingress.xsk.*": .counter("lb_ingress_xsk_total", "the AF_XDP sockets' counters", label: "counter"),
-        "ingress.af_packet.*": .counter("lb_ingress_af_packet_total", "the TPACKET ring's counters", label: "counter"),
-    ]
-
-    static let ring: [String: MetricSpec] = [
-        "output_ring": .gauge("lb_ring_output_index", "the ring's number across all groups"),
-        "packets_forwarded": .counter("lb_ring_packets_forwarded_total", "packets written into the ring"),
-        "bytes_forwarded": .counter("lb_ring_forwarded_bytes_total", "bytes written into the ring"),
-        "dropped_ring_full": .counter("lb_ring_packets_dropped_total", "packets the ring dropped, by reason", [("reason", "ring_full")]),
-        "dropped_no_consumer": .counter("lb_ring_packets_dropped_total", "packets the ring dropped, by reason", [("reason", "no_consumer")]),
-        "dropped_stalled": .counter("lb_ring_packets_dropped_total", "packets the ring dropped, by reason", [("reason", "stalled")]),
-        "truncated": .counter("lb_ring_packets_truncated_total", "packets truncated to the slot size"),
-        "backlog": .gauge("lb_ring_backlog", "packets written and not yet released by the consumer"),
-        "slots": .gauge("lb_ring_slots", "descriptors of the ring (all lanes)"),
-        "consumer_pid": .gauge("lb_ring_consumer_pid", "the attached consumer's process id"),
-        "consumer_attaches": .counter("lb_ring_consumer_attaches_total", "consumers that attached"),
-        "consumer_stuck_seconds": .gauge("lb_ring_consumer_stuck_seconds", "seconds the consumer has had packets waiting and released none"),
-        "consumer_detached_seconds": .gauge("lb_ring_consumer_detached_seconds", "seconds since the consumer left (0 while attached)"),
-        "consumer_packets_processed": .counter("lb_ring_consumer_packets_processed_total", "packets the worker reports it processed (older name)"),
-        "packets_processed_by_worker": .counter("lb_worker_packets_processed_total", "packets the worker reports it processed"),
-        "worker_loss_gaps": .counter("lb_worker_loss_gaps_total", "the worker's own loss estimate: gaps"),
-        "worker_loss_acks": .counter("lb_worker_loss_acks_total", "the worker's own loss estimate: out of this many acks"),
-        "worker_loss_percent": .gauge("lb_worker_loss_percent", "100 * gaps / acks, clamped to 0..100 (absent while acks is 0)"),
-        "worker_report_age_s": .gauge("lb_worker_report_age_seconds", "seconds since the worker last reported"),
-        "worker_report_pid": .gauge("lb_worker_report_pid", "the process id the worker reported"),
-        "worker_report_suspect": .gauge("lb_worker_report_suspect", "1 when the worker's report cannot be right"),
-        "buckets": .gauge("lb_ring_buckets", "hash buckets (of 4096) the ring holds now"),
-        "failed_over": .gauge("lb_ring_failed_over", "1 while failover has moved the ring's buckets away"),
-        "failovers": .counter("lb_ring_failovers_total", "times the ring's buckets were moved away"),
+    /// keyed `lb.PATH` for lb's fields and `ring.PATH` for a ring's
+    static let table: [String: MetricSpec] = [
+        "lb.packets_received": .counter("lb_packets_received_total", "packets read from the input"),
+        "lb.packets_forwarded": .counter("lb_packets_forwarded_total", "packets written into rings (a packet counts once per group)"),
+        "lb.packets_dropped": .counter("lb_packets_dropped_total", "packets the rings dropped (full, no consumer, stalled)"),
+        "lb.non_ip_packets": .counter("lb_non_ip_packets_total", "frames without an IP layer"),
+        "lb.pid": .gauge("lb_pid", "lb's process id"),
+        "lb.uptime_seconds": .gauge("lb_uptime_seconds", "seconds since lb started"),
+        "lb.bytes_received": .counter("lb_received_bytes_total", "bytes read from the input"),
+        "lb.bytes_forwarded": .counter("lb_forwarded_bytes_total", "bytes written into rings"),
+        "lb.packets_unparsed": .counter("lb_packets_unparsed_total", "packets that did not parse fully (delivered, hashed on what was read)"),
+        "lb.packets_truncated": .counter("lb_packets_truncated_total", "packets longer than the slot size, truncated"),
+        "lb.amsdu_subframes": .counter("lb_amsdu_subframes_total", "802.11 A-MSDU subframes delivered as packets of their own"),
+        "lb.consumer_protocol_errors": .counter("lb_consumer_protocol_errors_total", "consumer tails out of range (ignored)"),
+        "lb.failover_after_seconds": .gauge("lb_failover_after_seconds", "seconds after which a failed ring's buckets move (absent: failover off)"),
+        "lb.failover_bucket_moves.*": .counter("lb_failover_bucket_moves_total", "buckets moved by failover (away and back)", label: "group"),
+        "lb.decapsulated.*": .counter("lb_decapsulated_total", "tunnels removed, by kind", label: "encap"),
+        "lb.unparsed.*": .counter("lb_unparsed_total", "packets that did not parse, by reason", label: "reason"),
+        "lb.fragments.*": .counter("lb_fragments_total", "the fragment table's counters", label: "event"),
+        "lb.metrics_scrapes": .counter("lb_metrics_scrapes_total", "metrics requests answered"),
+        "lb.udp.datagrams_received": .counter("lb_udp_datagrams_received_total", "datagrams read from the udp:: socket"),
+        "lb.udp.bytes_received": .counter("lb_udp_received_bytes_total", "bytes read from the udp:: socket"),
+        "lb.udp.datagrams_accepted": .counter("lb_udp_datagrams_accepted_total", "datagrams whose packet was delivered"),
+        "lb.udp.datagrams_rejected": .counter("lb_udp_datagrams_rejected_total", "datagrams refused (all reasons)"),
+        "lb.udp.rejected.*": .counter("lb_udp_rejected_total", "datagrams refused, by reason", label: "reason"),
+        "lb.udp.kernel_drops": .counter("lb_udp_kernel_drops_total", "datagrams the kernel dropped (socket buffer full)"),
+        "lb.udp.receive_errors": .counter("lb_udp_receive_errors_total", "errors reading the socket"),
+        "lb.udp.rcvbuf_requested": .gauge("lb_udp_rcvbuf_requested_bytes", "socket receive buffer asked for"),
+        "lb.udp.rcvbuf_granted": .gauge("lb_udp_rcvbuf_granted_bytes", "socket receive buffer the kernel granted"),
+        "lb.udp.vni_count": .gauge("lb_udp_vnis", "VNIs seen (tracked)"),
+        "lb.udp.vni_other": .counter("lb_udp_vni_other_packets_total", "packets of VNIs past the table's capacity"),
+        "lb.ingress.zero_copy": .gauge("lb_ingress_zero_copy", "1 when AF_XDP runs in zero-copy mode"),
+        "lb.ingress.queues": .gauge("lb_ingress_queues", "RX queues read"),
+        "lb.ingress.queue_packets.*": .counter("lb_ingress_queue_packets_total", "packets taken per RX queue", label: "queue"),
+        "lb.ingress.interface_counters.*": .counter("lb_ingress_interface_total", "the interface's own counters (sysfs statistics)", label: "counter"),
+        "lb.ingress.xdp.*": .counter("lb_ingress_xdp_packets_total", "lb's XDP program: packets by verdict", label: "verdict"),
+        "lb.ingress.xsk.*": .counter("lb_ingress_xsk_total", "the AF_XDP sockets' counters", label: "counter"),
+        "lb.ingress.af_packet.*": .counter("lb_ingress_af_packet_total", "the TPACKET ring's counters", label: "counter"),
+        "ring.output_ring": .gauge("lb_ring_output_index", "the ring's number across all groups"),
+        "ring.packets_forwarded": .counter("lb_ring_packets_forwarded_total", "packets written into the ring"),
+        "ring.bytes_forwarded": .counter("lb_ring_forwarded_bytes_total", "bytes written into the ring"),
+        "ring.dropped_ring_full": .counter("lb_ring_packets_dropped_total", "packets the ring dropped, by reason", [("reason", "ring_full")]),
+        "ring.dropped_no_consumer": .counter("lb_ring_packets_dropped_total", "packets the ring dropped, by reason", [("reason", "no_consumer")]),
+        "ring.dropped_stalled": .counter("lb_ring_packets_dropped_total", "packets the ring dropped, by reason", [("reason", "stalled")]),
+        "ring.truncated": .counter("lb_ring_packets_truncated_total", "packets truncated to the slot size"),
+        "ring.backlog": .gauge("lb_ring_backlog", "packets written and not yet released by the consumer"),
+        "ring.slots": .gauge("lb_ring_slots", "descriptors of the ring (all lanes)"),
+        "ring.consumer_pid": .gauge("lb_ring_consumer_pid", "the attached consumer's process id"),
+        "ring.consumer_attaches": .counter("lb_ring_consumer_attaches_total", "consumers that attached"),
+        "ring.consumer_stuck_seconds": .gauge("lb_ring_consumer_stuck_seconds", "seconds the consumer has had packets waiting and released none"),
+        "ring.consumer_detached_seconds": .gauge("lb_ring_consumer_detached_seconds", "seconds since the consumer left (0 while attached)"),
+        "ring.consumer_packets_processed": .counter("lb_ring_consumer_packets_processed_total", "packets the worker reports it processed (older name)"),
+        "ring.packets_processed_by_worker": .counter("lb_worker_packets_processed_total", "packets the worker reports it processed"),
+        "ring.worker_loss_gaps": .counter("lb_worker_loss_gaps_total", "the worker's own loss estimate: gaps"),
+        "ring.worker_loss_acks": .counter("lb_worker_loss_acks_total", "the worker's own loss estimate: out of this many acks"),
+        "ring.worker_loss_percent": .gauge("lb_worker_loss_percent", "100 * gaps / acks, clamped to 0..100 (absent while acks is 0)"),
+        "ring.worker_report_age_s": .gauge("lb_worker_report_age_seconds", "seconds since the worker last reported"),
+        "ring.worker_report_pid": .gauge("lb_worker_report_pid", "the process id the worker reported"),
+        "ring.worker_report_suspect": .gauge("lb_worker_report_suspect", "1 when the worker's report cannot be right"),
+        "ring.buckets": .gauge("lb_ring_buckets", "hash buckets (of 4096) the ring holds now"),
+        "ring.failed_over": .gauge("lb_ring_failed_over", "1 while failover has moved the ring's buckets away"),
+        "ring.failovers": .counter("lb_ring_failovers_total", "times the ring's buckets were moved away"),
     ]
 }

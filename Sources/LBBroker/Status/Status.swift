@@ -58,22 +58,13 @@ public struct NamedCounts: Codable, Sendable, Equatable {
 public struct LBStatus: Codable, Sendable, Equatable {
     /// the input, as named on the command line (`pcap:x.pcap`, `af_xdp:eth1`, `udp::...`)
     public var interface: String
-    public var packetsReceived: UInt64 = 0
-    public var packetsForwarded: UInt64 = 0
-    public var packetsDropped: UInt64 = 0
-    public var nonIpPackets: UInt64 = 0
-    public var pid: Int = 0
-    public var uptimeSeconds: Double = 0
-    public var bytesReceived: UInt64 = 0
-    public var bytesForwarded: UInt64 = 0
-    /// packets that did not parse fully (delivered, hashed on what was read)
-    public var packetsUnparsed: UInt64 = 0
-    /// packets longer than a slot, truncated
-    public var packetsTruncated: UInt64 = 0
-    /// 802.11 A-MSDU subframes delivered as packets of their own
-    public var amsduSubframes: UInt64 = 0
+    public var packetsReceived: UInt64 = 0, packetsForwarded: UInt64 = 0, packetsDropped: UInt64 = 0, nonIpPackets: UInt64 = 0
+    public var pid: Int = 0, uptimeSeconds: Double = 0
+    public var bytesReceived: UInt64 = 0, bytesForwarded: UInt64 = 0
+    /// packets that did not parse fully (delivered, hashed on what was read), packets longer
+    /// than a slot (truncated), 802.11 A-MSDU subframes delivered as packets of their own,
     /// consumer tails out of range (ignored by lb)
-    public var consumerProtocolErrors: UInt64 = 0
+    public var packetsUnparsed: UInt64 = 0, packetsTruncated: UInt64 = 0, amsduSubframes: UInt64 = 0, consumerProtocolErrors: UInt64 = 0
     /// nil: failover off
     public var failoverAfterSeconds: Double? = nil
     /// buckets moved by failover (away and back), per group
@@ -126,14 +117,10 @@ public struct RingStatus: Codable, Sendable, Equatable {
     public var interface: String
     /// the ring's number across all groups
     public var outputRing: Int
-    public var packetsForwarded: UInt64 = 0
-    public var packetsDropped: UInt64 = 0
-    public var group: String
-    public var ring: Int
-    public var bytesForwarded: UInt64 = 0
-    public var droppedRingFull: UInt64 = 0
-    public var droppedNoConsumer: UInt64 = 0
-    public var droppedStalled: UInt64 = 0
+    public var packetsForwarded: UInt64 = 0, packetsDropped: UInt64 = 0
+    public var group: String, ring: Int
+    /// bytes written; packets dropped by reason (their sum is `packetsDropped`); truncated to a slot
+    public var bytesForwarded: UInt64 = 0, droppedRingFull: UInt64 = 0, droppedNoConsumer: UInt64 = 0, droppedStalled: UInt64 = 0
     public var truncated: UInt64 = 0
     /// packets written and not yet released by the consumer
     public var backlog: UInt64 = 0
@@ -141,17 +128,14 @@ public struct RingStatus: Codable, Sendable, Equatable {
     public var slots: Int = 0
     /// attached, stalled (a replay gave up waiting for it) or detached
     public var consumer: String = "detached"
-    public var consumerPid: Int? = nil
-    public var consumerAttaches: UInt64 = 0
+    public var consumerPid: Int? = nil, consumerAttaches: UInt64 = 0
     /// seconds the consumer has had packets waiting and released none (0: it keeps up)
     public var consumerStuckSeconds: Double = 0
     /// seconds since the consumer left (0 while attached)
     public var consumerDetachedSeconds: Double = 0
     /// the worker's `processed` (older name of `packets_processed_by_worker`)
     public var consumerPacketsProcessed: UInt64 = 0
-    public var packetsProcessedByWorker: UInt64 = 0
-    public var workerLossGaps: UInt64 = 0
-    public var workerLossAcks: UInt64 = 0
+    public var packetsProcessedByWorker: UInt64 = 0, workerLossGaps: UInt64 = 0, workerLossAcks: UInt64 = 0
     /// 100 * gaps / acks, clamped to 0...100; nil while acks == 0
     public var workerLossPercent: Double? = nil
     /// seconds since the worker's last report; nil if it never reported
