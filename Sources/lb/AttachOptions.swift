@@ -9,7 +9,7 @@ let consumerStop = Atomic<UInt32>(0)
 
 /// The options every ring consumer subcommand shares (`lb cat`, `lb tap`, `lb flowlog`).
 struct AttachOptions: ParsableArguments {
-    @Option(help: "Wait up to SECS seconds for lb to serve the ring (0: forever).")
+    @Option(help: "Wait up to SECS seconds for lb to serve the ring (0: forever).", transform: Arguments.seconds)
     var wait: Double = 60
 
     @Option(help: "Directory of lb's control sockets (as given to lb).")
@@ -17,11 +17,6 @@ struct AttachOptions: ParsableArguments {
 
     /// How long `RingConsumer.attach` may wait for lb (nil: forever).
     var waitNanos: UInt64? { wait > 0 ? UInt64(wait * 1e9) : nil }
-
-    /// `NAME:K`, or a usage error that says what is wrong with it.
-    static func ringName(_ text: String) throws -> RingName {
-        do { return try RingName(parsing: text) } catch { throw ValidationError("\(error)") }
-    }
 
     /// SIGINT and SIGTERM set `consumerStop`; a reader that went away (SIGPIPE) is an error
     /// on write, not a kill.

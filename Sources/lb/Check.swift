@@ -18,7 +18,7 @@ struct Check: ParsableCommand {
 
     @OptionGroup var lb: AskOptions
 
-    @Option(help: "Seconds between the two reads the drop rates are measured over (0: since lb started).")
+    @Option(help: "Seconds between the two reads the drop rates are measured over (0: since lb started).", transform: Arguments.seconds)
     var interval: Double = 1
 
     @Option(help: "WARN,CRIT: percent of its packets a ring drops.")

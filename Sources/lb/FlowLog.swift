@@ -17,8 +17,8 @@ struct FlowLog: ParsableCommand {
             The worker reports packets processed and its capture-loss estimate (gaps/acks) to lb.
             """)
 
-    @Argument(help: "The ring, NAME:K.")
-    var ring: String
+    @Argument(help: "The ring, NAME:K.", transform: Arguments.ringName)
+    var ring: RingName
 
     @Flag(help: "JSON lines instead of Zeek's tab-separated format.")
     var json = false
@@ -26,20 +26,24 @@ struct FlowLog: ParsableCommand {
     @Option(name: [.customShort("d"), .long], help: "Write conn.log and capture_loss.log into DIR instead of conn.log to standard output.")
     var directory: String?
 
-    @Option(help: "With -d: rotate the logs every SECS seconds of packet time (0: never).")
+    @Option(help: "With -d: rotate the logs every SECS seconds of packet time (0: never).", transform: Arguments.seconds)
     var rotate: Double = 0
 
     @Option(help: "With standard output: also write capture_loss.log to FILE.")
     var lossLog: String?
 
-    @Option(help: "Capture-loss measurement interval in seconds of packet time (Zeek's CaptureLoss::watch_interval).")
+    @Option(help: "Capture-loss measurement interval in seconds of packet time (Zeek's CaptureLoss::watch_interval).",
+            transform: Arguments.positiveSeconds)
     var lossInterval: Double = 900
 
     @Flag(name: .customShort("C"), help: "Ignore checksums (Zeek's -C).")
     var ignoreChecksums = false
 
-    @Option(help: "Zeek's likely_server_ports, which orient connections seen without their SYN: standard (Zeek's default scripts), none, or a list of services and ports (http,dns,8080/tcp).")
-    var likelyServerPorts = "standard"
+    @Option(help: "Zeek's likely_server_ports, which orient connections seen without their SYN: standard (Zeek's default scripts), none, or a list of services and ports (http,dns,8080/tcp).",
+            transform: { text in
+                do { return try LikelyServerPorts(parsing: text) } catch { throw ArgumentProblem("\(error)") }
+            })
+    var likelyServerPorts = LikelyServerPorts.standard
 
     @Option(help: "Seed for connection uids (default: from the clock, pid and ring).")
     var seed: UInt64?
@@ -47,15 +51,13 @@ struct FlowLog: ParsableCommand {
     @OptionGroup var attach: AttachOptions
 
     func run() throws {
-        let name = try AttachOptions.ringName(ring)
+        let name = ring
         if rotate > 0 && directory == nil { throw ValidationError("--rotate needs -d DIR") }
         AttachOptions.stopOnSignals()
         var consumer = try attach.attach(name, tool: "flowlog")
         var config = FlowConfig()
         config.ignoreChecksums = ignoreChecksums
-        do { config.likelyServerPorts = try LikelyServerPorts(parsing: likelyServerPorts) } catch {
-            throw ValidationError("--likely-server-ports: \(error)")
-        }
+        config.likelyServerPorts = likelyServerPorts
         let uidSeed = seed ?? (Sys.wallNanos() ^ UInt64(UInt32(bitPattern: Sys.pid())) << 32 ^ UInt64(name.index) &* 0x9E37_79B9)
         var table = ConnTable(config: config, seed: uidSeed)
         let format: LogFormat = json ? .json : .tsv

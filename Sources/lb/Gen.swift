@@ -30,36 +30,40 @@ struct Gen: ParsableCommand {
     var replay: String?
 
     @Option(help: "mix (every kind of flow), udp64 (minimum-size UDP frames), or vxlan (the mix inside VXLAN).")
-    var mode: String = "mix"
+    var mode: GenMode = .mix
 
-    @Option(help: "Number of flows.")
+    @Option(help: "Number of flows.", transform: Arguments.integer(in: 1...Int(Int32.max)))
     var flows: Int = 1000
 
-    @Option(help: "Number of packets in the synthetic trace (exactly).")
+    @Option(help: "Number of packets in the synthetic trace (exactly, 1 to 50000000).", transform: Arguments.integer(in: 1...50_000_000))
     var packets: Int = 100_000
 
     @Option(help: "Seed; the same seed and options give the same trace.")
     var seed: UInt64 = 1
 
-    @Option(help: "Frame sizes: imix (60/590/1514 in 7:4:1), a size (e.g. 1000), or a range (e.g. 64-1500).")
-    var sizes: String = "imix"
+    @Option(help: "Frame sizes: imix (60/590/1514 in 7:4:1), a size (e.g. 1000), or a range (e.g. 64-1500).",
+            transform: Gen.sizeDistribution)
+    var sizes: SynthConfig.SizeDistribution = .imix
 
     @Flag(help: "Nanosecond timestamps (with -w).")
     var nano = false
 
-    @Option(help: "Packets per second when sending; 0 sends as fast as possible.")
+    @Option(help: "Packets per second when sending (at most 100000000); 0 sends as fast as possible.",
+            transform: { UInt64(try Arguments.integer(in: 0...100_000_000)($0)) })
     var rate: UInt64 = 0
 
-    @Option(help: "Send this many frames in all, going round the trace as often as needed.")
+    @Option(help: "Send this many frames in all, going round the trace as often as needed.",
+            transform: { UInt64(try Arguments.integer(in: 1...Int.max)($0)) })
     var count: UInt64?
 
-    @Option(help: "Stop sending after this many seconds.")
+    @Option(help: "Stop sending after this many seconds.", transform: Arguments.positiveSeconds)
     var duration: Double?
 
     @Flag(help: "Go round the trace until --count, --duration or a signal (implied by --duration).")
     var loop = false
 
-    @Option(help: "Frames per sendmmsg call, 1 to \(PacketSender.maxBatch); the largest burst when pacing.")
+    @Option(help: "Frames per sendmmsg call, 1 to \(PacketSender.maxBatch); the largest burst when pacing.",
+            transform: Arguments.integer(in: 1...PacketSender.maxBatch))
     var batch: Int = 64
 
     @Flag(help: "Send through the qdisc layer (no PACKET_QDISC_BYPASS).")
@@ -69,11 +73,6 @@ struct Gen: ParsableCommand {
     var cpu: Int?
 
     func validate() throws {
-        guard ["mix", "udp64", "vxlan"].contains(mode) else { throw ValidationError("--mode \(mode): use mix, udp64 or vxlan") }
-        guard flows >= 1, packets >= 1, packets <= 50_000_000 else {
-            throw ValidationError("--flows must be at least 1 and --packets from 1 to 50000000")
-        }
-        _ = try sizeDistribution()
         switch (write, interface) {
         case (nil, nil): throw ValidationError("give -w FILE to write a trace or -i IFACE to send one")
         case (.some, .some): throw ValidationError("-w and -i go separately: write a file or send on an interface")
@@ -85,24 +84,23 @@ struct Gen: ParsableCommand {
                 throw ValidationError("--rate, --count, --duration and --loop are for sending (-i IFACE)")
             }
         }
-        if let d = duration { guard d > 0, d <= 1e6 else { throw ValidationError("--duration must be above 0 seconds") } }
-        if let c = count { guard c >= 1 else { throw ValidationError("--count must be at least 1") } }
-        guard (1...PacketSender.maxBatch).contains(batch) else { throw ValidationError("--batch must be from 1 to \(PacketSender.maxBatch)") }
-        guard rate <= 100_000_000 else { throw ValidationError("--rate must be at most 100000000 packets per second") }
     }
 
-    func sizeDistribution() throws -> SynthConfig.SizeDistribution {
-        if sizes == "imix" { return .imix }
-        let parts = sizes.split(separator: "-").compactMap { Int($0) }
-        if parts.count == 1, parts[0] >= 60, parts[0] <= 9018 { return .fixed(parts[0]) }
-        if parts.count == 2, parts[0] >= 60, parts[1] <= 9018, parts[0] <= parts[1] { return .uniform(parts[0]...parts[1]) }
-        throw ValidationError("--sizes \(sizes): use imix, a frame size from 60 to 9018, or a range such as 64-1500")
+    /// `--sizes`: imix, a frame size, or a range LOW-HIGH.
+    static func sizeDistribution(_ text: String) throws -> SynthConfig.SizeDistribution {
+        if text == "imix" { return .imix }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        if parts.count == 1, let n = parts[0], n >= 60, n <= 9018 { return .fixed(n) }
+        if parts.count == 2, let a = parts[0], let b = parts[1], a >= 60, b <= 9018, a <= b { return .uniform(a...b) }
+        throw ArgumentProblem("use imix, a frame size from 60 to 9018, or a range such as 64-1500")
     }
+
+    enum GenMode: String, ExpressibleByArgument, CaseIterable { case mix, udp64, vxlan }
 
     func synthesize() throws -> [SynthPacket] {
         var config = SynthConfig(seed: seed, flows: flows, packets: packets,
-                                 mode: mode == "udp64" ? .udp64 : mode == "vxlan" ? .vxlanOnly : .mixed)
-        config.sizes = try sizeDistribution()
+                                 mode: mode == .udp64 ? .udp64 : mode == .vxlan ? .vxlanOnly : .mixed)
+        config.sizes = sizes
         return TrafficSynth.generate(config)
     }
 

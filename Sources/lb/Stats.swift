@@ -85,14 +85,10 @@ struct Stats: ParsableCommand {
     @Flag(help: "Repeat every --interval seconds, with rates.")
     var watch = false
 
-    @Option(help: "Seconds between reports with --watch.")
+    @Option(help: "Seconds between reports with --watch.", transform: Arguments.positiveSeconds)
     var interval: Double = 1
 
     @OptionGroup var lb: AskOptions
-
-    func validate() throws {
-        guard interval > 0 else { throw ValidationError("--interval must be positive") }
-    }
 
     func run() throws {
         var previous: [Int32: LBSnapshot] = [:]

@@ -17,8 +17,8 @@ struct Tap: ParsableCommand {
               lb tap zeek:3 -w - 'udp' | tshark -r -
             """)
 
-    @Argument(help: "The ring, NAME:K.")
-    var ring: String
+    @Argument(help: "The ring, NAME:K.", transform: Arguments.ringName)
+    var ring: RingName
 
     @Argument(parsing: .remaining, help: "A filter in tcpdump's language (libpcap), e.g. 'tcp port 443'.")
     var expression: [String] = []
@@ -32,7 +32,7 @@ struct Tap: ParsableCommand {
     @OptionGroup var attach: AttachOptions
 
     func run() throws {
-        let name = try AttachOptions.ringName(ring)
+        let name = ring
         let filter: PacketFilter?
         do { filter = try expression.isEmpty ? nil : PacketFilter(expression.joined(separator: " ")) } catch {
             throw ValidationError("\(error)")

@@ -395,9 +395,9 @@ final class VethPair {
     /// input; anything else is refused before lb touches an interface.
     @Test func xdpFramesIsCheckedBeforeAnythingStarts() throws {
         let scratch = try ScratchDirectory("live-frames")
-        for (args, message) in [(["-i", "af_xdp:lo", "--xdp-frames", "3000"], "--xdp-frames 3000: use a power of two from 1024 to 1048576"),
-                                (["-i", "af_xdp:lo", "--xdp-frames", "512"], "--xdp-frames 512: use a power of two"),
-                                (["-i", "af_xdp:lo", "--xdp-frames", "2097152"], "--xdp-frames 2097152: use a power of two"),
+        for (args, message) in [(["-i", "af_xdp:lo", "--xdp-frames", "3000"], "'3000' is invalid for '--xdp-frames <xdp-frames>': use a power of two from 1024 to 1048576"),
+                                (["-i", "af_xdp:lo", "--xdp-frames", "512"], "'512' is invalid for '--xdp-frames <xdp-frames>': use a power of two"),
+                                (["-i", "af_xdp:lo", "--xdp-frames", "2097152"], "'2097152' is invalid for '--xdp-frames <xdp-frames>': use a power of two"),
                                 (["-i", "pcap:/dev/null", "--xdp-frames", "4096"], "are for live interfaces")] {
             let t = try Tool(Tool.lb, args + ["--run-dir", scratch.path], in: scratch.path, label: "frames")
             #expect(try t.wait(seconds: 60) != 0, "\(args)")

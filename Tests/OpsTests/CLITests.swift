@@ -28,4 +28,57 @@ import Testing
                                        in: scratch.path, label: "lb", seconds: 30)
         #expect(s == 1 && err.contains("the host has") && err.contains("available"), "\(err)")
     }
+
+    /// Every typed option value: a bad one is ArgumentParser's own usage error naming the
+    /// option (exit 64), before lb makes anything.
+    @Test(arguments: [
+        (["-i", "pcap:x", "-p", "zeek:0"], "-p <pipes>"),
+        (["-i", "pcap:x", "-p", "../x:2"], "-p <pipes>"),
+        (["-i", "pcap:x", "--ring-size", "12Q"], "--ring-size"),
+        (["-i", "nosuch0"], "-i <input>"),
+        (["-i", "udp::1.2.3.4"], "-i <input>"),
+        (["-i", "af_xdp:eth0@a"], "-i <input>"),
+        (["-i", "pcap:x", "--failover", "soon"], "--failover"),
+        (["-i", "pcap:x", "--metrics", "1.2.3.4:99999"], "--metrics"),
+        (["-i", "pcap:x", "--decap", "peel"], "--decap"),
+        (["-i", "pcap:x", "--hash", "4"], "--hash"),
+        (["-i", "pcap:x", "--tunnel-port", "vxlan:0"], "--tunnel-port"),
+        (["-i", "pcap:x", "-b", "0"], "-b"),
+        (["-i", "pcap:x", "-o", "soon"], "-o"),
+        (["-i", "pcap:x", "--max-depth", "33"], "--max-depth"),
+        (["-i", "pcap:x", "--stall-timeout", "0"], "--stall-timeout"),
+        (["-i", "pcap:x", "--xdp-frames", "1000"], "--xdp-frames"),
+        (["-i", "pcap:x", "--cpus", "1,x"], "--cpus"),
+        (["-i", "pcap:x", "--divert", "port"], "--divert"),
+        (["-i", "pcap:x", "--xdp-mode", "fast"], "--xdp-mode"),
+        (["cat", "zeek"], "<ring>"),
+        (["flowlog", "w:0", "--likely-server-ports", "nonsense/xyz"], "--likely-server-ports"),
+        (["gen", "-w", "x.pcap", "--sizes", "10-20"], "--sizes"),
+        (["gen", "-w", "x.pcap", "--mode", "all"], "--mode"),
+        (["stats", "--interval", "0"], "--interval"),
+    ])
+    func badValuesAreUsageErrors(_ args: [String], _ option: String) throws {
+        let scratch = try Scratch("cli-usage")
+        let (s, _, err) = try Proc.run(Ops.lb, args, in: scratch.path, label: "usage")
+        #expect(s == 64, "\(args): exit \(s): \(err)")
+        #expect(err.contains("is invalid for '\(option)") || err.contains("is invalid for '\(option) <"), "\(args): \(err)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/x.pcap"))
+    }
+
+    /// The spellings users know still work: sizes with suffixes, `NAME:` for two rings, a bare
+    /// count named after the input, failover off, a tunnel port.
+    @Test func goodValuesStillWork() throws {
+        let scratch = try Scratch("cli-good")
+        let trace = try Ops.trace(in: scratch.path, packets: 200, flows: 20)
+        let runDir = scratch.path + "/run"
+        let (s, out, err) = try Proc.run(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:", "-p", "3", "--ring-size", "4M", "--ring-slots", "4096",
+                                                  "--failover", "off", "--tunnel-port", "vxlan:8472", "--decap", "keep", "--hash", "3",
+                                                  "-w", "0", "--run-dir", runDir, "--metrics", "[::1]:0"], in: scratch.path, label: "lb")
+        #expect(s == 0, "\(err)")
+        let rings = out.split(separator: "\n").compactMap { line -> String? in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], !(o["output_ring"] is NSNull) else { return nil }
+            return o["interface"] as? String
+        }
+        #expect(rings == ["a:0", "a:1", "gen:0", "gen:1", "gen:2"], "\(rings)")
+    }
 }
