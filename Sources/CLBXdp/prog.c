@@ -5,16 +5,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
-#include <grp.h>
-#include <linux/ethtool.h>
 #include <linux/if_link.h>
-#include <linux/sockios.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -187,56 +183,6 @@ void lbx_prog_close(struct lbx_prog *p)
         munmap((void *)p->counters, p->counters_size);
     bpf_object__close(p->obj);
     free(p);
-}
-
-/* One SIOCETHTOOL request on ifname: 0 or -errno. */
-static int ethtool(const char *ifname, void *request)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
-    ifr.ifr_data = request;
-    int rc = ioctl(fd, SIOCETHTOOL, &ifr);
-    int code = errno;
-    close(fd);
-    return rc < 0 ? -code : 0;
-}
-
-int lbx_rx_queue_count(const char *ifname)
-{
-    struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
-    int rc = ethtool(ifname, &ch);
-    if (rc < 0)
-        return rc == -ENODEV ? -ENODEV : 1;
-    int n = (int)(ch.combined_count + ch.rx_count);
-    return n > 0 ? n : 1;
-}
-
-int lbx_udp_rss_uses_ports(const char *ifname, int ipv6)
-{
-    struct ethtool_rxnfc nfc;
-    memset(&nfc, 0, sizeof nfc);
-    nfc.cmd = ETHTOOL_GRXFH;
-    nfc.flow_type = ipv6 ? UDP_V6_FLOW : UDP_V4_FLOW;
-    int rc = ethtool(ifname, &nfc);
-    if (rc < 0)
-        return rc;
-    return (nfc.data & (RXH_L4_B_0_1 | RXH_L4_B_2_3)) != 0;
-}
-
-int lbx_drop_to_user(uint32_t uid, uint32_t gid, char *err, size_t errlen)
-{
-    gid_t g = gid;
-    if (setgroups(1, &g))
-        return lbx_fail(err, errlen, errno, "setgroups: %s", strerror(errno));
-    if (setresgid(gid, gid, gid))
-        return lbx_fail(err, errlen, errno, "setgid %u: %s", gid, strerror(errno));
-    if (setresuid(uid, uid, uid))
-        return lbx_fail(err, errlen, errno, "setuid %u: %s", uid, strerror(errno));
-    return 0;
 }
 
 int lbx_prog_test_run(struct lbx_prog *p, const void *frame, uint32_t len, uint32_t *action)
