@@ -103,32 +103,18 @@ extension Dispatcher {
             drop(ring: ring, .droppedNoConsumer)
             return
         }
-        var slot = producers[ring].reserve(bytes: p.tunnel &+ p.caplen)
+        var slot = producers[ring].reserveRecord(bytes: p.tunnel &+ p.caplen)
         if slot == nil {
             slot = waitForRoom(ring: ring, bytes: p.tunnel &+ p.caplen)
             if slot == nil { return }
         }
-        let (desc, offset) = slot!
-        let record = producers[ring].bytes(at: offset)
-        if p.tunnel != 0 { writeTunnelInfo(record, outer, encap: p.encap, vni: p.vni) }
-        let out = record + p.tunnel
+        let record = slot!
+        if p.tunnel != 0 { record.writeTunnelInfo(outer, encap: p.encap, vni: p.vni) }
+        let out = record.packet(tunnelLength: p.tunnel)
         if p.prefix != 0 { EthernetHeader.write(to: out, frame: frame, type: p.synthType, dst: p.synthDst, src: p.synthSrc) }
         if let src = p.bytes { copyPacketBytes(to: out + p.prefix, from: src, count: p.caplen &- p.prefix) }
-        // Field by field: no temporary descriptor on the stack, no memcpy.
-        desc.pointee.ts_ns = p.ts
-        desc.pointee.data_off = offset &+ UInt64(truncatingIfNeeded: p.tunnel)
-        desc.pointee.caplen = UInt32(truncatingIfNeeded: p.caplen)
-        desc.pointee.wirelen = p.wire
-        desc.pointee.flow_hash = p.hash
-        desc.pointee.flags = p.flags
-        desc.pointee.l3_off = p.l3
-        desc.pointee.encap = p.encap
-        desc.pointee.depth = p.depth
-        desc.pointee.vni = p.vni
-        desc.pointee.vlan = p.vlan
-        desc.pointee.tunnel_len = UInt16(truncatingIfNeeded: p.tunnel)
-        desc.pointee.input = p.input
-        desc.pointee.reserved = (0, 0, 0)
+        record.describe(ts: p.ts, caplen: p.caplen, wirelen: p.wire, hash: p.hash, flags: p.flags, l3: p.l3, encap: p.encap,
+                        depth: p.depth, vni: p.vni, vlan: p.vlan, tunnelLength: p.tunnel, input: p.input)
         producers[ring].commit()
         counters.add(ring: ring, .forwarded)
         counters.add(ring: ring, .forwardedBytes, UInt64(truncatingIfNeeded: p.caplen))
@@ -145,7 +131,7 @@ extension Dispatcher {
     /// The ring is full. A live source drops; a capture replay waits for the consumer, unless
     /// it is gone or has made no progress for the stall timeout.
     @inline(never)
-    mutating func waitForRoom(ring: Int, bytes: Int) -> (desc: UnsafeMutablePointer<lb_desc>, offset: UInt64)? {
+    mutating func waitForRoom(ring: Int, bytes: Int) -> RecordWriter? {
         guard backpressure, !shared.isStalled(ring) else {
             drop(ring: ring, shared.isStalled(ring) ? .droppedStalled : .droppedFull)
             return nil
@@ -163,7 +149,7 @@ extension Dispatcher {
                 return nil
             }
             producers[ring].waitForSpace(timeoutNanos: 1_000_000)
-            if let slot = producers[ring].reserve(bytes: bytes) { return slot }
+            if let slot = producers[ring].reserveRecord(bytes: bytes) { return slot }
             let now = Sys.monoNanos()
             let tail = producers[ring].consumedIndex
             if tail != lastTail {
@@ -175,26 +161,5 @@ extension Dispatcher {
                 return nil
             }
         }
-    }
-
-    @inline(__always)
-    func writeTunnelInfo(_ p: UnsafeMutableRawPointer, _ outer: UnsafePointer<TunnelEndpoints>, encap: UInt8, vni: UInt32) {
-        let o = outer.pointee
-        p.initializeMemory(as: UInt64.self, repeating: 0, count: 8)
-        p.storeBytes(of: o.isIPv6 ? 6 : 4, toByteOffset: 0, as: UInt8.self)
-        p.storeBytes(of: o.proto, toByteOffset: 1, as: UInt8.self)
-        p.storeBytes(of: encap, toByteOffset: 2, as: UInt8.self)
-        p.storeBytes(of: o.sport, toByteOffset: 4, as: UInt16.self)
-        p.storeBytes(of: o.dport, toByteOffset: 6, as: UInt16.self)
-        if o.isIPv6 {
-            p.storeBytes(of: o.srcHi.bigEndian, toByteOffset: 8, as: UInt64.self)
-            p.storeBytes(of: o.srcLo.bigEndian, toByteOffset: 16, as: UInt64.self)
-            p.storeBytes(of: o.dstHi.bigEndian, toByteOffset: 24, as: UInt64.self)
-            p.storeBytes(of: o.dstLo.bigEndian, toByteOffset: 32, as: UInt64.self)
-        } else {
-            p.storeBytes(of: UInt32(truncatingIfNeeded: o.srcLo).bigEndian, toByteOffset: 8, as: UInt32.self)
-            p.storeBytes(of: UInt32(truncatingIfNeeded: o.dstLo).bigEndian, toByteOffset: 24, as: UInt32.self)
-        }
-        p.storeBytes(of: vni, toByteOffset: 40, as: UInt32.self)
     }
 }
