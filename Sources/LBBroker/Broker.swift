@@ -71,43 +71,28 @@ public enum Broker {
         // made (MAP_POPULATE takes a while for large rings) is a stop request, not a kill.
         installSignalHandlers()
         let runDir = RunDirectory.resolve(config.runDir)
-        // A live source first: its queue count is the rings' lane count.
-        var live: LiveIngress? = nil
-        var geometry = config.geometry
-        switch config.input {
-        case .pcapFile, .udp: break
-        default:
-            live = try LiveIngress.open(config.input, options: config.live, log: log)
-            live!.log = log
-            geometry.lanes = live!.lanes
-            if let problem = geometry.problem { throw BrokerError(problem) }
-        }
-
-        // The input is opened before any ring or socket exists: a bad file or a port in use
-        // stops lb before consumers started beside it find a socket and wait for nothing.
+        // The input is opened before any ring or socket exists: a bad file, a port in use or an
+        // interface lb cannot attach to stops lb before consumers started beside it find a
+        // socket and wait for nothing. A live source's queue count is the rings' lane count.
+        let ingress: any Ingress
         switch config.input {
         case .pcapFile(let path, let rate):
-            var source = try PcapFileSource(path: path, rate: rate)
-            let s = try setUp(config, geometry: geometry, runDir: runDir, log: log)
-            defer { s.server.shutdown() }
-            return try serve(&source, config, groupMemories: s.groupMemories, records: s.records, shared: s.shared,
-                             server: s.server, stdout: stdout, log: log)
+            ingress = SingleLaneIngress(try PcapFileSource(path: path, rate: rate))
         case .udp(let spec, let options):
             let stats = UDPStats(top: options.vniTop)
-            var source = try UDPSource(spec, rcvbuf: options.rcvbuf, reusePort: options.reusePort, batch: config.dispatch.batch,
+            let source = try UDPSource(spec, rcvbuf: options.rcvbuf, reusePort: options.reusePort, batch: config.dispatch.batch,
                                        tunnelPorts: config.dispatch.decode.tunnelPorts, stats: stats, log: log)
-            let s = try setUp(config, geometry: geometry, runDir: runDir, log: log)
-            defer { s.server.shutdown() }
             log("listening on \(spec.description) (port \(source.port))")
-            return try serve(&source, config, groupMemories: s.groupMemories, records: s.records, shared: s.shared,
-                             server: s.server, stdout: stdout, log: log, udp: stats)
-        default:
-            guard let live else { throw BrokerError("\(config.input.name) is a live source") }
-            let s = try setUp(config, geometry: geometry, runDir: runDir, log: log)
-            defer { s.server.shutdown() }
-            return try runLive(live, config: config, server: s.server, records: s.records, groups: s.groupMemories,
-                               shared: s.shared, stdout: stdout, log: log)
+            ingress = SingleLaneIngress(source, udp: stats)
+        case .afXDP, .afPacket:
+            ingress = try LiveIngress.open(config.input, options: config.live, log: log)
         }
+        var geometry = config.geometry
+        geometry.lanes = ingress.lanes
+        if let problem = geometry.problem { throw BrokerError(problem) }
+        let s = try setUp(config, geometry: geometry, runDir: runDir, log: log)
+        defer { s.server.shutdown() }
+        return try serve(ingress, config, s, stdout: stdout, log: log)
     }
 
     /// The rings, their shared state and the control server, made once the input is open.
@@ -171,48 +156,39 @@ public enum Broker {
         return Setup(records: records, groupMemories: groupMemories, shared: shared, server: server)
     }
 
-    /// Moves packets from `source` until it ends or a stop, then ends the stream and reports.
-    static func serve<S: PacketSource & ~Copyable>(_ source: inout S, _ config: BrokerConfig, groupMemories: [[RingMemory]],
-                                                  records: [RingRecord], shared: SharedState, server: ControlServer,
-                                                  stdout: Int32, log: @escaping @Sendable (String) -> Void,
-                                                  udp: UDPStats? = nil) throws(BrokerError) -> Int32 {
-        var dispatch = config.dispatch
-        dispatch.backpressure = !source.isLive
-        var dispatcher = Dispatcher(config: dispatch, groups: groupMemories, shared: shared)
-        let ops = try Operations.install(config: config, isLive: source.isLive, server: server, records: records,
-                                         shared: shared, log: log)
+    /// The one serve path: the operator side and the control thread, the wait for consumers,
+    /// the input until its end or a stop, the end of the stream, the final report.
+    static func serve(_ ingress: any Ingress, _ config: BrokerConfig, _ s: Setup, stdout: Int32,
+                      log: @escaping @Sendable (String) -> Void) throws(BrokerError) -> Int32 {
+        s.shared.laneCounters = ingress.laneCounters(ringCount: s.shared.ringCount)
+        let ops = try Operations.install(config: config, isLive: ingress.isLive, server: s.server, records: s.records,
+                                         shared: s.shared, log: log)
         let reporter = StatsReporter(operations: ops)
-        ops.udp = udp
-        if let udp { reporter.upstreamDrops = { udp.get("kernel_drops") ?? 0 } }
+        ingress.report(to: ops, reporter, shared: s.shared)
 
-        // The control thread: attaches, heartbeats, periodic stats.
+        // The control thread: attaches, heartbeats, periodic stats, operations.
         let controlStop = Atomic<UInt32>(0)
-        let controlDone = Atomic<UInt32>(0)
-        let control = ControlThread(server: server, reporter: reporter, records: records, shared: shared,
+        let control = ControlThread(server: s.server, reporter: reporter, records: s.records, shared: s.shared,
                                     interval: config.statsInterval, out: stdout)
         control.hooks.append { now in ops.tick(now: now) }
-        let tid = Threads.spawn("lb-control") {
-            control.loop(stop: controlStop)
-            controlDone.store(1, ordering: .releasing)
-        }
+        let tid = Threads.spawn("lb-control") { control.loop(stop: controlStop) }
 
-        waitForConsumers(server: server, records: records, seconds: config.waitForConsumers, shared: shared, log: log)
+        waitForConsumers(server: s.server, records: s.records, seconds: config.waitForConsumers, shared: s.shared, log: log)
         // A stop during the wait: a capture is not started; a live source still takes what its
         // socket buffered meanwhile (the dispatcher goes straight to draining), so that the
         // final counts cover it.
-        if !shared.stopRequested || source.isLive {
-            dispatcher.run(&source)
+        if !s.shared.stopRequested || ingress.isLive {
+            ingress.run(config: config.dispatch, groups: s.groupMemories, shared: s.shared, cpus: config.live.cpus, log: log)
         }
-        if let why = source.stoppedEarly { log("\(config.input.name): \(why); replay stopped there") }
+        if let why = ingress.stoppedEarly { log("\(config.input.name): \(why); replay stopped there") }
 
-        // End of stream: tell every consumer, let them drain, report, leave.
-        for r in records { r.memory.setState(LB_STATE_EOS) }
-        drain(records: records, shared: shared, seconds: config.drainTimeout, log: log)
+        // End of stream: tell every consumer, let them drain (not after a live run's signal), report, leave.
+        for r in s.records { r.memory.setState(LB_STATE_EOS) }
+        if ingress.drainsAtEnd { drain(records: s.records, shared: s.shared, seconds: config.drainTimeout, log: log) }
         controlStop.store(1, ordering: .releasing)
         Threads.join(tid)
-        _ = controlDone.load(ordering: .acquiring)
         for line in reporter.lines(final: true) { try? Sys.write(stdout, line + "\n") }
-        for r in records { r.memory.setState(LB_STATE_CLOSED) }
+        for r in s.records { r.memory.setState(LB_STATE_CLOSED) }
         return 0
     }
 

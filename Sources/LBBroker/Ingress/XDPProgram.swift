@@ -8,13 +8,13 @@ public final class XDPProgram {
     public enum Action: UInt32 { case aborted = 0, drop, pass, tx, redirect }
 
     public init(object: String? = nil, divert: DivertFilter?) throws(BrokerError) {
-        let path = try LiveIngress.findObject(object)
+        let path = try AFXDPIngress.findObject(object)
         var err = [CChar](repeating: 0, count: 512)
         var p: OpaquePointer? = nil
-        guard lbx_prog_open(path, &p, &err, err.count) == 0, let p else { throw BrokerError(LiveIngress.errorText(err)) }
+        guard lbx_prog_open(path, &p, &err, err.count) == 0, let p else { throw BrokerError(XDPText.text(err)) }
         prog = p
         var cfg = DivertFilter.config(divert)
-        guard lbx_prog_configure(prog, &cfg, &err, err.count) == 0 else { throw BrokerError(LiveIngress.errorText(err)) }
+        guard lbx_prog_configure(prog, &cfg, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
     }
 
     deinit { lbx_prog_close(prog) }
