@@ -211,14 +211,14 @@ public enum Broker {
         while Sys.monoNanos() < deadline && signalStop.load(ordering: .relaxed) == 0 {
             if records.allSatisfy({ shared.isAttached($0.global) }) { return }
             if !said {
-                let missing = records.filter { !shared.isAttached($0.global) }.map { $0.name.description }
-                log("waiting up to \(Int(seconds)) s for consumers of \(missing.joined(separator: " "))")
+                let missing = records.filter { !shared.isAttached($0.global) }.map(\.name)
+                log("waiting up to \(Int(seconds)) s for consumers of \(missing.count) ring(s): \(RingList.summary(missing))")
                 said = true
             }
             Sys.sleep(nanos: 10_000_000)
         }
-        let missing = records.filter { !shared.isAttached($0.global) }.map { $0.name.description }
-        if !missing.isEmpty { log("starting without consumers for \(missing.joined(separator: " ")); their packets are dropped and counted") }
+        let missing = records.filter { !shared.isAttached($0.global) }.map(\.name)
+        if !missing.isEmpty { log("starting without consumers for \(missing.count) ring(s): \(RingList.summary(missing)); their packets are dropped and counted") }
     }
 
     /// Waits until every attached consumer has read everything (or detached), or the timeout.
@@ -231,7 +231,7 @@ public enum Broker {
             Sys.sleep(nanos: 5_000_000)
         }
         let busy = records.filter { shared.isAttached($0.global) && !$0.memory.drained }
-        if !busy.isEmpty { log("gave up waiting for \(busy.map { $0.name.description }.joined(separator: " ")) to drain") }
+        if !busy.isEmpty { log("gave up waiting for \(busy.count) ring(s) to drain: \(RingList.summary(busy.map(\.name)))") }
     }
 }
 

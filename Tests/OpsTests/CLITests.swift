@@ -81,4 +81,17 @@ import Testing
         }
         #expect(rings == ["a:0", "a:1", "gen:0", "gen:1", "gen:2"], "\(rings)")
     }
+
+    /// 1024 rings without consumers: lb says so in two bounded lines, not one line per ring.
+    @Test func manyRingsFewLogLines() throws {
+        let scratch = try Scratch("cli-many")
+        let trace = try Ops.trace(in: scratch.path, packets: 100, flows: 10)
+        let (s, _, err) = try Proc.run(Ops.lb, ["-i", "pcap:" + trace, "-p", "z:512", "-p", "y:512", "--ring-size", "64k", "--ring-slots", "256",
+                                                "-w", "0.5", "--run-dir", scratch.path + "/run"], in: scratch.path, label: "lb")
+        #expect(s == 0, "\(err)")
+        let lines = err.split(separator: "\n")
+        #expect(lines.count <= 3, "\(lines.count) lines: \(err.prefix(500))")
+        #expect(lines.allSatisfy { $0.count < 400 })
+        #expect(err.contains("1024 ring(s): z:0-511 y:0-511"), "\(err)")
+    }
 }

@@ -65,8 +65,8 @@ import Testing
         #expect(status == 0, "lb: \(lb.stderr)")
         for (k, c) in cats.enumerated() where k != victim { #expect(try c.wait(seconds: 20) == 0, "cat \(k): \(c.stderr)") }
         #expect(try returned.wait(seconds: 20) == 0, "returned cat: \(returned.stderr)")
-        #expect(lb.stderr.contains("a:\(victim): consumer gone or stuck; its buckets move"))
-        #expect(lb.stderr.contains("a:\(victim): back; its buckets return to it"))
+        #expect(lb.stderr.contains("a:\(victim): consumer gone or stuck; buckets move"))
+        #expect(lb.stderr.contains("a:\(victim): back; buckets return"))
         let back = try Self.hashes(dir + "/a\(victim)-back.pcap")
         #expect(back.count > 1000, "the returned consumer got only \(back.count) packets")
         #expect(back.allSatisfy { BucketTables.home(BucketTables.bucket($0), 8) == victim }, "the returned ring got another ring's flows")

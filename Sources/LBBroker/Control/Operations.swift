@@ -99,9 +99,11 @@ public final class Operations: @unchecked Sendable {
         guard live != f.live else { return }
         let was = f.live
         let moved = f.apply(live: live)
-        for (i, r) in records.enumerated() where was[i] != live[i] {
-            log("\(r.name): \(live[i] ? "back; its buckets return to it" : "consumer gone or stuck; its buckets move to the group's live rings") (\(moved) buckets moved)")
-        }
+        // one line per change, however many rings it concerns
+        let back = records.indices.filter { !was[$0] && live[$0] }.map { records[$0].name }
+        let down = records.indices.filter { was[$0] && !live[$0] }.map { records[$0].name }
+        if !down.isEmpty { log("\(RingList.summary(down)): consumer gone or stuck; buckets move to the group's live rings (\(moved) buckets moved)") }
+        if !back.isEmpty { log("\(RingList.summary(back)): back; buckets return (\(moved) buckets moved)") }
     }
 
     /// The one place lb's status is taken: every view renders this.
