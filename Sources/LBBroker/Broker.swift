@@ -186,6 +186,7 @@ public enum Broker {
         for r in s.records { r.memory.setState(LB_STATE_EOS) }
         if ingress.drainsAtEnd { drain(records: s.records, shared: s.shared, seconds: config.drainTimeout, log: log) }
         controlStop.store(1, ordering: .releasing)
+        s.server.wake()                 // out of its poll now, not at its next timeout
         Threads.join(tid)
         for line in reporter.lines(final: true) { try? Sys.write(stdout, line + "\n") }
         for r in s.records { r.memory.setState(LB_STATE_CLOSED) }
@@ -209,13 +210,16 @@ public enum Broker {
         let deadline = Sys.monoNanos() &+ UInt64(seconds * 1e9)
         var said = false
         while Sys.monoNanos() < deadline && signalStop.load(ordering: .relaxed) == 0 {
+            let seen = shared.attachEvents.load(ordering: .acquiring)
             if records.allSatisfy({ shared.isAttached($0.global) }) { return }
             if !said {
                 let missing = records.filter { !shared.isAttached($0.global) }.map(\.name)
                 log("waiting up to \(Int(seconds)) s for consumers of \(missing.count) ring(s): \(RingList.summary(missing))")
                 said = true
             }
-            Sys.sleep(nanos: 10_000_000)
+            // woken by the control thread when a consumer attaches (a signal ends the wait
+            // within 50 ms)
+            shared.waitForAttachEvent(since: seen, timeoutNanos: Int64(min(deadline &- Sys.monoNanos(), 50_000_000)))
         }
         let missing = records.filter { !shared.isAttached($0.global) }.map(\.name)
         if !missing.isEmpty { log("starting without consumers for \(missing.count) ring(s): \(RingList.summary(missing)); their packets are dropped and counted") }
@@ -228,7 +232,7 @@ public enum Broker {
             let busy = records.filter { shared.isAttached($0.global) && !$0.memory.drained }
             if busy.isEmpty { return }
             if signalStop.load(ordering: .relaxed) != 0 { return }
-            Sys.sleep(nanos: 5_000_000)
+            Sys.sleep(nanos: 1_000_000)
         }
         let busy = records.filter { shared.isAttached($0.global) && !$0.memory.drained }
         if !busy.isEmpty { log("gave up waiting for \(busy.count) ring(s) to drain: \(RingList.summary(busy.map(\.name)))") }

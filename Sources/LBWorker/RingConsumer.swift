@@ -52,6 +52,10 @@ public struct RingConsumer: ~Copyable {
         let dir = RunDirectory.resolve(runDir)
         let path = RunDirectory.socketPath(dir, group: name.group)
         let deadline = waitNanos.map { Sys.monoNanos() &+ $0 }
+        // lb not there yet: wake when something appears in the run directory (lb binds its
+        // socket, then sets its mode), not on a fixed retry period
+        var watch: DirectoryWatch? = nil
+        var watching = false
         while true {
             do {
                 let fd = try Sys.connectUnix(path)
@@ -61,7 +65,17 @@ public struct RingConsumer: ~Copyable {
                 if let deadline, Sys.monoNanos() >= deadline {
                     throw AttachError("no lb serves '\(name.group)' at \(path) (is lb running with -p \(name.group):N and the same --run-dir?)")
                 }
-                Sys.sleep(nanos: 100_000_000)
+                if e.code == ECONNREFUSED {
+                    Sys.sleep(nanos: 1_000_000)          // bound, not yet listening: a moment
+                } else {
+                    if !watching { watch = DirectoryWatch(dir); watching = watch != nil }
+                    let left = deadline.map { Int64($0) - Int64(Sys.monoNanos()) } ?? 1_000_000_000
+                    if watching {
+                        watch?.wait(timeoutMillis: Int32(max(1, min(left / 1_000_000, 1000))))
+                    } else {
+                        Sys.sleep(nanos: 10_000_000)     // no directory yet
+                    }
+                }
             } catch let e as SysError where e.code == EACCES {
                 throw AttachError("\(path): permission denied: only lb's user and members of its --ring-group may attach", code: EACCES)
             } catch let e as SysError {

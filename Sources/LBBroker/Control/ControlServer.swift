@@ -47,6 +47,8 @@ final class ControlServer {
     var acceptErrors = LogLimiter(), idleClients = LogLimiter(), slowReaders = LogLimiter()
     /// stats answers that wait for their client's socket to drain
     var outgoing: [Outgoing] = []
+    /// rung to end a poll at once (the end of a run)
+    var wakeFD: Int32 = (try? Sys.eventfd()) ?? -1
 
     init(runDir: String, rings: [RingRecord], shared: SharedState, log: @escaping (String) -> Void) {
         self.runDir = runDir
@@ -80,6 +82,9 @@ final class ControlServer {
         }
     }
 
+    /// Ends a `poll` in progress (from another thread).
+    func wake() { Sys.ring(eventfd: wakeFD) }
+
     /// Handles whatever is ready within `timeoutMillis`.
     func poll(timeoutMillis: Int32) {
         var fds: [pollfd] = []
@@ -94,6 +99,7 @@ final class ControlServer {
         for t in tapsNow { fds.append(pollfd(fd: t.fd, events: Int16(POLLIN) | pollRDHUP, revents: 0)) }
         let sending = outgoing
         for o in sending { fds.append(pollfd(fd: o.fd, events: Int16(POLLOUT), revents: 0)) }
+        fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))      // last: not walked below
         do { try Sys.poll(&fds, timeoutMillis: timeoutMillis) } catch { log("control: \(error)"); return }
 
         // Walk fds in the order they were built; new connections go to `accepted`.
@@ -294,6 +300,7 @@ final class ControlServer {
         }
         for t in taps { Sys.close(t.fd) }
         taps = []
+        if wakeFD >= 0 { Sys.close(wakeFD); wakeFD = -1 }
         for o in outgoing { Sys.close(o.fd) }
         outgoing = []
         for p in pending { Sys.close(p.fd) }

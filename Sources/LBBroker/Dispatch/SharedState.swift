@@ -1,3 +1,4 @@
+import LBSys
 import Synchronization
 
 /// State shared between the control thread (which attaches and detaches consumers) and the
@@ -15,6 +16,8 @@ public final class SharedState: @unchecked Sendable {
     public var laneCounters: [Counters] = []
     /// set by a signal handler or the control plane: stop reading input
     public let stop = Atomic<UInt32>(0)
+    /// counts attaches and detaches; the start-up wait sleeps on it (a futex)
+    let attachEvents = Atomic<UInt32>(0)
     /// bucket tables shared by every dispatcher and moved by failover (set before any
     /// dispatcher is made; nil: each dispatcher keeps its own fixed tables)
     public var buckets: BucketTables? = nil
@@ -47,6 +50,13 @@ public final class SharedState: @unchecked Sendable {
     public func setAttached(_ r: Int, _ on: Bool) {
         if on { stalled[r].store(0, ordering: .relaxed) }
         attached[r].store(on ? 1 : 0, ordering: .releasing)
+        attachEvents.add(1, ordering: .releasing)
+        withUnsafePointer(to: attachEvents) { Sys.futexWake(UnsafeRawPointer($0)) }
+    }
+
+    /// Sleeps until a consumer attaches or detaches, or `timeoutNanos` pass.
+    func waitForAttachEvent(since seen: UInt32, timeoutNanos: Int64) {
+        withUnsafePointer(to: attachEvents) { Sys.futexWait(UnsafeRawPointer($0), expected: seen, timeoutNanos: timeoutNanos) }
     }
     public func isStalled(_ r: Int) -> Bool { stalled[r].load(ordering: .relaxed) != 0 }
     public var stopRequested: Bool { stop.load(ordering: .relaxed) != 0 }
