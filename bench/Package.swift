@@ -1,7 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Benchmarks of lb's data path. A separate package, so the root build stays light.
+// lb's benchmarks: one package beside the root one (so the root build stays light), one entry
+// point (bench/bench NAME); bench/README.md has what each measures and the figures.
 //
 //   lb-bench   the pinned two-thread benchmark: (a) 64-byte UDP, (b) a real trace mix, (c) VXLAN,
 //              for lb and for the C yardstick (yardstick/), with mallocs per packet; run.sh runs it
@@ -37,6 +38,13 @@ let package = Package(
             dependencies: [
                 "BenchKit",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ]),
+        // lb flowlog's connection tracking on one core, and its memory per connection (bench/flowlog/run.sh)
+        .executableTarget(
+            name: "flowlog-bench",
+            dependencies: [
+                .product(name: "LBFlow", package: rootIdentity),
+                .product(name: "LBCore", package: rootIdentity),
             ]),
         // the share of flows that move when a worker fails and returns (bench/failover.sh)
         .executableTarget(
