@@ -2,6 +2,7 @@ import ArgumentParser
 import CLBRing
 import CPcap
 import Glibc
+import LBCore
 import LBRing
 import LBSys
 import LBWorker
@@ -168,57 +169,50 @@ enum PacketLine {
         return time + " " + describe(b, wire: Int(d.wirelen))
     }
 
+    /// The packet as a ring carries it, read by LBCore's decoder without removing tunnels (a
+    /// ring in --decap keep mode shows the outer packet, as tcpdump would).
+    static let decoder = Decoder(DecodeConfig(tunnelPorts: [], maxDepth: 0))
+
     static func describe(_ b: UnsafeRawBufferPointer, wire: Int) -> String {
-        func u8(_ o: Int) -> Int { Int(b[o]) }
-        func u16(_ o: Int) -> Int { Int(b[o]) << 8 | Int(b[o + 1]) }
-        guard b.count >= 14 else { return "truncated frame, length \(wire)" }
-        var type = u16(12), off = 14
-        var vlan = ""
-        while (type == 0x8100 || type == 0x88A8) && b.count >= off + 4 {
-            vlan += "vlan \(u16(off) & 0xFFF), "
-            type = u16(off + 2)
-            off += 4
+        var d = Decoded()
+        withUnsafeMutablePointer(to: &d) { decoder.decode(b, link: .ethernet, into: $0) }
+        let vlan = d.hasVLAN ? "vlan \(d.vlan), " : ""
+        guard d.l3 >= 0, d.key.kind == .ports || d.key.kind == .addresses else {
+            return vlan + (d.error != .none ? "\(d.error.name), length \(wire)" : "non-IP, length \(wire)")
         }
-        var src = "", dst = "", proto = 0, l4 = 0
-        switch type {
-        case 0x0800 where b.count >= off + 20:
-            let ihl = (u8(off) & 0xF) * 4
-            proto = u8(off + 9)
-            src = (0..<4).map { String(u8(off + 12 + $0)) }.joined(separator: ".")
-            dst = (0..<4).map { String(u8(off + 16 + $0)) }.joined(separator: ".")
-            let fragOff = u16(off + 6) & 0x1FFF
-            l4 = fragOff == 0 ? off + ihl : -1
-        case 0x86DD where b.count >= off + 40:
-            proto = u8(off + 6)
-            src = ipv6(b, off + 8)
-            dst = ipv6(b, off + 24)
-            l4 = off + 40
-        case 0x0806:
-            return vlan + "ARP, length \(wire)"
-        default:
-            return vlan + "ethertype 0x\(String(type, radix: 16)), length \(wire)"
-        }
-        let family = type == 0x0800 ? "IP" : "IP6"
-        switch proto {
+        let k = d.key
+        let v4 = b[d.l3] >> 4 == 4
+        let family = v4 ? "IP" : "IP6"
+        let src = address(k.srcHi, k.srcLo, v4: v4), dst = address(k.dstHi, k.dstLo, v4: v4)
+        let l4 = d.l4
+        // as tcpdump: an IPv6 fragment shows its addresses only (its ports come after "frag")
+        if d.isFragment && !v4 { return "\(vlan)IP6 \(src) > \(dst): frag, proto \(k.proto), length \(wire)" }
+        switch k.proto {
         case 6 where l4 >= 0 && b.count >= l4 + 14:
-            let flags = u8(l4 + 13)
+            let flags = b[l4 + 13]
             var f = ""
-            if flags & 0x02 != 0 { f += "S" }
-            if flags & 0x01 != 0 { f += "F" }
-            if flags & 0x04 != 0 { f += "R" }
-            if flags & 0x08 != 0 { f += "P" }
-            if flags & 0x10 != 0 { f += "." }
-            if flags & 0x20 != 0 { f += "U" }
-            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): tcp Flags [\(f.isEmpty ? "none" : f)], length \(wire)"
-        case 17 where l4 >= 0 && b.count >= l4 + 4:
-            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): udp, length \(wire)"
-        case 132 where l4 >= 0 && b.count >= l4 + 4:
-            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): sctp, length \(wire)"
+            for (bit, c) in [(0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."), (0x20, "U")] where Int(flags) & bit != 0 { f += c }
+            return "\(vlan)\(family) \(src).\(k.sport) > \(dst).\(k.dport): tcp Flags [\(f.isEmpty ? "none" : f)], length \(wire)"
+        case 17 where k.kind == .ports:
+            return "\(vlan)\(family) \(src).\(k.sport) > \(dst).\(k.dport): udp, length \(wire)"
+        case 132 where k.kind == .ports:
+            return "\(vlan)\(family) \(src).\(k.sport) > \(dst).\(k.dport): sctp, length \(wire)"
         case 1 where l4 >= 0 && b.count >= l4 + 2, 58 where l4 >= 0 && b.count >= l4 + 2:
-            return "\(vlan)\(family) \(src) > \(dst): \(proto == 1 ? "icmp" : "icmp6") type \(u8(l4)) code \(u8(l4 + 1)), length \(wire)"
+            return "\(vlan)\(family) \(src) > \(dst): \(k.proto == 1 ? "icmp" : "icmp6") type \(b[l4]) code \(b[l4 + 1]), length \(wire)"
         default:
-            return "\(vlan)\(family) \(src) > \(dst): proto \(proto)\(l4 < 0 ? " (fragment)" : ""), length \(wire)"
+            return "\(vlan)\(family) \(src) > \(dst): proto \(k.proto)\(d.isFragment ? " (fragment)" : ""), length \(wire)"
         }
+    }
+
+    /// An address of a flow key (IPv4 is stored IPv4-mapped).
+    static func address(_ hi: UInt64, _ lo: UInt64, v4: Bool) -> String {
+        if v4 {
+            let a = UInt32(truncatingIfNeeded: lo)
+            return "\(a >> 24).\(a >> 16 & 0xFF).\(a >> 8 & 0xFF).\(a & 0xFF)"
+        }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: hi >> (56 - 8 * i)); bytes[8 + i] = UInt8(truncatingIfNeeded: lo >> (56 - 8 * i)) }
+        return bytes.withUnsafeBytes { ipv6($0, 0) }
     }
 
     static func ipv6(_ b: UnsafeRawBufferPointer, _ o: Int) -> String {
