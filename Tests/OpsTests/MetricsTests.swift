@@ -15,6 +15,11 @@ import Testing
     static func lbServingMetrics(trace: String, address: String, in dir: String) throws -> (Proc, String) {
         let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run", "-w", "60",
                                    "--metrics", address + ":0"], in: dir, label: "lb")
+        return (lb, try metricsPort(lb, address: address))
+    }
+
+    /// The port lb says it serves metrics on (it picks one with port 0).
+    static func metricsPort(_ lb: Proc, address: String = "127.0.0.1") throws -> String {
         var port = ""
         let said = try Ops.until(20) {
             guard let r = lb.stderr.range(of: "metrics at http://\(address):") else { return false }
@@ -22,7 +27,7 @@ import Testing
             return !port.isEmpty
         }
         #expect(said, "lb did not say where it serves metrics: \(lb.stderr)")
-        return (lb, port)
+        return port
     }
 
     /// Bad or idle clients get an error or are dropped; lb keeps answering.
@@ -117,12 +122,7 @@ import Testing
         for k in 0..<2 { cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat\(k)")) }
         defer { lb.stop(); for c in cats { c.stop() } }
 
-        var port = ""
-        #expect(try Ops.until(20) {
-            guard let r = lb.stderr.range(of: "metrics at http://127.0.0.1:") else { return false }
-            port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
-            return !port.isEmpty
-        }, "lb did not say where its metrics are: \(lb.stderr)")
+        let port = try Self.metricsPort(lb)
         // lb's own endpoint answers the text format.
         let (s, text) = try Self.curl("http://127.0.0.1:\(port)/metrics", in: dir)
         #expect(s == 0 && text.contains("# TYPE lb_ring_packets_forwarded_total counter"), "\(text.prefix(300))")

@@ -95,11 +95,9 @@ enum Ops {
     static func stats(runDir: String, in dir: String) throws -> [String: [String: Any]] {
         let (s, out, err) = try Proc.run(lb, ["stats", "--json", "--run-dir", runDir], in: dir, label: "stats-\(UInt32.random(in: 0...UInt32.max))")
         guard s == 0 else { throw OpsFailure("lb stats exited \(s): \(err)") }
-        var result: [String: [String: Any]] = [:]
-        for line in out.split(separator: "\n") {
-            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if o["output_ring"] is NSNull { result["lb"] = o } else if let n = o["interface"] as? String { result[n] = o }
-        }
+        let lines = try StatsLines(out)
+        var result = lines.rings
+        result["lb"] = lines.lb
         return result
     }
 }

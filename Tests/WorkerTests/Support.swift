@@ -79,16 +79,11 @@ struct FinalStats {
     var aggregate: [String: Any] = [:]
 
     init(_ stdout: String) throws {
-        for line in stdout.split(separator: "\n") {
-            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if obj["output_ring"] is NSNull {
-                if obj["final"] as? Bool == true { aggregate = obj }
-            } else if let name = obj["interface"] as? String {
-                rings[name] = obj
-                raw[name] = String(line)
-            }
-        }
-        if aggregate.isEmpty { throw Failure("no final stats line in lb's output:\n\(stdout)") }
+        let lines = try StatsLines(stdout, finalOnly: true)
+        guard let a = lines.lb else { throw Failure("no final stats line in lb's output:\n\(stdout)") }
+        rings = lines.rings
+        raw = lines.raw
+        aggregate = a
     }
 
     func int(_ ring: String, _ field: String) -> Int? { (rings[ring]?[field] as? NSNumber)?.intValue }

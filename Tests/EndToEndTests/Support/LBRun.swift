@@ -67,18 +67,9 @@ struct LBRun {
 
     /// The aggregate line of lb's final report, and the per-ring lines under "rings".
     static func finalStats(_ stdout: String) throws -> [String: Any] {
-        var rings: [String: [String: Any]] = [:]
-        var aggregate: [String: Any]? = nil
-        for line in stdout.split(separator: "\n") {
-            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if obj["output_ring"] is NSNull {
-                if obj["final"] as? Bool == true { aggregate = obj }
-            } else if let name = obj["interface"] as? String {
-                rings[name] = obj
-            }
-        }
-        guard var a = aggregate else { throw TestFailure("no final stats line in lb's output:\n\(stdout)") }
-        a["rings"] = rings
+        let lines = try StatsLines(stdout, finalOnly: true)
+        guard var a = lines.lb else { throw TestFailure("no final stats line in lb's output:\n\(stdout)") }
+        a["rings"] = lines.rings
         return a
     }
 
