@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore", "LBGen"]),
         .testTarget(name: "WorkerTests", dependencies: ["LBWorker", "LBBroker", "LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
-        .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBWorker", "LBRing", "LBSys", "LBTestSupport"]),
+        .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBWorker", "LBRing", "LBSys", "LBTestSupport"]),
         .testTarget(name: "UDPTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBSys", "LBTestSupport"]),
         .testTarget(name: "FlowTests", dependencies: ["lb", "LBFlow", "LBGen", "LBCore", "LBTestSupport"]),
     ]

@@ -50,6 +50,7 @@ struct Tap: ParsableCommand {
         defer { if fd != 1 { Sys.close(fd) } }
         var pcap: PcapOutput? = write == nil ? nil : PcapOutput(fd: fd, nanosecond: false)
         var lines = LineOutput(fd: fd)
+        var line = PacketLine()
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(tap.maxCaplen, 65536), alignment: 64)
         defer { scratch.deallocate() }
         var shown: UInt64 = 0, missed: UInt64 = 0, reportedMissed: UInt64 = 0
@@ -67,7 +68,7 @@ struct Tap: ParsableCommand {
                         if pcap != nil {
                             try pcap!.append(bytes: bytes, timestampNanos: d.ts_ns, wireLength: Int(d.wirelen))
                         } else {
-                            try lines.append(PacketLine.render(d, bytes))
+                            try lines.append(line.render(d, bytes))
                         }
                     } catch { failure = error }
                 }
@@ -152,86 +153,5 @@ struct LineOutput {
         guard !pending.isEmpty else { return }
         try Sys.write(fd, pending)
         pending = ""
-    }
-}
-
-/// One tcpdump-like line: time, addresses, ports, protocol, TCP flags, length.
-enum PacketLine {
-    static func render(_ d: lb_desc, _ b: UnsafeRawBufferPointer) -> String {
-        let t = d.ts_ns
-        let secs = Int(t / 1_000_000_000)
-        var tm = tm()
-        var tt = time_t(secs)
-        gmtime_r(&tt, &tm)
-        let usec = Int(t % 1_000_000_000 / 1000)
-        let time = "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)).\(pad(usec, 6))"
-        return time + " " + describe(b, wire: Int(d.wirelen))
-    }
-
-    static func describe(_ b: UnsafeRawBufferPointer, wire: Int) -> String {
-        func u8(_ o: Int) -> Int { Int(b[o]) }
-        func u16(_ o: Int) -> Int { Int(b[o]) << 8 | Int(b[o + 1]) }
-        guard b.count >= 14 else { return "truncated frame, length \(wire)" }
-        var type = u16(12), off = 14
-        var vlan = ""
-        while (type == 0x8100 || type == 0x88A8) && b.count >= off + 4 {
-            vlan += "vlan \(u16(off) & 0xFFF), "
-            type = u16(off + 2)
-            off += 4
-        }
-        var src = "", dst = "", proto = 0, l4 = 0
-        switch type {
-        case 0x0800 where b.count >= off + 20:
-            let ihl = (u8(off) & 0xF) * 4
-            proto = u8(off + 9)
-            src = (0..<4).map { String(u8(off + 12 + $0)) }.joined(separator: ".")
-            dst = (0..<4).map { String(u8(off + 16 + $0)) }.joined(separator: ".")
-            let fragOff = u16(off + 6) & 0x1FFF
-            l4 = fragOff == 0 ? off + ihl : -1
-        case 0x86DD where b.count >= off + 40:
-            proto = u8(off + 6)
-            src = ipv6(b, off + 8)
-            dst = ipv6(b, off + 24)
-            l4 = off + 40
-        case 0x0806:
-            return vlan + "ARP, length \(wire)"
-        default:
-            return vlan + "ethertype 0x\(String(type, radix: 16)), length \(wire)"
-        }
-        let family = type == 0x0800 ? "IP" : "IP6"
-        switch proto {
-        case 6 where l4 >= 0 && b.count >= l4 + 14:
-            let flags = u8(l4 + 13)
-            var f = ""
-            if flags & 0x02 != 0 { f += "S" }
-            if flags & 0x01 != 0 { f += "F" }
-            if flags & 0x04 != 0 { f += "R" }
-            if flags & 0x08 != 0 { f += "P" }
-            if flags & 0x10 != 0 { f += "." }
-            if flags & 0x20 != 0 { f += "U" }
-            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): tcp Flags [\(f.isEmpty ? "none" : f)], length \(wire)"
-        case 17 where l4 >= 0 && b.count >= l4 + 4:
-            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): udp, length \(wire)"
-        case 132 where l4 >= 0 && b.count >= l4 + 4:
-            return "\(vlan)\(family) \(src).\(u16(l4)) > \(dst).\(u16(l4 + 2)): sctp, length \(wire)"
-        case 1 where l4 >= 0 && b.count >= l4 + 2, 58 where l4 >= 0 && b.count >= l4 + 2:
-            return "\(vlan)\(family) \(src) > \(dst): \(proto == 1 ? "icmp" : "icmp6") type \(u8(l4)) code \(u8(l4 + 1)), length \(wire)"
-        default:
-            return "\(vlan)\(family) \(src) > \(dst): proto \(proto)\(l4 < 0 ? " (fragment)" : ""), length \(wire)"
-        }
-    }
-
-    static func ipv6(_ b: UnsafeRawBufferPointer, _ o: Int) -> String {
-        var a = in6_addr()
-        withUnsafeMutableBytes(of: &a) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: b[o..<o + 16])) }
-        var buf = [CChar](repeating: 0, count: 64)
-        inet_ntop(AF_INET6, &a, &buf, 64)
-        return String(cString: buf)
-    }
-
-    static func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-    static func pad(_ v: Int, _ n: Int) -> String {
-        let s = String(v)
-        return String(repeating: "0", count: max(0, n - s.count)) + s
     }
 }
