@@ -50,6 +50,8 @@ let package = Package(
             ]),
         .target(name: "LBTestSupport", path: "Tests/Support"),
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen", "LBTestSupport"]),
+        .testTarget(name: "LBSysTests", dependencies: ["LBSys", "CLBShim"]),
+        .testTarget(name: "LBGenTests", dependencies: ["LBGen", "LBCore", "LBTestSupport"]),
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore", "LBGen"]),
         .testTarget(name: "WorkerTests", dependencies: ["LBWorker", "LBBroker", "LBCore", "LBGen", "LBTestSupport"]),
