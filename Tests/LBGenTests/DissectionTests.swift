@@ -76,7 +76,6 @@ import Testing
 
     @Test func everyLayerIsWhatWiresharkSees() throws {
         let scratch = try ScratchDirectory("lbgen-dissect")
-        defer { if let keep = ProcessInfo.processInfo.environment["LBGEN_KEEP"] { try? FileManager.default.copyItem(atPath: scratch.path + "/cases.pcap", toPath: keep) } }
         let frames = Self.cases.map { PacketBuilder.build($0.layers) }
         let file = scratch.path + "/cases.pcap"
         let trace = frames.enumerated().map { (timestampNanos: UInt64($0.offset) * 1_000_000, bytes: $0.element) }
