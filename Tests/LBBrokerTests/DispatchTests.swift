@@ -5,6 +5,7 @@ import CLBRing
 import LBCore
 import LBRing
 import LBSys
+import LBTestSupport
 import Testing
 
 @Suite struct DispatchTests {
@@ -202,16 +203,10 @@ import Testing
     @Test(arguments: [false, true])
     func corpusDeliveriesAreIdentical(keep: Bool) throws {
         var frames: [[UInt8]] = [], links: [UInt32] = []
-        let root = CorpusDir.path + "/traces"
-        let files = FileManager.default.enumerator(atPath: root)!.compactMap { $0 as? String }
-            .filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") }.sorted()
-        #expect(files.count > 50, "corpus not found at \(root)")
+        let files = Corpus.traces()
+        #expect(files.count > 50, "corpus not found at \(Corpus.root)")
         for file in files {
-            let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: root + "/" + file)))
-            try data.withUnsafeBytes { buf in
-                var r = try CaptureReader(buf)
-                while let p = r.next() { frames.append(Array(p.data)); links.append(p.linkType) }
-            }
+            for p in try readCapture(file) { frames.append(p.bytes); links.append(p.linkType) }
         }
         var config = DispatchConfig()
         config.decode = DecodeConfig(keepEncapsulation: keep)
@@ -225,13 +220,5 @@ import Testing
             if differences <= 3 { Issue.record("delivery \(i) differs:\n general \(a.prefix(80))\n fast    \(b.prefix(80))") }
         }
         #expect(differences == 0)
-    }
-}
-
-enum CorpusDir {
-    static var path: String {
-        if let env = ProcessInfo.processInfo.environment["LB_CORPUS"], !env.isEmpty { return env }
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return repo.appendingPathComponent("../shared/zeek-corpus").standardizedFileURL.path
     }
 }

@@ -32,7 +32,7 @@ import Testing
         let lb = try Proc("/usr/bin/prlimit", ["--nofile=\(limit)", "--", Ops.lb, "-i", "pcap:" + trace, "-p", "a:1", "--run-dir", runDir,
                                                 "-w", "60"], in: dir, label: "lb")
         defer { lb.stop() }
-        #expect(try Ops.until(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        #expect(try eventually(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
         usleep(200_000)
         var clients: [Int32] = []
         defer { for c in clients { close(c) } }
@@ -51,7 +51,7 @@ import Testing
         clients = []
         // the clients are gone: lb answers a stats request again
         var answered = false
-        _ = try Ops.until(10) {
+        _ = try eventually(10) {
             answered = (try? Ops.stats(runDir: runDir, in: dir))?["a:0"] != nil
             return answered
         }
@@ -68,7 +68,7 @@ import Testing
         let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:512", "--run-dir", runDir, "-w", "60", "--ring-slots", "64",
                                    "--ring-size", "64k", "--slot-size", "2048"], in: dir, label: "lb")
         defer { lb.stop() }
-        #expect(try Ops.until(30) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        #expect(try eventually(30) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
         usleep(300_000)
         var slow: [Int32] = []
         defer { for c in slow { close(c) } }

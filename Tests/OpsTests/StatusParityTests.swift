@@ -120,12 +120,12 @@ import Testing
         for k in 0..<2 { cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat\(k)")) }
         defer { lb.stop(); for c in cats { c.stop() } }
         var port = ""
-        #expect(try Ops.until(20) {
+        #expect(try eventually(20) {
             guard let r = lb.stderr.range(of: "metrics at http://127.0.0.1:") else { return false }
             port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
             return !port.isEmpty
         }, "lb did not say where its metrics are: \(lb.stderr)")
-        #expect(try Ops.until(20) { (try? Ops.stats(runDir: runDir, in: dir))?["a:1"]?.int("packets_forwarded") ?? 0 > 0 })
+        #expect(try eventually(20) { (try? Ops.stats(runDir: runDir, in: dir))?["a:1"]?.int("packets_forwarded") ?? 0 > 0 })
 
         // the snapshot itself, as a client decodes it
         let answer = try StatsClient.fetch(socket: runDir + "/a.sock")

@@ -62,24 +62,7 @@ struct LBRun {
             if s != 0 { throw TestFailure("\(c.label) (\(r.name)) exited \(s): \(c.stderr)") }
         }
         guard status == 0 else { throw TestFailure("lb exited \(status): \(lb.stderr)") }
-        return try LBRun.finalStats(lb.stdout)
-    }
-
-    /// The aggregate line of lb's final report, and the per-ring lines under "rings".
-    static func finalStats(_ stdout: String) throws -> [String: Any] {
-        var rings: [String: [String: Any]] = [:]
-        var aggregate: [String: Any]? = nil
-        for line in stdout.split(separator: "\n") {
-            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if obj["output_ring"] is NSNull {
-                if obj["final"] as? Bool == true { aggregate = obj }
-            } else if let name = obj["interface"] as? String {
-                rings[name] = obj
-            }
-        }
-        guard var a = aggregate else { throw TestFailure("no final stats line in lb's output:\n\(stdout)") }
-        a["rings"] = rings
-        return a
+        return try LBStats(lb.stdout).withRings
     }
 
     /// Packets in a pcap, counted by tcpdump (which must also read it without error).
@@ -94,13 +77,5 @@ struct LBRun {
             if i > 0, let n = Int(words[i - 1]) { return n }
         }
         throw TestFailure("cannot read tcpdump's count for \(file): \(t.stdout) \(t.stderr)")
-    }
-}
-
-extension Dictionary where Key == String, Value == Any {
-    func int(_ path: String...) -> Int {
-        var v: Any? = self
-        for k in path { v = (v as? [String: Any])?[k] }
-        return (v as? Int) ?? (v as? NSNumber)?.intValue ?? 0
     }
 }
