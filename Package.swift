@@ -25,7 +25,7 @@ let package = Package(
         .library(name: "LBFlow", targets: ["LBFlow"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
     ],
     targets: [
         .target(name: "CLBRing"),
@@ -52,11 +52,11 @@ let package = Package(
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "LBSysTests", dependencies: ["LBSys", "CLBShim"]),
         .testTarget(name: "LBGenTests", dependencies: ["LBGen", "LBCore", "LBTestSupport"]),
-        .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBWorker", "LBSys"]),
-        .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBCore", "LBGen", "LBTestSupport"]),
-        .testTarget(name: "WorkerTests", dependencies: ["LBWorker", "LBBroker", "LBCore", "LBGen", "LBTestSupport"]),
+        .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBSys", "LBCore", "CLBRing"]),
+        .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBRing", "LBCore", "LBGen", "LBSys", "CLBRing", "CLBXdp", "LBTestSupport"]),
+        .testTarget(name: "WorkerTests", dependencies: ["LBWorker", "LBBroker", "LBRing", "LBCore", "LBGen", "LBSys", "CLBRing", "LBTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
-        .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBWorker", "LBRing", "LBSys", "LBTestSupport"]),
+        .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBWorker", "LBRing", "LBSys", "CLBRing", "LBTestSupport"]),
         .testTarget(name: "UDPTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBSys", "LBTestSupport"]),
         .testTarget(name: "FlowTests", dependencies: ["lb", "LBFlow", "LBGen", "LBCore", "LBTestSupport"]),
     ]

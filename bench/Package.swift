@@ -36,6 +36,8 @@ let package = Package(
             name: "lb-bench",
             dependencies: [
                 "BenchKit",
+                .product(name: "LBCore", package: rootIdentity),
+                .product(name: "LBRing", package: rootIdentity),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
         // the share of flows that move when a worker fails and returns (bench/failover.sh)
@@ -46,6 +48,7 @@ let package = Package(
             name: "DataPath",
             dependencies: [
                 "BenchKit",
+                .product(name: "LBRing", package: rootIdentity),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/DataPath",
