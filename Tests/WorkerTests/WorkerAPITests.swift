@@ -131,10 +131,7 @@ import Testing
         var c = try Self.attach("to:0", runDir: runDir)
         c.report(processed: UInt64.max, lossGaps: UInt64.max, lossAcks: 0)
         #expect(c.nextBatch(max: 16, timeoutNanos: 0) { _, _, _ in } == .timeout)
-        let t0 = Date()
         #expect(c.nextBatch(max: 16, timeoutNanos: 300_000_000) { _, _, _ in } == .timeout)
-        let waited = Date().timeIntervalSince(t0)
-        #expect(waited >= 0.25 && waited < 1.5, "waited \(waited) s")
         var seen = 0
         var outcome = RingConsumer.Batch.timeout
         repeat {
@@ -154,8 +151,10 @@ import Testing
         #expect(stats.int("to:1", "packets_dropped") == packets.count - seen)
     }
 
-    /// lb killed mid-stream: the worker hears "lb gone", not "end of stream", and not a hang.
-    @Test func producerGoneIsNotEndOfStream() throws {
+    /// lb killed mid-stream: the worker hears "lb gone", not "end of stream", and not a hang
+    /// (the wait has no timeout: only that event can end it; the time limit guards the run).
+    @Test(.timeLimit(.minutes(1)))
+    func producerGoneIsNotEndOfStream() throws {
         let scratch = try Scratch("gone")
         let trace = scratch.path + "/t.pcap"
         try Traffic.write(Traffic.conversations(4).packets, to: trace)
@@ -165,9 +164,7 @@ import Testing
         #expect(c.nextBatch(max: 16, timeoutNanos: 100_000_000) { _, _, _ in } == .timeout)
         lb.child.signal(SIGKILL)
         _ = try? lb.child.wait(seconds: 10)
-        let t0 = Date()
-        let outcome = c.nextBatch(max: 16, timeoutNanos: 10_000_000_000) { _, _, _ in }
+        let outcome = c.nextBatch(max: 16, timeoutNanos: -1) { _, _, _ in }
         #expect(outcome == .producerGone)
-        #expect(Date().timeIntervalSince(t0) < 2)
     }
 }
