@@ -37,6 +37,8 @@ let package = Package(
             name: "lb-bench",
             dependencies: [
                 "BenchKit",
+                .product(name: "LBCore", package: rootIdentity),
+                .product(name: "LBRing", package: rootIdentity),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
         // lb flowlog's connection tracking on one core, and its memory per connection (bench/flowlog/run.sh)
@@ -54,6 +56,7 @@ let package = Package(
             name: "DataPath",
             dependencies: [
                 "BenchKit",
+                .product(name: "LBRing", package: rootIdentity),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/DataPath",

@@ -20,7 +20,9 @@ if [ "$stale" = 1 ]; then
     "$CC" -std=gnu11 -O2 -flto -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
         -I"$src" -I"$src/include" -ISources/CLBRing/include \
         -Wl,-soname,liblbpcap.so -Wl,--no-undefined -Wl,-z,defs \
-        -o "$out.tmp" "$src"/*.c -lpcap
-    mv "$out.tmp" "$out"
+        -o "$out.tmp.$$" "$src"/*.c -lpcap
+    # a temporary name of this run's own: two builds at once (parallel tests installing into
+    # the same build directory) must not move each other's file away
+    mv "$out.tmp.$$" "$out"
     echo "CLBPcap/build.sh: built $out" >&2
 fi

@@ -31,7 +31,12 @@ public enum Sys {
         var prefix = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + part
-            if Glibc.mkdir(prefix, mode) != 0 && errno != EEXIST { throw SysError("mkdir \(prefix)") }
+            guard Glibc.mkdir(prefix, mode) != 0 else { continue }
+            guard errno == EEXIST else { throw SysError("mkdir \(prefix)") }
+            // what exists must be a directory (following links), or the path cannot be made
+            var st = stat()
+            guard stat(prefix, &st) == 0 else { throw SysError("stat \(prefix)") }
+            guard st.st_mode & S_IFMT == S_IFDIR else { throw SysError("mkdir \(prefix)", ENOTDIR) }
         }
     }
 

@@ -83,8 +83,9 @@ extension Sys {
 extension String {
     public var trimmingWhitespace: String {
         var s = Substring(self)
-        while let f = s.first, f == " " || f == "\n" || f == "\t" || f == "\r" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\n" || l == "\t" || l == "\r" { s = s.dropLast() }
+        // Character.isWhitespace: "\r\n" is one Character, equal to neither "\r" nor "\n"
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
         return String(s)
     }
 }

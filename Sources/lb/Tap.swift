@@ -2,7 +2,6 @@ import ArgumentParser
 import CLBRing
 import CPcap
 import Glibc
-import LBCore
 import LBRing
 import LBSys
 import LBWorker
@@ -51,6 +50,7 @@ struct Tap: ParsableCommand {
         defer { if fd != 1 { Sys.close(fd) } }
         var pcap: PcapOutput? = write == nil ? nil : PcapOutput(fd: fd, nanosecond: false)
         var lines = LineOutput(fd: fd)
+        var line = PacketLine()
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(tap.maxCaplen, 65536), alignment: 64)
         defer { scratch.deallocate() }
         var shown: UInt64 = 0, missed: UInt64 = 0, reportedMissed: UInt64 = 0
@@ -68,7 +68,7 @@ struct Tap: ParsableCommand {
                         if pcap != nil {
                             try pcap!.append(bytes: bytes, timestampNanos: d.ts_ns, wireLength: Int(d.wirelen))
                         } else {
-                            try lines.append(PacketLine.render(d, bytes))
+                            try lines.append(line.render(d, bytes))
                         }
                     } catch { failure = error }
                 }
@@ -153,79 +153,5 @@ struct LineOutput {
         guard !pending.isEmpty else { return }
         try Sys.write(fd, pending)
         pending = ""
-    }
-}
-
-/// One tcpdump-like line: time, addresses, ports, protocol, TCP flags, length.
-enum PacketLine {
-    static func render(_ d: lb_desc, _ b: UnsafeRawBufferPointer) -> String {
-        let t = d.ts_ns
-        let secs = Int(t / 1_000_000_000)
-        var tm = tm()
-        var tt = time_t(secs)
-        gmtime_r(&tt, &tm)
-        let usec = Int(t % 1_000_000_000 / 1000)
-        let time = "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)).\(pad(usec, 6))"
-        return time + " " + describe(b, wire: Int(d.wirelen))
-    }
-
-    /// The packet as a ring carries it, read by LBCore's decoder without removing tunnels (a
-    /// ring in --decap keep mode shows the outer packet, as tcpdump would).
-    static let decoder = Decoder(DecodeConfig(tunnelPorts: [], maxDepth: 0))
-
-    static func describe(_ b: UnsafeRawBufferPointer, wire: Int) -> String {
-        var d = Decoded()
-        withUnsafeMutablePointer(to: &d) { decoder.decode(b, link: .ethernet, into: $0) }
-        let vlan = d.hasVLAN ? "vlan \(d.vlan), " : ""
-        guard d.l3 >= 0, d.key.kind == .ports || d.key.kind == .addresses else {
-            return vlan + (d.error != .none ? "\(d.error.name), length \(wire)" : "non-IP, length \(wire)")
-        }
-        let k = d.key
-        let v4 = b[d.l3] >> 4 == 4
-        let family = v4 ? "IP" : "IP6"
-        let src = address(k.srcHi, k.srcLo, v4: v4), dst = address(k.dstHi, k.dstLo, v4: v4)
-        let l4 = d.l4
-        // as tcpdump: an IPv6 fragment shows its addresses only (its ports come after "frag")
-        if d.isFragment && !v4 { return "\(vlan)IP6 \(src) > \(dst): frag, proto \(k.proto), length \(wire)" }
-        switch k.proto {
-        case 6 where l4 >= 0 && b.count >= l4 + 14:
-            let flags = b[l4 + 13]
-            var f = ""
-            for (bit, c) in [(0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."), (0x20, "U")] where Int(flags) & bit != 0 { f += c }
-            return "\(vlan)\(family) \(src).\(k.sport) > \(dst).\(k.dport): tcp Flags [\(f.isEmpty ? "none" : f)], length \(wire)"
-        case 17 where k.kind == .ports:
-            return "\(vlan)\(family) \(src).\(k.sport) > \(dst).\(k.dport): udp, length \(wire)"
-        case 132 where k.kind == .ports:
-            return "\(vlan)\(family) \(src).\(k.sport) > \(dst).\(k.dport): sctp, length \(wire)"
-        case 1 where l4 >= 0 && b.count >= l4 + 2, 58 where l4 >= 0 && b.count >= l4 + 2:
-            return "\(vlan)\(family) \(src) > \(dst): \(k.proto == 1 ? "icmp" : "icmp6") type \(b[l4]) code \(b[l4 + 1]), length \(wire)"
-        default:
-            return "\(vlan)\(family) \(src) > \(dst): proto \(k.proto)\(d.isFragment ? " (fragment)" : ""), length \(wire)"
-        }
-    }
-
-    /// An address of a flow key (IPv4 is stored IPv4-mapped).
-    static func address(_ hi: UInt64, _ lo: UInt64, v4: Bool) -> String {
-        if v4 {
-            let a = UInt32(truncatingIfNeeded: lo)
-            return "\(a >> 24).\(a >> 16 & 0xFF).\(a >> 8 & 0xFF).\(a & 0xFF)"
-        }
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: hi >> (56 - 8 * i)); bytes[8 + i] = UInt8(truncatingIfNeeded: lo >> (56 - 8 * i)) }
-        return bytes.withUnsafeBytes { ipv6($0, 0) }
-    }
-
-    static func ipv6(_ b: UnsafeRawBufferPointer, _ o: Int) -> String {
-        var a = in6_addr()
-        withUnsafeMutableBytes(of: &a) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: b[o..<o + 16])) }
-        var buf = [CChar](repeating: 0, count: 64)
-        inet_ntop(AF_INET6, &a, &buf, 64)
-        return String(cString: buf)
-    }
-
-    static func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-    static func pad(_ v: Int, _ n: Int) -> String {
-        let s = String(v)
-        return String(repeating: "0", count: max(0, n - s.count)) + s
     }
 }

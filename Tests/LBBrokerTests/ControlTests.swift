@@ -2,6 +2,7 @@ import Foundation
 @testable import LBBroker
 import LBRing
 import LBSys
+import LBTestSupport
 import LBWorker
 import Testing
 
@@ -37,11 +38,7 @@ import Testing
             try? FileManager.default.removeItem(atPath: dir)
         }
 
-        func waitFor(_ condition: () -> Bool) -> Bool {
-            let deadline = Sys.monoNanos() + 3_000_000_000
-            while Sys.monoNanos() < deadline { if condition() { return true }; Sys.sleep(nanos: 2_000_000) }
-            return false
-        }
+        func waitFor(_ condition: () -> Bool) -> Bool { eventually(3, every: 0.002, condition) }
     }
 
     @Test func attachRefuseDetachReattach() throws {

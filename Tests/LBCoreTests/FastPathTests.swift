@@ -35,13 +35,13 @@ struct FastPathTests {
     }
 
     @Test func corpusPackets() throws {
-        let traces = ZeekCorpus.traces()
-        #expect(!traces.isEmpty, "no corpus at \(ZeekCorpus.directory)")
+        let traces = Corpus.traces()
+        #expect(!traces.isEmpty, "no corpus at \(Corpus.root)")
         var rng = SeededRNG(seed: 11)
         var failures = 0
         var ethernet = 0, fast = 0
         for path in traces {
-            for p in try ZeekCorpus.packets(path) where p.link == 1 {
+            for p in try readCapture(path) where p.linkType == 1 {
                 ethernet += 1
                 var probe = Decoded()
                 if p.bytes.withUnsafeBytes({ f in withUnsafeMutablePointer(to: &probe) { Decoder().fastDecode(f, into: $0) } }) { fast += 1 }

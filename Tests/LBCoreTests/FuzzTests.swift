@@ -219,16 +219,16 @@ enum Fuzz {
 @Suite("Fuzz: the decoder never misbehaves", .serialized)
 struct FuzzTests {
     @Test func corpusPacketsWithEveryLinkType() throws {
-        let traces = ZeekCorpus.traces()
-        try #require(!traces.isEmpty, "no traces under \(ZeekCorpus.directory)/traces: set LB_CORPUS to the zeek-corpus folder (it must not be skipped)")
+        let traces = Corpus.traces()
+        try #require(!traces.isEmpty, "no traces under \(Corpus.root)/traces: set LB_CORPUS to the zeek-corpus folder (it must not be skipped)")
         let start = ContinuousClock.now
         Fuzz.failures = 0
         var packets = 0, decodes = 0
         for path in traces {
             let name = String(path.split(separator: "/").last ?? "")
-            for (i, p) in try ZeekCorpus.packets(path).enumerated() {
+            for (i, p) in try readCapture(path).enumerated() {
                 packets += 1
-                let own = LinkType(linktype: p.link)
+                let own = LinkType(linktype: p.linkType)
                 for link in allLinkTypes {
                     let decoders = link == own ? Fuzz.decoders : [Fuzz.decoders[0]]
                     for dec in decoders {
@@ -244,16 +244,16 @@ struct FuzzTests {
     }
 
     @Test func corpusPacketsMutatedAndCut() throws {
-        let traces = ZeekCorpus.traces()
-        try #require(!traces.isEmpty, "no traces under \(ZeekCorpus.directory)/traces: set LB_CORPUS to the zeek-corpus folder (it must not be skipped)")
+        let traces = Corpus.traces()
+        try #require(!traces.isEmpty, "no traces under \(Corpus.root)/traces: set LB_CORPUS to the zeek-corpus folder (it must not be skipped)")
         let start = ContinuousClock.now
         Fuzz.failures = 0
         var decodes = 0
         for (t, path) in traces.enumerated() {
             let name = String(path.split(separator: "/").last ?? "")
             var rng = SeededRNG(seed: 0xF022 &+ UInt64(t))
-            for (i, p) in try ZeekCorpus.packets(path).enumerated() {
-                guard let link = LinkType(linktype: p.link) else { continue }
+            for (i, p) in try readCapture(path).enumerated() {
+                guard let link = LinkType(linktype: p.linkType) else { continue }
                 for m in 0..<Fuzz.mutationsPerPacket {
                     let mutated = Fuzz.mutate(p.bytes, &rng)
                     let dec = Fuzz.decoders[m % Fuzz.decoders.count]

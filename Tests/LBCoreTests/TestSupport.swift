@@ -1,6 +1,8 @@
 import Foundation
 import LBCore
 import LBGen
+// the Zeek corpus (Corpus.root, Corpus.traces()) and readCapture: the shared test support
+@_exported import LBTestSupport
 import Testing
 
 // Shared by the decoder, hash and fuzz tests: decoding a [UInt8], rebuilding the bytes a ring
@@ -90,36 +92,3 @@ let inner4: [Layer] = [.ipv4(src: Addr.c4, dst: Addr.s4), .tcp(sport: 1234, dpor
 let inner6: [Layer] = [.ipv6(src: Addr.c6, dst: Addr.s6), .udp(sport: 5353, dport: 53), .filler(20)]
 let inner4Key = flowKey(Addr.c4, 1234, Addr.s4, 80, proto: 6)
 let inner6Key = flowKey(Addr.c6, 5353, Addr.s6, 53, proto: 17)
-
-// MARK: The Zeek corpus
-
-enum ZeekCorpus {
-    /// `$LB_CORPUS`, or `../shared/zeek-corpus` beside the repository (found from this file).
-    static var directory: String {
-        if let env = ProcessInfo.processInfo.environment["LB_CORPUS"], !env.isEmpty { return env }
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return repo.appendingPathComponent("../shared/zeek-corpus").standardizedFileURL.path
-    }
-
-    /// Paths of every trace (.pcap, .pcapng) under `directory/traces`, sorted.
-    static func traces() -> [String] {
-        let root = directory + "/traces"
-        guard let e = FileManager.default.enumerator(atPath: root) else { return [] }
-        var out: [String] = []
-        while let rel = e.nextObject() as? String {
-            if rel.hasSuffix(".pcap") || rel.hasSuffix(".pcapng") { out.append(root + "/" + rel) }
-        }
-        return out.sorted()
-    }
-
-    /// The packets of a trace with their link types (copied out of the file).
-    static func packets(_ path: String) throws -> [(link: UInt32, bytes: [UInt8])] {
-        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        return try data.withUnsafeBytes { buf in
-            var r = try CaptureReader(buf)
-            var out: [(link: UInt32, bytes: [UInt8])] = []
-            while let p = r.next() { out.append((p.linkType, Array(p.data))) }
-            return out
-        }
-    }
-}

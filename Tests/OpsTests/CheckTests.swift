@@ -38,10 +38,10 @@ import Testing
         var cats: [Proc] = []
         for k in 0..<4 { cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat\(k)")) }
         defer { lb.stop(); for c in cats { c.stop() } }
-        #expect(try Ops.until(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 500 })
+        #expect(try eventually(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 500 })
 
         var last = (Int32(-1), "")
-        #expect(try Ops.until(10) { last = try Self.check(runDir, in: dir); return last.0 == 0 }, "not OK at first: \(last.1)")
+        #expect(try eventually(10) { last = try Self.check(runDir, in: dir); return last.0 == 0 }, "not OK at first: \(last.1)")
         #expect(last.1.hasPrefix("LB OK - 4 rings OK |"), "\(last.1)")
         #expect(last.1.contains("'a:2 backlog'="), "no perfdata: \(last.1)")
 
@@ -51,14 +51,14 @@ import Testing
         for k in 0..<4 { #expect(table.contains("a:\(k)   attached  \(cats[k].pid)"), "\(table)") }
 
         cats[2].signal(SIGSTOP)
-        #expect(try Ops.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 2 }, "never CRITICAL: \(last.1)")
+        #expect(try eventually(15) { last = try Self.check(runDir, in: dir); return last.0 == 2 }, "never CRITICAL: \(last.1)")
         let message = String(last.1.split(separator: "|").first ?? "")
         #expect(message.hasPrefix("LB CRITICAL - a:2 consumer pid \(cats[2].pid) stuck"), "\(last.1)")
         #expect(message.contains("3 of 4 rings OK"), "\(message)")
         for other in ["a:0", "a:1", "a:3"] { #expect(!message.contains(other), "\(other) reported: \(message)") }
 
         cats[2].signal(SIGCONT)
-        #expect(try Ops.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 0 }, "not OK after SIGCONT: \(last.1)")
+        #expect(try eventually(15) { last = try Self.check(runDir, in: dir); return last.0 == 0 }, "not OK after SIGCONT: \(last.1)")
         #expect(last.1.hasPrefix("LB OK - 4 rings OK"))
     }
 
@@ -75,7 +75,7 @@ import Testing
         var consumer = try RingConsumer.attach(RingName(group: "a", index: 0), runDir: runDir, waitNanos: 20_000_000_000)
         consumer.report(processed: 1, lossGaps: 1 << 62, lossAcks: 12)
         var last = (Int32(-1), "")
-        let warned = try Ops.until(10) {
+        let warned = try eventually(10) {
             _ = consumer.poll(max: 100_000) { _ in }
             last = try Self.check(runDir, in: dir)
             return last.0 == 1
@@ -95,7 +95,7 @@ import Testing
         let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", runDir, "-w", "60", "--ring-group", "daemon"],
                           in: dir, label: "lb")
         defer { lb.stop() }
-        #expect(try Ops.until(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        #expect(try eventually(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
         let (s, out, _) = try Proc.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", Ops.lb, "check",
                                                             "--run-dir", runDir, "--interval", "0"], in: dir, label: "check-nobody")
         #expect(s == 3, "\(out)")

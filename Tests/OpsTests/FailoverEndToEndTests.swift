@@ -40,24 +40,24 @@ import Testing
             cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", dir + "/a\(k).pcap", "--run-dir", runDir], in: dir, label: "cat\(k)"))
         }
         let victim = 5
-        #expect(try Ops.until(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 5000 },
+        #expect(try eventually(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 5000 },
                 "lb did not start replaying: \(lb.stderr)")
         cats[victim].signal(SIGKILL)
         _ = try? cats[victim].wait(seconds: 5)
         // Moves are visible in the stats: the victim is failed over and holds no bucket.
         var seen: [String: Any] = [:]
-        #expect(try Ops.until(10) {
+        #expect(try eventually(10) {
             seen = (try? Ops.stats(runDir: runDir, in: dir))?["a:\(victim)"] ?? [:]
             return seen["failed_over"] as? Bool == true
         }, "a:\(victim) not failed over: \(seen)")
         #expect(seen.int("buckets") == 0 && seen.int("failovers") == 1)
         // Its flows run on the other rings for a while: 6000 more packets (about 750 of its own).
         let at = (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0
-        #expect(try Ops.until(15) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > at + 6000 })
+        #expect(try eventually(15) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > at + 6000 })
         // A new consumer for the ring: its buckets come back (exactly its own 512).
         let returned = try Proc(Ops.lb, ["cat", "a:\(victim)", "-w", dir + "/a\(victim)-back.pcap", "--run-dir", runDir], in: dir,
                                 label: "cat\(victim)-back")
-        #expect(try Ops.until(10) {
+        #expect(try eventually(10) {
             seen = (try? Ops.stats(runDir: runDir, in: dir))?["a:\(victim)"] ?? [:]
             return seen["failed_over"] as? Bool == false && seen.int("buckets") == 512
         }, "a:\(victim) did not get its buckets back: \(seen)")
@@ -93,7 +93,7 @@ import Testing
         #expect(moved > 300, "only \(moved) packets of the killed consumer's flows reached other rings")
         #expect(receivers.count == 7, "the failed ring's buckets went to \(receivers.sorted()) only")
         // Packets kept arriving: the group lost only what came in before failover took over.
-        let final = try LBFinal.parse(lb.stdout)
+        let final = try LBStats(lb.stdout).byName
         let dropped = final["a:\(victim)"]?.int("dropped_no_consumer") ?? -1
         #expect(dropped >= 0 && dropped < 32000 / 8 / 2, "a:\(victim) dropped \(dropped)")
         let forwarded = (0..<8).reduce(0) { $0 + (final["a:\($1)"]?.int("packets_forwarded") ?? 0) }
@@ -114,7 +114,7 @@ import Testing
         defer { lb.stop() }
         let cat = try Proc(Ops.lb, ["cat", "a:0", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat0")
         defer { cat.stop() }
-        #expect(try Ops.until(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
+        #expect(try eventually(20) { FileManager.default.fileExists(atPath: runDir + "/a.sock") })
         // attach to a:1 by hand and keep the CONTROL region, to scribble in it
         let fd = try Sys.connectUnix(runDir + "/a.sock")
         defer { close(fd) }
@@ -129,11 +129,11 @@ import Testing
         let control = mmap(nil, reply.controlSize, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0)!
         for f in fds { close(f) }
         defer { munmap(control, reply.controlSize) }
-        #expect(try Ops.until(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 2000 })
+        #expect(try eventually(30) { (try? Ops.stats(runDir: runDir, in: dir))?["lb"]?.int("packets_received") ?? 0 > 2000 })
         // a tail far past anything lb published, changed now and then as a broken consumer might
         let tail = (control + Int(LB_CONTROL_LANES)).assumingMemoryBound(to: UInt64.self)
         var moved = false
-        _ = try Ops.until(10) {
+        _ = try eventually(10) {
             tail.pointee = UInt64.random(in: (1 << 40)...(1 << 50))
             moved = (try? Ops.stats(runDir: runDir, in: dir))?["a:1"]?["failed_over"] as? Bool == true
             return moved
@@ -142,18 +142,4 @@ import Testing
         let a0 = (try? Ops.stats(runDir: runDir, in: dir))?["a:0"]
         #expect(a0?.int("buckets") == 4096, "a:0 should hold every bucket: \(a0 ?? [:])")
     }
-}
-
-enum LBFinal {
-    /// lb's final JSON lines, per ring name.
-    static func parse(_ stdout: String) throws -> [String: [String: Any]] {
-        var out: [String: [String: Any]] = [:]
-        for line in stdout.split(separator: "\n") {
-            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if let n = o["interface"] as? String, !(o["output_ring"] is NSNull) { out[n] = o }
-            if o["output_ring"] is NSNull { out["lb"] = o }
-        }
-        return out
-    }
-
 }

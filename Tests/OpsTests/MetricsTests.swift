@@ -21,7 +21,7 @@ import Testing
     /// The port lb says it serves metrics on (it picks one with port 0).
     static func metricsPort(_ lb: Proc, address: String = "127.0.0.1") throws -> String {
         var port = ""
-        let said = try Ops.until(20) {
+        let said = try eventually(20) {
             guard let r = lb.stderr.range(of: "metrics at http://\(address):") else { return false }
             port = String(lb.stderr[r.upperBound...].prefix { $0.isNumber })
             return !port.isEmpty
@@ -61,7 +61,7 @@ import Testing
         for _ in 0..<41 { idle.append(Self.connectTCP(port)) }
         _ = write(idle[40], "GARBAGE", 7)
         var answered = false
-        #expect(try Ops.until(10) {
+        #expect(try eventually(10) {
             let (s, out, _) = try Proc.run("/usr/bin/curl", ["-s", "-f", "--max-time", "2", base + "/metrics"], in: dir, label: "curl-after")
             answered = s == 0 && out.contains("lb_up")
             return answered
@@ -99,7 +99,7 @@ import Testing
         let trace = try Ops.trace(in: dir, packets: 100, flows: 10)
         let bad = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "a:1", "--run-dir", dir + "/run-bad", "-w", "1",
                                     "--metrics", "[::1:9917"], in: dir, label: "lb-bad")
-        #expect(try Ops.until(20) { !bad.isRunning })
+        #expect(try eventually(20) { !bad.isRunning })
         #expect(bad.stderr.contains("[ADDR]:PORT"), "\(bad.stderr)")
         let (lb, port) = try Self.lbServingMetrics(trace: trace, address: "[::1]", in: dir)
         defer { lb.stop() }
@@ -169,7 +169,7 @@ import Testing
         defer { prom.stop() }
         let query = "http://127.0.0.1:\(promPort)/api/v1/query?query=lb_ring_packets_forwarded_total%7Bgroup%3D%22a%22%2Cring%3D%221%22%7D"
         var answer = ""
-        let got = try Ops.until(60) {
+        let got = try eventually(60) {
             guard prom.isRunning else { return false }
             let (s, out) = try Self.curl(query, in: dir)
             answer = out
@@ -182,7 +182,7 @@ import Testing
         #expect(got, "Prometheus never returned lb_ring_packets_forwarded_total{group=\"a\",ring=\"1\"} > 0: \(answer) \(prom.stderr.suffix(500))")
         // every ring of every group is a series Prometheus stored
         let count = "http://127.0.0.1:\(promPort)/api/v1/query?query=count(lb_ring_packets_forwarded_total)%20and%20on()%20lb_ring_packets_dropped_total%7Bgroup%3D%22b%22%2Creason%3D%22no_consumer%22%7D%20%3E%200"
-        let all = try Ops.until(30) {
+        let all = try eventually(30) {
             let (s, out) = try Self.curl(count, in: dir)
             answer = out
             return s == 0 && out.contains("\"3\"")

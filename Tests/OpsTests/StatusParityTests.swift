@@ -120,7 +120,7 @@ import Testing
         for k in 0..<2 { cats.append(try Proc(Ops.lb, ["cat", "a:\(k)", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat\(k)")) }
         defer { lb.stop(); for c in cats { c.stop() } }
         let port = try MetricsTests.metricsPort(lb)
-        #expect(try Ops.until(20) { (try? Ops.stats(runDir: runDir, in: dir))?["a:1"]?.int("packets_forwarded") ?? 0 > 0 })
+        #expect(try eventually(20) { (try? Ops.stats(runDir: runDir, in: dir))?["a:1"]?.int("packets_forwarded") ?? 0 > 0 })
 
         // the snapshot itself, as a client decodes it
         let answer = try StatsClient.fetch(socket: runDir + "/a.sock")

@@ -1,58 +1,6 @@
 import Foundation
-import LBTestSupport
-
-/// A program run by the ops tests, output in files, killed (SIGTERM, then SIGKILL) when the
-/// value goes away, so that no test leaves a process behind, also when it fails.
-final class Proc: @unchecked Sendable {
-    let child: ChildProcess
-    let out: String
-    let err: String
-    let label: String
-
-    init(_ path: String, _ args: [String], in dir: String, label: String, environment: [String: String] = [:]) throws {
-        self.label = label
-        out = dir + "/\(label).out"
-        err = dir + "/\(label).err"
-        child = try ChildProcess(path, args, stdout: out, stderr: err, environment: environment)
-    }
-
-    deinit { stop() }
-
-    var pid: Int32 { child.pid }
-    var stdout: String { ChildProcess.readFile(out) }
-    var stderr: String { ChildProcess.readFile(err) }
-    var isRunning: Bool { child.isRunning }
-
-    func signal(_ s: Int32) { child.signal(s) }
-
-    /// Ends the process if it still runs (SIGCONT first, in case a test stopped it).
-    func stop() {
-        guard child.isRunning else { return }
-        child.signal(SIGCONT)
-        child.signal(SIGTERM)
-        _ = try? child.wait(seconds: 5)
-    }
-
-    @discardableResult
-    func wait(seconds: Double) throws -> Int32 {
-        do { return try child.wait(seconds: seconds) } catch {
-            throw OpsFailure("\(label) did not finish within \(seconds) s; stderr: \(stderr)")
-        }
-    }
-
-    /// Runs to completion: (status, stdout, stderr).
-    static func run(_ path: String, _ args: [String], in dir: String, label: String, seconds: Double = 60,
-                    environment: [String: String] = [:]) throws -> (Int32, String, String) {
-        let p = try Proc(path, args, in: dir, label: label, environment: environment)
-        let s = try p.wait(seconds: seconds)
-        return (s, p.stdout, p.stderr)
-    }
-}
-
-struct OpsFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
+// Proc, Scratch, LBStats, eventually and TestFailure: the shared test support
+@_exported import LBTestSupport
 
 enum Ops {
     /// The lb under test: $LB_BINARY, else the one built beside the tests.
@@ -63,18 +11,8 @@ enum Ops {
         let path = dir + "/gen.pcap"
         let (s, _, err) = try Proc.run(lb, ["gen", "-w", path, "--packets", "\(packets)", "--flows", "\(flows)", "--seed", "\(seed)"],
                                        in: dir, label: "gen")
-        guard s == 0 else { throw OpsFailure("lb gen failed: \(err)") }
+        guard s == 0 else { throw TestFailure("lb gen failed: \(err)") }
         return path
-    }
-
-    /// Polls `body` every 100 ms until it returns true or `seconds` pass.
-    static func until(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if try body() { return true }
-            usleep(100_000)
-        }
-        return try body()
     }
 
     /// A TCP port nothing listens on now (the kernel picks it).
@@ -94,25 +32,7 @@ enum Ops {
     /// lb's stats as JSON objects (one per ring, keyed NAME:K, and "lb").
     static func stats(runDir: String, in dir: String) throws -> [String: [String: Any]] {
         let (s, out, err) = try Proc.run(lb, ["stats", "--json", "--run-dir", runDir], in: dir, label: "stats-\(UInt32.random(in: 0...UInt32.max))")
-        guard s == 0 else { throw OpsFailure("lb stats exited \(s): \(err)") }
-        let lines = try StatsLines(out)
-        var result = lines.rings
-        result["lb"] = lines.lb
-        return result
+        guard s == 0 else { throw TestFailure("lb stats exited \(s): \(err)") }
+        return try LBStats(out, final: false).byName
     }
-}
-
-/// A scratch directory (mode 0755) removed when the value goes away.
-final class Scratch {
-    let path: String
-    init(_ tag: String) throws {
-        path = NSTemporaryDirectory() + "lb-ops-\(tag)-\(getpid())-\(UUID().uuidString.prefix(6))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        chmod(path, 0o755)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-extension Dictionary where Key == String, Value == Any {
-    func int(_ k: String) -> Int { (self[k] as? NSNumber)?.intValue ?? 0 }
 }

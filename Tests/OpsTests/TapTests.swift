@@ -7,7 +7,7 @@ import Testing
     /// The records of a classic pcap file (after the 24-byte file header).
     static func records(_ file: String) throws -> [UInt8] {
         let d = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
-        guard d.count >= 24 else { throw OpsFailure("\(file): not a pcap file") }
+        guard d.count >= 24 else { throw TestFailure("\(file): not a pcap file") }
         return Array(d[24...])
     }
 
@@ -32,7 +32,7 @@ import Testing
         let tapText = try Proc(Ops.lb, ["tap", "a:0", "--run-dir", runDir, "udp"], in: dir, label: "tap-text",
                                environment: ["TZ": "UTC"])
         defer { tapPcap.stop(); tapText.stop() }
-        #expect(try Ops.until(20) { tapPcap.stderr.contains("tapping a:0") && tapText.stderr.contains("tapping a:0") },
+        #expect(try eventually(20) { tapPcap.stderr.contains("tapping a:0") && tapText.stderr.contains("tapping a:0") },
                 "taps did not attach: \(tapPcap.stderr) \(tapText.stderr)")
         let cat0 = try Proc(Ops.lb, ["cat", "a:0", "-w", dir + "/a0.pcap", "--run-dir", runDir], in: dir, label: "cat0")
         let cat1 = try Proc(Ops.lb, ["cat", "a:1", "-w", "/dev/null", "--run-dir", runDir], in: dir, label: "cat1")
@@ -44,7 +44,7 @@ import Testing
         #expect(tapPcap.stderr.contains(" 0 missed"), "\(tapPcap.stderr)")
 
         // The consumer got every packet of its ring, none dropped.
-        let final = try LBFinal.parse(lb.stdout)
+        let final = try LBStats(lb.stdout).byName
         #expect(final["a:0"]?.int("packets_dropped") == 0)
         let (cs, cout, cerr) = try Proc.run("/usr/bin/tcpdump", ["-nn", "-r", dir + "/a0.pcap"], in: dir, label: "tcpdump-all",
                                             environment: ["TZ": "UTC"])
@@ -80,7 +80,7 @@ import Testing
         defer { lb.stop() }
         let tap = try Proc(Ops.lb, ["tap", "a:0", "--run-dir", runDir, "-w", dir + "/tap.pcap"], in: dir, label: "tap")
         defer { tap.stop() }
-        #expect(try Ops.until(20) { tap.stderr.contains("tapping a:0") })
+        #expect(try eventually(20) { tap.stderr.contains("tapping a:0") })
         let cat = try Proc(Ops.lb, ["cat", "a:0", "-w", dir + "/a0.pcap", "--run-dir", runDir], in: dir, label: "cat0")
         usleep(300_000)
         tap.signal(SIGSTOP)
@@ -89,7 +89,7 @@ import Testing
         #expect(try lb.wait(seconds: 60) == 0, "lb: \(lb.stderr)")
         #expect(try cat.wait(seconds: 20) == 0)
         #expect(try tap.wait(seconds: 20) == 0, "\(tap.stderr)")
-        let final = try LBFinal.parse(lb.stdout)
+        let final = try LBStats(lb.stdout).byName
         let forwarded = final["a:0"]?.int("packets_forwarded") ?? 0
         #expect(forwarded == 4000 && final["a:0"]?.int("packets_dropped") == 0, "the consumer lost packets to the tap")
         let err = tap.stderr
@@ -118,7 +118,7 @@ import Testing
         var at = 24
         while at + 16 <= d.count {
             let caplen = Int(d[at + 8]) | Int(d[at + 9]) << 8 | Int(d[at + 10]) << 16 | Int(d[at + 11]) << 24
-            guard at + 16 + caplen <= d.count else { throw OpsFailure("\(file): truncated record") }
+            guard at + 16 + caplen <= d.count else { throw TestFailure("\(file): truncated record") }
             out.append(Array(d[at..<at + 16 + caplen]))
             at += 16 + caplen
         }

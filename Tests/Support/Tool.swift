@@ -56,13 +56,18 @@ public final class Tool: @unchecked Sendable {
     }
 }
 
-/// A scratch directory removed when the value goes away.
-public final class ScratchDirectory {
+/// A scratch directory (mode 0755, so that lb running as another user can reach what the test
+/// puts there) removed when the value goes away.
+public final class Scratch {
     public let path: String
     public init(_ tag: String) throws {
-        let safe = tag.map { $0.isLetter || $0.isNumber ? $0 : "_" }
-        path = NSTemporaryDirectory() + "lb-test-\(String(safe.prefix(60)))-\(UUID().uuidString.prefix(8))"
+        let safe = tag.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }
+        path = NSTemporaryDirectory() + "lb-test-\(String(safe.prefix(60)))-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        chmod(path, 0o755)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
+
+/// The name the end-to-end and flow tests use.
+public typealias ScratchDirectory = Scratch

@@ -10,20 +10,6 @@ import Testing
 @Suite(.serialized) struct UDPEndToEndTests {
     static let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
-    /// A scratch directory everyone may write (lb runs as nobody), with a run directory that
-    /// belongs to nobody (lb refuses one that others could write into), removed at the end.
-    final class Scratch {
-        let path: String
-        init(_ label: String) throws {
-            path = "/tmp/lbu-\(label)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            try FileManager.default.createDirectory(atPath: path + "/run", withIntermediateDirectories: true)
-            chmod(path, 0o777)
-            chown(path + "/run", 65534, 65534)
-            chmod(path + "/run", 0o755)
-        }
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-    }
-
     /// lb and its consumers for one run.
     final class Run {
         let dir: Scratch
@@ -34,7 +20,13 @@ import Testing
         let group: String
 
         init(_ label: String, rings: Int, group: String = "t") throws {
-            dir = try Scratch(label)
+            dir = try Scratch("udp-" + label)
+            // everyone may write there (lb runs as nobody), and the run directory belongs to
+            // nobody (lb refuses one that others could write into)
+            chmod(dir.path, 0o777)
+            try FileManager.default.createDirectory(atPath: dir.path + "/run", withIntermediateDirectories: true)
+            chown(dir.path + "/run", 65534, 65534)
+            chmod(dir.path + "/run", 0o755)
             self.rings = rings
             self.group = group
         }
@@ -97,20 +89,16 @@ import Testing
         }
 
         /// The packets each consumer wrote.
-        func delivered() throws -> [[Captured]] { try (0..<rings).map { try readCapture(pcap($0)) } }
+        func delivered() throws -> [[CapturedFrame]] { try (0..<rings).map { try readCapture(pcap($0)) } }
     }
 
     static func waitFor(_ what: String, seconds: Double, _ cond: () -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !cond() {
-            if Date() > deadline { throw TestFailure("timed out waiting for \(what)") }
-            usleep(20_000)
-        }
+        guard eventually(seconds, every: 0.02, cond) else { throw TestFailure("timed out waiting for \(what)") }
     }
 
     /// Every flow (both directions as one) appears in exactly one consumer's file; returns the
     /// flows with the ring and packet count of each.
-    static func flowsNotSplit(_ rings: [[Captured]]) -> [FlowTuple: (ring: Int, packets: Int)] {
+    static func flowsNotSplit(_ rings: [[CapturedFrame]]) -> [FlowTuple: (ring: Int, packets: Int)] {
         let decoder = Decoder(DecodeConfig())
         var flows: [FlowTuple: (ring: Int, packets: Int)] = [:]
         for (k, packets) in rings.enumerated() {

@@ -43,7 +43,7 @@ import Testing
         }
     }
 
-    static func vxlanFrames() throws -> [Captured] {
+    static func vxlanFrames() throws -> [CapturedFrame] {
         try ["vxlan.pcap", "vxlan-encapsulated-http.pcap"].flatMap { try readCapture(Paths.corpus + "/traces/tunnels/" + $0) }
     }
 

@@ -12,24 +12,6 @@ enum Paths {
     static var lb: String { Tool.lb }
 }
 
-/// One captured frame, copied out of its file.
-struct Captured {
-    var bytes: [UInt8]
-    var linkType: UInt32
-    var timestampNanos: UInt64
-}
-
-/// Every frame of a capture file.
-func readCapture(_ path: String) throws -> [Captured] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw TestFailure("cannot read \(path)") }
-    return try data.withUnsafeBytes { raw in
-        var r = try CaptureReader(raw)
-        var out: [Captured] = []
-        while let p = r.next() { out.append(Captured(bytes: Array(p.data), linkType: p.linkType, timestampNanos: p.timestampNanos)) }
-        return out
-    }
-}
-
 /// The UDP payload of an Ethernet/IPv4-or-IPv6/UDP frame (no options in the way), and its ports.
 func udpPayload(_ f: [UInt8]) -> (payload: [UInt8], sport: UInt16, dport: UInt16)? {
     guard f.count >= 14 else { return nil }

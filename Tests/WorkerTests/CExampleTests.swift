@@ -13,12 +13,12 @@ import Testing
     static func parse(_ out: String) throws -> ExampleResult {
         let w = out.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
         guard w.count >= 10, w[0] == "ring", w[2] == "processed", w[4] == "gaps", w[6] == "acks",
-              let p = Int(w[3]), let g = Int(w[5]), let a = Int(w[7]) else { throw Failure("unexpected example output: \(out)") }
+              let p = Int(w[3]), let g = Int(w[5]), let a = Int(w[7]) else { throw TestFailure("unexpected example output: \(out)") }
         return ExampleResult(ring: w[1], processed: p, gaps: g, acks: a)
     }
 
     static func pkgConfig(_ prefix: String, in dir: String) throws -> [String] {
-        try Proc.run("/usr/bin/pkg-config", ["--cflags", "--libs", "lbworker"], in: dir, label: "pkgconfig",
+        try Proc.succeed("/usr/bin/pkg-config", ["--cflags", "--libs", "lbworker"], in: dir, label: "pkgconfig",
                      environment: ["PKG_CONFIG_PATH": prefix + "/lib/pkgconfig"])
             .stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
     }
@@ -26,18 +26,18 @@ import Testing
     /// `cc $(pkg-config --cflags --libs lbworker)` against the installed prefix.
     static func buildExample(prefix: String, in dir: String) throws -> String {
         let example = dir + "/lb_worker_example"
-        try Proc.run("/usr/bin/cc", ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", example,
-                                     Built.repoRoot + "/examples/c/lb_worker_example.c"] + pkgConfig(prefix, in: dir),
+        try Proc.succeed("/usr/bin/cc", ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", example,
+                                     Corpus.repoRoot + "/examples/c/lb_worker_example.c"] + pkgConfig(prefix, in: dir),
                      in: dir, label: "cc")
         return example
     }
 
     static func install(into prefix: String, in dir: String) throws {
-        let lib = Built.directory + "/liblbworker.so"
+        let lib = Tool.buildDirectory + "/liblbworker.so"
         guard FileManager.default.fileExists(atPath: lib) else {
-            throw Failure("\(lib) is not built: run `swift build --build-tests` or `swift build --product lbworker`")
+            throw TestFailure("\(lib) is not built: run `swift build --build-tests` or `swift build --product lbworker`")
         }
-        try Proc.run("/bin/bash", [Built.repoRoot + "/scripts/install", "--prefix", prefix, "--build-dir", Built.directory],
+        try Proc.succeed("/bin/bash", [Corpus.repoRoot + "/scripts/install", "--prefix", prefix, "--build-dir", Tool.buildDirectory],
                      in: dir, label: "install")
     }
 
@@ -69,7 +69,7 @@ import Testing
         try ex.finish(seconds: 30)
         let r = try Self.parse(ex.stdout)
         #expect(r.processed == packets.count && r.gaps == gaps)
-        let stats = try FinalStats(lb.stdout)
+        let stats = try LBStats(lb.stdout)
         #expect(stats.int("np:0", "packets_processed_by_worker") == packets.count)
         #expect(stats.int("np:0", "worker_loss_gaps") == gaps)
     }
@@ -105,20 +105,20 @@ import Testing
         #expect(link == "liblbworker.so.1")
         // DESTDIR staging: files under DESTDIR, paths inside the .pc file without it.
         let stage = scratch.path + "/stage"
-        try Proc.run("/bin/bash", [Built.repoRoot + "/scripts/install", "--prefix", "/opt/lbw-\(getpid())", "--destdir", stage,
-                                   "--build-dir", Built.directory], in: scratch.path, label: "install-destdir")
+        try Proc.succeed("/bin/bash", [Corpus.repoRoot + "/scripts/install", "--prefix", "/opt/lbw-\(getpid())", "--destdir", stage,
+                                   "--build-dir", Tool.buildDirectory], in: scratch.path, label: "install-destdir")
         let pc = (try? String(contentsOfFile: stage + "/opt/lbw-\(getpid())/lib/pkgconfig/lbworker.pc", encoding: .utf8)) ?? ""
         #expect(pc.contains("prefix=/opt/lbw-\(getpid())\n") && !pc.contains(stage), "staged lbworker.pc: \(pc)")
         #expect(FileManager.default.fileExists(atPath: stage + "/opt/lbw-\(getpid())/lib/liblbworker.so"))
         #expect(!FileManager.default.fileExists(atPath: "/opt/lbw-\(getpid())"), "nothing outside DESTDIR")
 
-        let ldd = try Proc.run("/usr/bin/ldd", [prefix + "/lib/liblbworker.so"], in: scratch.path, label: "ldd")
+        let ldd = try Proc.succeed("/usr/bin/ldd", [prefix + "/lib/liblbworker.so"], in: scratch.path, label: "ldd")
         #expect(!ldd.stdout.contains("libxdp") && !ldd.stdout.contains("libbpf"), "liblbworker links neither: \(ldd.stdout)")
 
         let example = try Self.buildExample(prefix: prefix, in: scratch.path)
         // The header is usable from C++ too (Zeek and Suricata plugins are C++ / C).
-        try Proc.run("/usr/bin/c++", ["-x", "c++", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
-                                      Built.repoRoot + "/examples/c/lb_worker_example.c"] + Self.pkgConfig(prefix, in: scratch.path),
+        try Proc.succeed("/usr/bin/c++", ["-x", "c++", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+                                      Corpus.repoRoot + "/examples/c/lb_worker_example.c"] + Self.pkgConfig(prefix, in: scratch.path),
                      in: scratch.path, label: "cxx")
         // A bad name fails at once with a message and errno (EINVAL).
         let bad = try Proc(example, ["no-ring-number", scratch.path + "/none"], in: scratch.path, label: "bad")
@@ -143,7 +143,7 @@ import Testing
             #expect(e.stderr.contains("attached to cx:\(k) (ring \(k + 1) of 2, 1 lane(s), snaplen 9216, lb pid \(lb.child.pid))"),
                     "lb_worker_info: \(e.stderr)")
         }
-        let stats = try FinalStats(lb.stdout)
+        let stats = try LBStats(lb.stdout)
         for r in results {
             #expect(stats.int(r.ring, "packets_forwarded") == r.processed, "\(r.ring) forwarded vs processed")
             #expect(stats.int(r.ring, "packets_processed_by_worker") == r.processed, "\(r.ring): \(stats.raw[r.ring] ?? "")")

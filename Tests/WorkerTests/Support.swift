@@ -1,95 +1,8 @@
 import Foundation
 import LBCore
 import LBGen
-import LBTestSupport
-
-struct Failure: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
-/// Where the tests find what was built with them: `lb` and `liblbworker.so` sit beside the test
-/// bundle (.build/debug); the repository is three levels above this file.
-enum Built {
-    static let directory: String = {
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("lb").path) { return url.path }
-        }
-        return repoRoot + "/.build/debug"
-    }()
-    static var lb: String { directory + "/lb" }
-    static let repoRoot: String = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-}
-
-/// A scratch directory, removed when the value goes away.
-final class Scratch {
-    let path: String
-    init(_ tag: String) throws {
-        path = NSTemporaryDirectory() + "lbw-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// A child process with its output in files; killed when the value goes away (also when a
-/// test fails half-way), so no test leaves an lb behind.
-final class Proc {
-    let child: ChildProcess
-    let label: String
-    let out: String
-    let err: String
-    init(_ path: String, _ args: [String], in dir: String, label: String, environment: [String: String] = [:]) throws {
-        self.label = label
-        out = dir + "/\(label).out"
-        err = dir + "/\(label).err"
-        child = try ChildProcess(path, args, stdout: out, stderr: err, environment: environment)
-    }
-    deinit {
-        if child.isRunning { child.signal(SIGKILL); _ = try? child.wait(seconds: 5) }
-    }
-    var stdout: String { ChildProcess.readFile(out) }
-    var stderr: String { ChildProcess.readFile(err) }
-
-    /// Waits for the exit; throws (with stderr) after `seconds` or on a non-zero status.
-    @discardableResult
-    func finish(seconds: Double = 60, expect: Int32? = 0) throws -> Int32 {
-        let status: Int32
-        do { status = try child.wait(seconds: seconds) } catch { throw Failure("\(label): \(error); stderr: \(stderr)") }
-        if let expect, status != expect { throw Failure("\(label) exited \(status), expected \(expect): \(stderr)") }
-        return status
-    }
-
-    /// Runs to completion.
-    @discardableResult
-    static func run(_ path: String, _ args: [String], in dir: String, label: String,
-                    environment: [String: String] = [:], seconds: Double = 120) throws -> Proc {
-        let p = try Proc(path, args, in: dir, label: label, environment: environment)
-        try p.finish(seconds: seconds)
-        return p
-    }
-}
-
-/// lb's final stats: the per-ring lines by ring name, and the aggregate line.
-struct FinalStats {
-    var rings: [String: [String: Any]] = [:]
-    var raw: [String: String] = [:]
-    var aggregate: [String: Any] = [:]
-
-    init(_ stdout: String) throws {
-        let lines = try StatsLines(stdout, finalOnly: true)
-        guard let a = lines.lb else { throw Failure("no final stats line in lb's output:\n\(stdout)") }
-        rings = lines.rings
-        raw = lines.raw
-        aggregate = a
-    }
-
-    func int(_ ring: String, _ field: String) -> Int? { (rings[ring]?[field] as? NSNumber)?.intValue }
-    func double(_ ring: String, _ field: String) -> Double? { (rings[ring]?[field] as? NSNumber)?.doubleValue }
-    func isNull(_ ring: String, _ field: String) -> Bool { rings[ring]?[field] is NSNull }
-}
+// Proc, Scratch, LBStats, Tool and TestFailure: the shared test support
+@_exported import LBTestSupport
 
 /// Test traffic: TCP conversations (handshake, two data segments each way, close) whose
 /// expected Zeek-style loss figures are known.
@@ -152,6 +65,6 @@ enum Traffic {
     static func write(_ packets: [[UInt8]], to path: String) throws {
         let file = Pcap.file(linkType: 1, nanosecond: true,
                              packets: packets.enumerated().map { (start + UInt64($0.offset) * 1_000_000, $0.element) })
-        guard FileManager.default.createFile(atPath: path, contents: Data(file)) else { throw Failure("cannot write \(path)") }
+        guard FileManager.default.createFile(atPath: path, contents: Data(file)) else { throw TestFailure("cannot write \(path)") }
     }
 }

@@ -27,7 +27,7 @@ import Testing
         let deadline = Date().addingTimeInterval(seconds)
         while got.count < count {
             if c.read(max: count - got.count, { _, _, p in got.append(p.descriptor) }) == 0 {
-                guard Date() < deadline else { throw Failure("only \(got.count) of \(count) packets arrived") }
+                guard Date() < deadline else { throw TestFailure("only \(got.count) of \(count) packets arrived") }
                 _ = c.wait(timeoutNanos: 50_000_000)
             }
         }
@@ -52,7 +52,7 @@ import Testing
         let runDir = scratch.path + "/run"
         // paced (about 4 s in all): lb must still be replaying when the second consumer comes,
         // or it ends the stream with nobody attached and exits (seen on a loaded CI machine)
-        let lb = try Proc(Built.lb, ["-i", "pcap:" + trace, "-p", "api:1", "--run-dir", runDir, "-w", "30", "--slot-size", "1024",
+        let lb = try Proc(Tool.lb, ["-i", "pcap:" + trace, "-p", "api:1", "--run-dir", runDir, "-w", "30", "--slot-size", "1024",
                                      "--replay-rate", "10"], in: scratch.path, label: "lb")
 
         // A first consumer reads three packets and leaves without releasing them.
@@ -107,7 +107,7 @@ import Testing
         try lb.finish()
         second.close()
 
-        let stats = try FinalStats(lb.stdout)
+        let stats = try LBStats(lb.stdout)
         #expect(stats.int("api:0", "packets_forwarded") == packets.count)
         #expect(stats.int("api:0", "packets_processed_by_worker") == packets.count)
         #expect(stats.int("api:0", "worker_loss_gaps") == 3 && stats.int("api:0", "worker_loss_acks") == 10)
@@ -127,14 +127,11 @@ import Testing
         try Traffic.write(packets, to: trace)
         let runDir = scratch.path + "/run"
         // Two rings, one consumer: lb waits 2 s for the other before it reads anything.
-        let lb = try Proc(Built.lb, ["-i", "pcap:" + trace, "-p", "to:2", "--run-dir", runDir, "-w", "2"], in: scratch.path, label: "lb")
+        let lb = try Proc(Tool.lb, ["-i", "pcap:" + trace, "-p", "to:2", "--run-dir", runDir, "-w", "2"], in: scratch.path, label: "lb")
         var c = try Self.attach("to:0", runDir: runDir)
         c.report(processed: UInt64.max, lossGaps: UInt64.max, lossAcks: 0)
         #expect(c.nextBatch(max: 16, timeoutNanos: 0) { _, _, _ in } == .timeout)
-        let t0 = Date()
         #expect(c.nextBatch(max: 16, timeoutNanos: 300_000_000) { _, _, _ in } == .timeout)
-        let waited = Date().timeIntervalSince(t0)
-        #expect(waited >= 0.25 && waited < 1.5, "waited \(waited) s")
         var seen = 0
         var outcome = RingConsumer.Batch.timeout
         repeat {
@@ -142,7 +139,7 @@ import Testing
         } while outcome != .endOfStream && outcome != .producerGone
         #expect(outcome == .endOfStream)
         try lb.finish()
-        let stats = try FinalStats(lb.stdout)
+        let stats = try LBStats(lb.stdout)
         #expect(stats.int("to:0", "packets_forwarded") == seen && seen > 0)
         let line = stats.raw["to:0"] ?? ""
         #expect(line.contains("\"packets_processed_by_worker\":18446744073709551615"), "raw value shown: \(line)")
@@ -154,20 +151,20 @@ import Testing
         #expect(stats.int("to:1", "packets_dropped") == packets.count - seen)
     }
 
-    /// lb killed mid-stream: the worker hears "lb gone", not "end of stream", and not a hang.
-    @Test func producerGoneIsNotEndOfStream() throws {
+    /// lb killed mid-stream: the worker hears "lb gone", not "end of stream", and not a hang
+    /// (the wait has no timeout: only that event can end it; the time limit guards the run).
+    @Test(.timeLimit(.minutes(1)))
+    func producerGoneIsNotEndOfStream() throws {
         let scratch = try Scratch("gone")
         let trace = scratch.path + "/t.pcap"
         try Traffic.write(Traffic.conversations(4).packets, to: trace)
         let runDir = scratch.path + "/run"
-        let lb = try Proc(Built.lb, ["-i", "pcap:" + trace, "-p", "pg:2", "--run-dir", runDir, "-w", "60"], in: scratch.path, label: "lb")
+        let lb = try Proc(Tool.lb, ["-i", "pcap:" + trace, "-p", "pg:2", "--run-dir", runDir, "-w", "60"], in: scratch.path, label: "lb")
         var c = try Self.attach("pg:0", runDir: runDir)
         #expect(c.nextBatch(max: 16, timeoutNanos: 100_000_000) { _, _, _ in } == .timeout)
         lb.child.signal(SIGKILL)
         _ = try? lb.child.wait(seconds: 10)
-        let t0 = Date()
-        let outcome = c.nextBatch(max: 16, timeoutNanos: 10_000_000_000) { _, _, _ in }
+        let outcome = c.nextBatch(max: 16, timeoutNanos: -1) { _, _, _ in }
         #expect(outcome == .producerGone)
-        #expect(Date().timeIntervalSince(t0) < 2)
     }
 }

@@ -47,9 +47,6 @@ public struct Decoded: Equatable, Sendable {
     public var synthSrc = -1
     /// offset of the innermost IP header in the frame (-1: none)
     public var l3 = -1
-    /// offset of that packet's transport header (TCP, UDP, SCTP, ICMP) when it is whole, not a
-    /// fragment (-1: none)
-    public var l4 = -1
     /// tunnels removed, and what they were
     public var depth: UInt8 = 0
     public var encap: EncapKind = .none

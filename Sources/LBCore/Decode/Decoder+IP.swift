@@ -31,7 +31,6 @@ extension Walk {
         d.key = k
         d.nonIP = false
         d.l3 = off
-        d.l4 = -1
         ipSrcHi = 0; ipSrcLo = k.srcLo; ipDstHi = 0; ipDstLo = k.dstLo; ipIsV6 = false
         // The datagram ends at its total length (Ethernet padding is not part of it) unless
         // the capture was cut shorter.
@@ -59,7 +58,6 @@ extension Walk {
         k.dstHi = f.be64(off + 24); k.dstLo = f.be64(off + 32)
         k.kind = .addresses
         d.l3 = off
-        d.l4 = -1
         d.nonIP = false
         ipSrcHi = k.srcHi; ipSrcLo = k.srcLo; ipDstHi = k.dstHi; ipDstLo = k.dstLo; ipIsV6 = true
         if plen != 0 && off + 40 + plen < end { end = off + 40 + plen }
@@ -178,7 +176,6 @@ extension Walk {
 
     /// The transport header of a complete (unfragmented) IP packet.
     mutating func l4(_ proto: UInt8) -> Next {
-        if proto == 6 || proto == 17 || proto == 132 || proto == 1 || proto == 58 { d.l4 = off }
         switch proto {
         case 6, 132:                         // TCP, SCTP: the ports are the first 4 bytes
             guard end - off >= 4 else { return fail(.truncatedL4) }

@@ -93,8 +93,6 @@ extension Decoder {
     func fast(_ f: UnsafeRawBufferPointer, into r: UnsafeMutablePointer<Decoded>) -> Bool {
         guard let ff = classify(f) else { return false }
         r.pointee.setCommon(key: ff.key, start: ff.start, end: ff.end, l3: ff.l3, vlan: ff.vlan, tagged: ff.tagged)
-        // the fast path takes IPv4 without options and IPv6 without extension headers only
-        r.pointee.l4 = ff.l3 &+ (f.u8(ff.l3) >> 4 == 4 ? 20 : 40)
         if ff.vxlan {
             r.pointee.depth = 1
             r.pointee.encap = .vxlan

@@ -47,7 +47,7 @@ import Testing
         #expect(v["inject_error"]?.contains("receive-only") == true)
         #expect(v["compile_bad_error"]?.contains("eighty") == true, "libpcap's own compile error is kept: \(v)")
         // closing detached: the ring takes its next consumer
-        let detached = Pcap.until(5) { lb.stderr.contains("p:0: consumer disconnected") }
+        let detached = eventually(5) { lb.stderr.contains("p:0: consumer disconnected") }
         #expect(detached, "\(lb.stderr)")
     }
 
@@ -154,23 +154,23 @@ import Testing
         let lb = try ReplayLB(trace: trace, dir: dir, groups: ["p:1"], extra: ["--replay-rate", "5000"])
         let env = Pcap.env(runDir: runDir)
         let first = try Tool("/usr/bin/tcpdump", ["-i", "lb:p:0", "-w", "/dev/null"], in: dir, label: "first", environment: env)
-        let attached = Pcap.until(10) { lb.stderr.contains("p:0: consumer attached (pid \(first.pid))") }
+        let attached = eventually(10) { lb.stderr.contains("p:0: consumer attached (pid \(first.pid))") }
         #expect(attached, "\(lb.stderr)")
         let second = try Tool("/usr/bin/tcpdump", ["-i", "lb:p:0", "-w", "/dev/null"], in: dir, label: "second", environment: env)
         #expect(try second.wait(seconds: 10) == 1)
         #expect(second.stderr.contains("already has a consumer (pid \(first.pid))"), "\(second.stderr)")
         first.signal(SIGKILL)
         _ = try first.wait(seconds: 10)
-        let gone = Pcap.until(5) { lb.stderr.contains("p:0: consumer disconnected (pid \(first.pid))") }
+        let gone = eventually(5) { lb.stderr.contains("p:0: consumer disconnected (pid \(first.pid))") }
         #expect(gone, "\(lb.stderr)")
         let third = try Tool("/usr/bin/tcpdump", ["-i", "lb:p:0", "-w", dir + "/third.pcap", "-Z", "root"], in: dir, label: "third",
                              environment: env)
-        let again = Pcap.until(10) { lb.stderr.contains("p:0: consumer attached (pid \(third.pid))") }
+        let again = eventually(10) { lb.stderr.contains("p:0: consumer attached (pid \(third.pid))") }
         #expect(again, "\(lb.stderr)")
         #expect(try lb.wait(seconds: 60) == 0, "\(lb.stderr)")
         #expect(try third.wait(seconds: 20) == 0, "\(third.stderr)")
         // What the killed one had taken is gone with it; the rest reached the third.
-        let stats = try LBRun.finalStats(lb.stdout)
+        let stats = try LBStats(lb.stdout).withRings
         let ring = (stats["rings"] as? [String: [String: Any]])?["p:0"] ?? [:]
         #expect(ring.int("consumer_attaches") == 2)
         let got = try Pcap.records(dir + "/third.pcap").count

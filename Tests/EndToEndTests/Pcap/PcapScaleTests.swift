@@ -91,7 +91,7 @@ import Testing
                      environment: env)
         }
         defer { for t in tds { t.signal(SIGCONT); t.signal(SIGKILL); _ = try? t.wait(seconds: 5) } }
-        let attached = Pcap.until(20) { lb.stderr.contains("p:0: consumer attached") && lb.stderr.contains("p:1: consumer attached") }
+        let attached = eventually(20) { lb.stderr.contains("p:0: consumer attached") && lb.stderr.contains("p:1: consumer attached") }
         #expect(attached, "\(lb.stderr)")
         tds[0].signal(SIGSTOP)
         let sent = try veth.replay([trace], pps: 20000)
@@ -101,7 +101,7 @@ import Testing
         usleep(1_500_000)            // the reader drains; lb's ingress counters are published once a second
         lb.signal(SIGTERM)
         #expect(try lb.wait(seconds: 30) == 0, "\(lb.stderr)")
-        let stats = try LBRun.finalStats(lb.stdout)
+        let stats = try LBStats(lb.stdout).withRings
         let rings = stats["rings"] as? [String: [String: Any]] ?? [:]
         let stopped = rings["p:0"] ?? [:], running = rings["p:1"] ?? [:]
         let dropped = stopped.int("packets_dropped")
@@ -142,7 +142,7 @@ import Testing
                           environment: Pcap.env(runDir: runDir))
         let cat = try Tool(Tool.lb, ["cat", "c:0", "-w", dir + "/c0.pcap", "--run-dir", runDir], in: dir, label: "cat")
         defer { td.signal(SIGKILL); cat.signal(SIGKILL) }
-        let attached = Pcap.until(20) { lb.stderr.components(separatedBy: "consumer attached").count == 3 }
+        let attached = eventually(20) { lb.stderr.components(separatedBy: "consumer attached").count == 3 }
         #expect(attached, "\(lb.stderr)")
         #expect(lb.stderr.contains("queue(s) 0,1"), "\(lb.stderr)")
         let traces = [Corpus.root + "/traces/smtp.pcap", Corpus.root + "/traces/wikipedia.pcap"]
@@ -153,7 +153,7 @@ import Testing
         #expect(try lb.wait(seconds: 30) == 0, "\(lb.stderr)")
         #expect(try td.wait(seconds: 20) == 0, "\(td.stderr)")
         #expect(try cat.wait(seconds: 20) == 0)
-        let stats = try LBRun.finalStats(lb.stdout)
+        let stats = try LBStats(lb.stdout).withRings
         let q0 = stats.int("ingress", "queue_packets", "0"), q1 = stats.int("ingress", "queue_packets", "1")
         #expect(q0 > 0 && q1 > 0, "both queues received packets: \(q0), \(q1)")
         let got = try Pcap.records(dir + "/p0.pcap"), want = try Pcap.records(dir + "/c0.pcap")
@@ -191,7 +191,7 @@ import Testing
         }
         defer { for t in tds { t.signal(SIGCONT); t.signal(SIGKILL); _ = try? t.wait(seconds: 5) } }
         var last = (Int32(-1), "")
-        let ok = try Pcap.until(20) { last = try Self.check(runDir, in: dir); return last.0 == 0 }
+        let ok = try eventually(20) { last = try Self.check(runDir, in: dir); return last.0 == 0 }
         #expect(ok, "not OK at first: \(last.1)")
         #expect(last.1.hasPrefix("LB OK - 3 rings OK"), "\(last.1)")
         // lb's stats show the library's report for each ring
@@ -207,12 +207,12 @@ import Testing
             #expect(age != nil && age! < 2, "a:\(k): \(line)")
         }
         tds[1].signal(SIGSTOP)
-        let critical = try Pcap.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 2 }
+        let critical = try eventually(15) { last = try Self.check(runDir, in: dir); return last.0 == 2 }
         #expect(critical, "never CRITICAL: \(last.1)")
         #expect(last.1.hasPrefix("LB CRITICAL - a:1 consumer pid \(tds[1].pid) stuck"), "\(last.1)")
         #expect(last.1.contains("2 of 3 rings OK"), "\(last.1)")
         tds[1].signal(SIGCONT)
-        let back = try Pcap.until(15) { last = try Self.check(runDir, in: dir); return last.0 == 0 }
+        let back = try eventually(15) { last = try Self.check(runDir, in: dir); return last.0 == 0 }
         #expect(back, "not OK after SIGCONT: \(last.1)")
     }
 }

@@ -88,16 +88,6 @@ enum Pcap {
             usleep(20_000)
         }
     }
-
-    /// Polls `body` every 50 ms until it is true or `seconds` pass.
-    static func until(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try body() { return true }
-            usleep(50_000)
-        }
-        return try body()
-    }
 }
 
 /// `lb -i pcap:TRACE` with one group read by pcap programs through liblbpcap and a twin group
@@ -144,7 +134,7 @@ struct TwinRun {
             if s != 0 { throw TestFailure("\(c.label) exited \(s): \(c.stderr)") }
         }
         guard status == 0 else { throw TestFailure("lb exited \(status): \(lb.stderr)") }
-        return try LBRun.finalStats(lb.stdout)
+        return try LBStats(lb.stdout).withRings
     }
 }
 

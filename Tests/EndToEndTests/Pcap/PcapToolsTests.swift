@@ -148,7 +148,7 @@ import Testing
         defer { cat.signal(SIGKILL) }
         let (t, out) = try Self.attach(p, runDir: runDir, dir: dir)
         defer { t.signal(SIGKILL) }
-        let attached = Pcap.until(20) { lb.stderr.components(separatedBy: "consumer attached").count == 3 }
+        let attached = eventually(20) { lb.stderr.components(separatedBy: "consumer attached").count == 3 }
         #expect(attached, "\(lb.stderr)")
         let sent = try veth.replay([trace], pps: 4000)
         #expect(sent.packets == 2000)

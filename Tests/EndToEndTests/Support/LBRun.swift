@@ -62,15 +62,7 @@ struct LBRun {
             if s != 0 { throw TestFailure("\(c.label) (\(r.name)) exited \(s): \(c.stderr)") }
         }
         guard status == 0 else { throw TestFailure("lb exited \(status): \(lb.stderr)") }
-        return try LBRun.finalStats(lb.stdout)
-    }
-
-    /// The aggregate line of lb's final report, and the per-ring lines under "rings".
-    static func finalStats(_ stdout: String) throws -> [String: Any] {
-        let lines = try StatsLines(stdout, finalOnly: true)
-        guard var a = lines.lb else { throw TestFailure("no final stats line in lb's output:\n\(stdout)") }
-        a["rings"] = lines.rings
-        return a
+        return try LBStats(lb.stdout).withRings
     }
 
     /// Packets in a pcap, counted by tcpdump (which must also read it without error).
@@ -85,13 +77,5 @@ struct LBRun {
             if i > 0, let n = Int(words[i - 1]) { return n }
         }
         throw TestFailure("cannot read tcpdump's count for \(file): \(t.stdout) \(t.stderr)")
-    }
-}
-
-extension Dictionary where Key == String, Value == Any {
-    func int(_ path: String...) -> Int {
-        var v: Any? = self
-        for k in path { v = (v as? [String: Any])?[k] }
-        return (v as? Int) ?? (v as? NSNumber)?.intValue ?? 0
     }
 }
