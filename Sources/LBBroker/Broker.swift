@@ -251,12 +251,8 @@ final class ControlThread: @unchecked Sendable {
     var hooks: [(UInt64) -> Void] = []
 
     init(server: ControlServer, reporter: StatsReporter, records: [RingRecord], shared: SharedState, interval: Double, out: Int32) {
-        self.server = server
-        self.reporter = reporter
-        self.records = records
-        self.shared = shared
-        self.interval = interval
-        self.out = out
+        (self.server, self.reporter, self.records) = (server, reporter, records)
+        (self.shared, self.interval, self.out) = (shared, interval, out)
     }
 
     func loop(stop: borrowing Atomic<UInt32>) {

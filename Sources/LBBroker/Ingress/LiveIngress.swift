@@ -142,8 +142,8 @@ class LiveIngress: Ingress, @unchecked Sendable {
     func addSocketStatus(_ o: inout IngressStatus) {}
 }
 
-/// What each dispatch thread needs (shared read-only between them).
-final class LaneJob: @unchecked Sendable {
+/// What each dispatch thread needs (shared read-only between them; memberwise init).
+struct LaneJob: @unchecked Sendable {
     let ingress: LiveIngress
     let config: DispatchConfig
     let groups: [[RingMemory]]
@@ -151,17 +151,6 @@ final class LaneJob: @unchecked Sendable {
     let extra: [Counters]
     let cpus: [Int]
     let log: @Sendable (String) -> Void
-
-    init(ingress: LiveIngress, config: DispatchConfig, groups: [[RingMemory]], shared: SharedState, extra: [Counters],
-         cpus: [Int], log: @escaping @Sendable (String) -> Void) {
-        self.ingress = ingress
-        self.config = config
-        self.groups = groups
-        self.shared = shared
-        self.extra = extra
-        self.cpus = cpus
-        self.log = log
-    }
 
     func run(lane: Int) {
         if !cpus.isEmpty {
