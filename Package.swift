@@ -48,7 +48,7 @@ let package = Package(
                 "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "CPcap", "LBFlow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .target(name: "LBTestSupport", dependencies: ["LBCore"], path: "Tests/Support"),
+        .target(name: "LBTestSupport", dependencies: ["LBCore", "CLBShim"], path: "Tests/Support"),
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "LBSysTests", dependencies: ["LBSys", "CLBShim"]),
         .testTarget(name: "LBGenTests", dependencies: ["LBGen", "LBCore", "LBTestSupport"]),

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -184,4 +185,11 @@ int lb_shim_sendmmsg(int fd, void *msgs, unsigned int vlen, int flags) {
     int n;
     do { n = sendmmsg(fd, (struct mmsghdr *)msgs, vlen, flags); } while (n < 0 && errno == EINTR);
     return n;
+}
+
+/* posix_spawn: close every descriptor from `low` up in the child (glibc >= 2.34; a GNU
+ * extension Swift's Glibc module does not show). */
+int lb_shim_spawn_closefrom(posix_spawn_file_actions_t *actions, int low)
+{
+    return posix_spawn_file_actions_addclosefrom_np(actions, low);
 }

@@ -1,3 +1,4 @@
+import CLBShim
 import Glibc
 
 /// A child process for the tests, started with posix_spawn (thread-safe, unlike Foundation's
@@ -16,6 +17,9 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // nothing else of the test process: tests run in parallel, and a child that inherited
+        // another test's socket would keep its peer from seeing it close
+        lb_shim_spawn_closefrom(&actions, 3)
 
         var env: [String: String] = [:]
         var e = environ

@@ -151,10 +151,9 @@ import Testing
         #expect(stats.int("to:1", "packets_dropped") == packets.count - seen)
     }
 
-    /// lb killed mid-stream: the worker hears "lb gone", not "end of stream", and not a hang
-    /// (the wait has no timeout: only that event can end it; the time limit guards the run).
-    @Test(.timeLimit(.minutes(1)))
-    func producerGoneIsNotEndOfStream() throws {
+    /// lb killed mid-stream: the worker hears "lb gone", not "end of stream" (a 30 s bound
+    /// only keeps a broken build from hanging the run: the outcome is checked, not the time).
+    @Test func producerGoneIsNotEndOfStream() throws {
         let scratch = try Scratch("gone")
         let trace = scratch.path + "/t.pcap"
         try Traffic.write(Traffic.conversations(4).packets, to: trace)
@@ -164,7 +163,7 @@ import Testing
         #expect(c.nextBatch(max: 16, timeoutNanos: 100_000_000) { _, _, _ in } == .timeout)
         lb.child.signal(SIGKILL)
         _ = try? lb.child.wait(seconds: 10)
-        let outcome = c.nextBatch(max: 16, timeoutNanos: -1) { _, _, _ in }
+        let outcome = c.nextBatch(max: 16, timeoutNanos: 30_000_000_000) { _, _, _ in }
         #expect(outcome == .producerGone)
     }
 }

@@ -62,4 +62,8 @@ int lb_shim_block_signal(int sig);
 int lb_shim_recvmmsg(int fd, void *msgs, unsigned int vlen, int flags);
 int lb_shim_sendmmsg(int fd, void *msgs, unsigned int vlen, int flags);
 
+#include <spawn.h>
+/* posix_spawn file action: close every descriptor >= low in the child. 0 or an errno. */
+int lb_shim_spawn_closefrom(posix_spawn_file_actions_t *actions, int low);
+
 #endif
