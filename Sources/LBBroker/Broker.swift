@@ -180,7 +180,8 @@ public enum Broker {
         if !s.shared.stopRequested || ingress.isLive {
             ingress.run(config: config.dispatch, groups: s.groupMemories, shared: s.shared, cpus: config.live.cpus, log: log)
         }
-        if let why = ingress.stoppedEarly { log("\(config.input.name): \(why); replay stopped there") }
+        if !ingress.isLive { ops.inputUnread.store(UInt64(ingress.unreadBytes), ordering: .releasing) }
+        if let why = ingress.stoppedEarly { log("\(config.input.name): \(why); replay stopped there, the split is partial (exit status \(Broker.partialExit))") }
 
         // End of stream: tell every consumer, let them drain (not after a live run's signal), report, leave.
         for r in s.records { r.memory.setState(LB_STATE_EOS) }
@@ -190,8 +191,12 @@ public enum Broker {
         Threads.join(tid)
         for line in reporter.lines(final: true) { try? Sys.write(stdout, line + "\n") }
         for r in s.records { r.memory.setState(LB_STATE_CLOSED) }
-        return 0
+        return ingress.stoppedEarly == nil ? 0 : Broker.partialExit
     }
+
+    /// lb's exit status when a capture replay stopped at a damaged or truncated record: the
+    /// consumers got everything before it, but not the whole file.
+    public static let partialExit: Int32 = 3
 
     static func installSignalHandlers() {
         // A parent may have started lb with these blocked (a thread of a thread pool does):

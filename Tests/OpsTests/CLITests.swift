@@ -94,4 +94,33 @@ import Testing
         #expect(lines.allSatisfy { $0.count < 400 })
         #expect(err.contains("1024 ring(s): z:0-511 y:0-511"), "\(err)")
     }
+
+    /// A capture cut in the middle of a record: lb delivers what comes before, says how much of
+    /// the file it did not read (stderr and the final stats), its consumers end as at an end of
+    /// stream, and lb exits 3 so that a script cannot take the partial split for a whole one.
+    @Test func aTruncatedCaptureIsAPartialSplit() throws {
+        let scratch = try Scratch("cli-partial")
+        let whole = try Ops.trace(in: scratch.path, packets: 500, flows: 20)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: whole))
+        let cut = bytes.count - 37                     // inside the last record
+        let trace = scratch.path + "/cut.pcap"
+        try bytes.prefix(cut).write(to: URL(fileURLWithPath: trace))
+        let runDir = scratch.path + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "c:1", "--run-dir", runDir, "-w", "20"], in: scratch.path, label: "lb")
+        let cat = try Proc(Ops.lb, ["cat", "c:0", "-w", scratch.path + "/out.pcap", "--run-dir", runDir], in: scratch.path, label: "cat")
+        let status = try lb.wait(seconds: 60)
+        #expect(status == 3, "lb: \(lb.stderr)")
+        #expect(try cat.wait(seconds: 20) == 0, "\(cat.stderr)")
+        #expect(lb.stderr.contains("bytes not read") && lb.stderr.contains("partial"), "\(lb.stderr)")
+        let stats = try LBStats(lb.stdout)
+        let unread = (stats.aggregate["input_unread_bytes"] as? NSNumber)?.intValue ?? -1
+        #expect(unread > 0 && unread < 2000, "input_unread_bytes \(unread)")
+        #expect(stats.int("c:0", "packets_forwarded") == 499)
+
+        // the whole file: exit 0 and nothing unread
+        let (s2, out2, err2) = try Proc.run(Ops.lb, ["-i", "pcap:" + whole, "-p", "d:1", "--run-dir", runDir, "-w", "0"],
+                                            in: scratch.path, label: "lb-whole")
+        #expect(s2 == 0, "\(err2)")
+        #expect((try LBStats(out2).aggregate["input_unread_bytes"] as? NSNumber)?.intValue == 0)
+    }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import LBCore
 import LBRing
 import LBSys
@@ -27,6 +28,9 @@ public final class Operations: @unchecked Sendable {
     public var udp: UDPStats? = nil
     /// the live ingress's counters (AF_XDP, AF_PACKET), when that is the input
     public var ingress: (() -> IngressStatus)? = nil
+    /// a capture replay: bytes of the file not read (UInt64.max: not known yet, or not a file);
+    /// set by the serving thread when the replay ends
+    let inputUnread = Atomic<UInt64>(.max)
     let log: (String) -> Void
 
     public init(records: [RingRecord], shared: SharedState, input: String, failoverAfterSeconds: Double?,
@@ -172,6 +176,8 @@ public final class Operations: @unchecked Sendable {
         total.udp = udp?.status()
         total.ingress = ingress?()
         total.metricsScrapes = metrics?.scrapes
+        let unread = inputUnread.load(ordering: .acquiring)
+        total.inputUnreadBytes = unread == .max ? nil : unread
         return StatusSnapshot(ts: Double(wall) / 1e9, lb: total, rings: rings)
     }
 

@@ -10,8 +10,10 @@ protocol Ingress: AnyObject {
     var isLive: Bool { get }
     /// after the end of the input lb waits (up to --drain-timeout) for consumers to read all
     var drainsAtEnd: Bool { get }
-    /// why the input ended before its end, if it did (a damaged capture file)
+    /// why the input ended before its end, if it did (a damaged capture file), and how many of
+    /// its bytes were not read
     var stoppedEarly: String? { get }
+    var unreadBytes: Int { get }
     /// counters for lanes 1... (lane 0 counts into SharedState's)
     func laneCounters(ringCount: Int) -> [Counters]
     /// hooks the source's own status (udp::, AF_XDP ...) and upstream losses into the reports
@@ -35,6 +37,7 @@ final class SingleLaneIngress<S: PacketSource & ~Copyable>: Ingress {
     var isLive: Bool { source.isLive }
     var drainsAtEnd: Bool { true }
     var stoppedEarly: String? { source.stoppedEarly }
+    var unreadBytes: Int { source.unreadBytes }
     func laneCounters(ringCount: Int) -> [Counters] { [] }
 
     func report(to ops: Operations, _ reporter: StatsReporter, shared: SharedState) {

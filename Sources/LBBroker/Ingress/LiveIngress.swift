@@ -84,6 +84,7 @@ class LiveIngress: Ingress, @unchecked Sendable {
     /// a signal ends a live run: lb does not wait for consumers to read what is left
     var drainsAtEnd: Bool { false }
     var stoppedEarly: String? { nil }
+    var unreadBytes: Int { 0 }
 
     func laneCounters(ringCount: Int) -> [Counters] {
         if extraCounters.isEmpty && lanes > 1 { extraCounters = (1..<lanes).map { _ in Counters(ringCount: ringCount) } }

@@ -31,6 +31,8 @@ public protocol PacketSource: ~Copyable {
     var name: String { get }
     /// Why the input ended before its end, if it did (a damaged capture file).
     var stoppedEarly: String? { get }
+    /// Bytes of the input not read because of that (a capture file; 0 otherwise).
+    var unreadBytes: Int { get }
     /// After a stop request: like `receive`, but only what the kernel already holds for lb,
     /// without waiting or sleeping; 0 when that is all taken. A live source whose socket
     /// buffers packets returns them here, so that lb's final counts cover every packet its
@@ -40,5 +42,6 @@ public protocol PacketSource: ~Copyable {
 
 extension PacketSource where Self: ~Copyable {
     public var stoppedEarly: String? { nil }
+    public var unreadBytes: Int { 0 }
     public mutating func drain(into frames: UnsafeMutablePointer<Frame>, max: Int) -> Int { 0 }
 }

@@ -17,7 +17,11 @@ public struct PcapFileSource: PacketSource, ~Copyable {
     var startNanos: UInt64 = 0
     var sent: UInt64 = 0
     /// why the file ended before its last byte, if it did
-    public var stoppedEarly: String? { reader.stoppedEarly }
+    public var stoppedEarly: String? {
+        reader.stoppedEarly.map { "\($0); \(reader.unreadBytes) of its \(size) bytes not read" }
+    }
+    /// bytes of the file not read (a damaged or truncated record stopped the replay)
+    public var unreadBytes: Int { reader.unreadBytes }
 
     public init(path: String, rate: UInt64 = 0) throws(BrokerError) {
         self.path = path

@@ -63,6 +63,7 @@ public enum PrometheusCatalog {
         lb.decapsulated.*                counter  lb_decapsulated_total                      label=encap        tunnels removed, by kind
         lb.unparsed.*                    counter  lb_unparsed_total                          label=reason       packets that did not parse, by reason
         lb.fragments.*                   counter  lb_fragments_total                         label=event        the fragment table's counters
+        lb.input_unread_bytes           gauge    lb_input_unread_bytes                      -                  bytes of the capture file a damaged or truncated record left unread
         lb.metrics_scrapes               counter  lb_metrics_scrapes_total                   -                  metrics requests answered
         lb.udp.datagrams_received        counter  lb_udp_datagrams_received_total            -                  datagrams read from the udp:: socket
         lb.udp.bytes_received            counter  lb_udp_received_bytes_total                -                  bytes read from the udp:: socket

@@ -81,6 +81,9 @@ public struct LBStatus: Codable, Sendable, Equatable {
     public var ingress: IngressStatus? = nil
     /// Prometheus requests answered (nil: no --metrics)
     public var metricsScrapes: UInt64? = nil
+    /// bytes of the capture file not read: a damaged or truncated record ended the replay
+    /// there (0 when it was read to its end; nil for live inputs)
+    public var inputUnreadBytes: UInt64? = nil
 
     public init(interface: String) { self.interface = interface }
 
@@ -106,6 +109,7 @@ public struct LBStatus: Codable, Sendable, Equatable {
         case udp
         case ingress
         case metricsScrapes = "metrics_scrapes"
+        case inputUnreadBytes = "input_unread_bytes"
     }
 }
 

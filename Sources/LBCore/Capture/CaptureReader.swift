@@ -50,6 +50,10 @@ public struct CaptureReader {
     var stopReason: String?
     var finished = false
 
+    /// Bytes of the file not read when the reader stopped early (0 otherwise): from the record
+    /// it could not use to the end.
+    public var unreadBytes: Int { stopReason == nil ? 0 : max(0, bytes.count - offset) }
+
     /// Opens the capture in `bytes`, which must stay valid while the reader and its packets are used.
     /// Throws if the file header (classic pcap) or first Section Header Block (pcapng) is unusable.
     public init(_ bytes: UnsafeRawBufferPointer) throws(CaptureError) {
