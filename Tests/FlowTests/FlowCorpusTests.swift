@@ -74,14 +74,7 @@ struct FlowCorpusTests {
         let tunnels = baseline.records.filter(isTunnel)
         let tunnelKeys = Set(tunnels.map(ZeekLog.flowKey))
         let expected = baseline.records.filter { !isTunnel($0) }
-        var services: Set<String> = []
-        for r in baseline.records {
-            for s in (r["service"] ?? "-").split(separator: ",") {
-                let name = s.hasPrefix("-") ? String(s.dropFirst()) : String(s)
-                if LikelyServerPorts.byService[name] != nil { services.insert(name) }
-            }
-        }
-        let likely = services.isEmpty ? "none" : services.sorted().joined(separator: ",")
+        let likely = c.likelyServerPorts
 
         let scratch = try ScratchDirectory("flowlog-" + c.name)
         let runDir = scratch.path + "/run"

@@ -577,6 +577,29 @@ struct DecoderNestingTests {
         expectOuter(d0, f, error: .tunnelTooDeep, key: flowKey(Addr.o4, 1, Addr.t4, 4789, proto: 17))
     }
 
+    /// n VXLAN layers, each inner Ethernet header with `tags` VLAN tags, around inner4.
+    func vxlanTagged(_ n: Int, tags: Int) -> [UInt8] {
+        let vlans = Array(repeating: Layer.vlan(id: 7), count: tags)
+        var layers: [Layer] = [.ethernet()] + vlans
+        for _ in 0..<n {
+            layers += [.ipv4(src: Addr.o4, dst: Addr.t4), .udp(sport: 1, dport: 4789), .vxlan(vni: 1), .ethernet()] + vlans
+        }
+        return build(layers + inner4)
+    }
+
+    /// The documented limits are the real ones: any nesting within --max-depth (up to its
+    /// largest value, 32), with 8 tags on every Ethernet header, decodes to the innermost flow;
+    /// one level more stops at the limit, counted as tunnel_too_deep.
+    @Test(arguments: [1, 7, 8, 16, 32])
+    func deepTaggedNestingWithinTheLimit(depth: Int) {
+        let within = decodeFrame(vxlanTagged(depth, tags: 8), config: DecodeConfig(maxDepth: depth))
+        #expect(within.error == .none && Int(within.depth) == depth && within.key == inner4Key, "\(within.error.name) at \(within.depth)")
+        let deeper = decodeFrame(vxlanTagged(depth + 1, tags: 8), config: DecodeConfig(maxDepth: depth))
+        #expect(deeper.error == .tunnelTooDeep && Int(deeper.depth) == depth, "\(deeper.error.name) at \(deeper.depth)")
+        let muchDeeper = decodeFrame(vxlanTagged(depth + 20, tags: 8), config: DecodeConfig(maxDepth: depth))
+        #expect(muchDeeper.error == .tunnelTooDeep && Int(muchDeeper.depth) == depth)
+    }
+
     @Test func keepDeliversTheWholeFrame() {
         let keep = DecodeConfig(keepEncapsulation: true)
         let vx = build(outer4 + [.udp(sport: 40000, dport: 4789), .vxlan(vni: 77), .ethernet()] + inner4)

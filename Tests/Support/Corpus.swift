@@ -6,6 +6,8 @@ public enum Corpus {
         public let name: String
         public let trace: String          // path relative to traces/
         public let zeekFlags: String
+        /// index.tsv's fourth column: `standard`, `none`, or the analyzers the case loaded
+        public let likelyServerPorts: String
         public var description: String { name }
         public var tracePath: String { Corpus.root + "/traces/" + trace }
         public var baselinePath: String { Corpus.root + "/baselines/" + name + ".conn.log" }
@@ -31,12 +33,13 @@ public enum Corpus {
     /// Every case of index.tsv. A missing corpus yields one case that fails saying so.
     public static let cases: [Case] = {
         guard let text = try? String(contentsOfFile: root + "/index.tsv", encoding: .utf8) else {
-            return [Case(name: "MISSING-CORPUS", trace: "", zeekFlags: "")]
+            return [Case(name: "MISSING-CORPUS", trace: "", zeekFlags: "", likelyServerPorts: "standard")]
         }
         return text.split(separator: "\n").dropFirst().compactMap { line in
             let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             guard f.count >= 2 else { return nil }
-            return Case(name: f[0], trace: f[1], zeekFlags: f.count > 2 ? f[2] : "")
+            return Case(name: f[0], trace: f[1], zeekFlags: f.count > 2 ? f[2] : "",
+                        likelyServerPorts: f.count > 3 && !f[3].isEmpty ? f[3] : "standard")
         }
     }()
 

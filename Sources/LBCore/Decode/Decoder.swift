@@ -220,8 +220,11 @@ struct Walk {
     /// current header offset, and the end of the current layer (never beyond f.count)
     var off = 0
     var end: Int
-    /// layers left; each loop turn uses one, so no frame can make the walk spin
-    var budget = 64
+    /// steps left; each loop turn uses one, so no frame can make the walk spin. Sized from
+    /// `maxDepth` (see `stepsPerLevel`) so that only layers that add no tunnel level (MPLS
+    /// pseudowires, which the depth does not count) can exhaust it: that stop is counted as
+    /// `too_many_layers`, never silent.
+    var budget: Int
     /// the most recent IP header's addresses (the outer flow when a tunnel starts)
     var ipSrcHi: UInt64 = 0, ipSrcLo: UInt64 = 0, ipDstHi: UInt64 = 0, ipDstLo: UInt64 = 0
     var ipIsV6 = false
@@ -234,8 +237,13 @@ struct Walk {
         dec = decoder
         self.subframe = subframe
         end = frame.count
+        budget = Walk.stepsPerLevel * (decoder.config.maxDepth + 2)
         d.end = frame.count
     }
+
+    /// The most loop turns one tunnel level can take: an Ethernet header, 8 tags, an MPLS
+    /// stack, PPPoE, an IP header and the tunnel header (each at most one turn) fit well inside.
+    static let stepsPerLevel = 24
 
     mutating func run(link: LinkType) {
         switch link {
@@ -265,6 +273,8 @@ struct Walk {
             case .done: return
             }
         }
+        if case .done = next { return }
+        if d.error == .none { d.error = .tooManyLayers }
     }
 
     @inline(__always)

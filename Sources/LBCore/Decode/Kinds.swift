@@ -66,6 +66,7 @@ public enum ParseError: UInt8, CaseIterable, Sendable {
     case ayiyaBadHeader
     case wifiUnsupported
     case tunnelTooDeep
+    case tooManyLayers
 
     public var name: String {
         switch self {
@@ -97,6 +98,7 @@ public enum ParseError: UInt8, CaseIterable, Sendable {
         case .ayiyaBadHeader: "ayiya_bad_header"
         case .wifiUnsupported: "wifi_unsupported_frame"
         case .tunnelTooDeep: "tunnel_too_deep"
+        case .tooManyLayers: "too_many_layers"
         }
     }
 }
