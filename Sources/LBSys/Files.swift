@@ -20,6 +20,36 @@ public enum Sys {
         return Int(st.st_size)
     }
 
+    /// Which file a descriptor or path names, and how big it is: a capture replay compares the
+    /// two to notice a file that shrank, grew or was replaced under it.
+    public struct FileIdentity: Equatable, Sendable {
+        public var device: UInt64
+        public var inode: UInt64
+        public var size: Int
+    }
+
+    public static func identity(_ fd: Int32) throws(SysError) -> FileIdentity {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SysError("fstat") }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int(st.st_size))
+    }
+
+    public static func identity(path: String) throws(SysError) -> FileIdentity {
+        var st = stat()
+        guard lstatFollowing(path, &st) == 0 else { throw SysError("stat \(path)") }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int(st.st_size))
+    }
+
+    /// stat(2): Swift sees only the type `stat`, so the function is reached through fstatat.
+    static func lstatFollowing(_ path: String, _ st: inout stat) -> Int32 { fstatat(AT_FDCWD, path, &st, 0) }
+
+    /// read(2) at a file offset: how many bytes were read (0 at the end of the file).
+    public static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SysError) -> Int {
+        let n = retrying { Glibc.pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
+        guard n >= 0 else { throw SysError("pread") }
+        return n
+    }
+
     public static func truncate(_ fd: Int32, _ size: Int) throws(SysError) {
         guard retrying({ ftruncate(fd, off_t(size)) }) == 0 else { throw SysError("ftruncate") }
     }

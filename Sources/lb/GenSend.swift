@@ -1,4 +1,5 @@
 import Glibc
+import LBBroker
 import LBCore
 import LBSys
 
@@ -57,23 +58,16 @@ struct FramePool: ~Copyable {
 
     /// Reads the Ethernet frames of a capture file (classic pcap or pcapng).
     static func readCapture(_ path: String) throws -> (frames: [[UInt8]], skipped: [String: Int]) {
-        let fd = try Sys.open(path, O_RDONLY)
-        defer { Sys.close(fd) }
-        let size = try Sys.fileSize(fd)
-        guard size > 0 else { throw GenSendError("\(path): the file is empty") }
-        let base = try Sys.mapFile(fd, size: size)
-        defer { Sys.unmap(base, size: size) }
-        var reader: CaptureReader
-        do { reader = try CaptureReader(UnsafeRawBufferPointer(start: base, count: size)) }
-        catch { throw GenSendError("\(path): not a capture file: \(error)") }
+        var file: CaptureFile
+        do { file = try CaptureFile(path: path) } catch { throw GenSendError(error.description) }
         var frames: [[UInt8]] = []
         var skipped: [String: Int] = [:]
-        while let p = reader.next() {
+        while let p = file.next(canSlide: true) {    // each frame is copied before the next
             guard p.linkType == 1 else { skipped["link type \(p.linkType), not Ethernet", default: 0] += 1; continue }
             if p.data.count < p.wireLength { skipped["cut short in the capture (snaplen)", default: 0] += 1; continue }
             frames.append(Array(p.data))
         }
-        if let why = reader.stoppedEarly { skipped["capture ends early: \(why)", default: 0] += 1 }
+        if let why = file.stoppedEarly { skipped["capture ends early: \(why)", default: 0] += 1 }
         return (frames, skipped)
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import Glibc
+import LBBroker
 import Testing
 
 @Suite struct CLITests {
@@ -122,5 +124,35 @@ import Testing
                                             in: scratch.path, label: "lb-whole")
         #expect(s2 == 0, "\(err2)")
         #expect((try LBStats(out2).aggregate["input_unread_bytes"] as? NSNumber)?.intValue == 0)
+    }
+
+    /// The capture shrinks while lb replays it (a file being rotated or copied over in place):
+    /// lb ends the replay there, prints its final stats, the consumer ends as at an end of
+    /// stream, and the exit status says the split is partial. (lb used to map the file and die
+    /// of SIGBUS on the pages the truncation cut off.)
+    @Test func aCaptureTruncatedDuringTheReplay() throws {
+        let scratch = try Scratch("cli-shrink")
+        let trace = scratch.path + "/big.pcap"
+        let (g, _, gerr) = try Proc.run(Ops.lb, ["gen", "-w", trace, "--packets", "20000", "--flows", "50", "--sizes", "1500", "--seed", "3"],
+                                        in: scratch.path, label: "gen")
+        try #require(g == 0, "\(gerr)")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: trace)[.size] as? Int)
+        #expect(size > 2 * CaptureFile.windowSize)      // the replay reads it in several windows
+        let runDir = scratch.path + "/run"
+        let lb = try Proc(Ops.lb, ["-i", "pcap:" + trace, "-p", "c:1", "--run-dir", runDir, "-w", "20", "--replay-rate", "10000"],
+                          in: scratch.path, label: "lb")
+        let cat = try Proc(Ops.lb, ["cat", "c:0", "-w", scratch.path + "/out.pcap", "--run-dir", runDir], in: scratch.path, label: "cat")
+        usleep(500_000)
+        #expect(truncate(trace, off_t(size / 2)) == 0)
+        let status = try lb.wait(seconds: 60)
+        #expect(status == 3, "lb: \(lb.stderr)")
+        #expect(try cat.wait(seconds: 20) == 0, "\(cat.stderr)")
+        #expect(lb.stderr.contains("while it was read") && lb.stderr.contains("partial"), "\(lb.stderr)")
+        let stats = try LBStats(lb.stdout)                  // the final stats were printed
+        let forwarded = stats.int("c:0", "packets_forwarded") ?? -1
+        #expect(forwarded > 0 && forwarded < 20000, "forwarded \(forwarded)")
+        let unread = (stats.aggregate["input_unread_bytes"] as? NSNumber)?.intValue ?? -1
+        #expect(unread > 0 && unread <= size, "input_unread_bytes \(unread)")
+        #expect(try readCapture(scratch.path + "/out.pcap").count == forwarded)
     }
 }

@@ -16,9 +16,9 @@ extension CaptureReader {
     mutating func nextPcap() -> CapturedPacket? {
         let at = offset
         let left = bytes.count - at
-        if left == 0 { return stop(nil) }
+        if left == 0 { return short(nil, need: Pcap.recordHeaderSize) }
         guard left >= Pcap.recordHeaderSize else {
-            return stop("truncated record header at offset \(at): \(left) bytes left, need 16")
+            return short("truncated record header at offset \(base + at): \(left) bytes left, need 16", need: Pcap.recordHeaderSize)
         }
         let sec = UInt64(u32(at)), sub = UInt64(u32(at + 4))
         var caplen = Int(u32(at + 8)), wirelen = Int(u32(at + 12))
@@ -28,11 +28,12 @@ extension CaptureReader {
         case .maybeSwapped: if caplen > wirelen { swap(&caplen, &wirelen) }
         }
         guard caplen <= Self.maxCaplen else {
-            return stop("absurd caplen \(caplen) in record at offset \(at)")
+            return stop("absurd caplen \(caplen) in record at offset \(base + at)")
         }
         let body = left - Pcap.recordHeaderSize
         guard caplen <= body else {
-            return stop("truncated record at offset \(at): caplen \(caplen) but \(body) bytes left")
+            return short("truncated record at offset \(base + at): caplen \(caplen) but \(body) bytes left",
+                         need: Pcap.recordHeaderSize + caplen)
         }
         offset = at + Pcap.recordHeaderSize + caplen
         // Wrapping arithmetic: a hostile timestamp gives a wrong time, never a trap.

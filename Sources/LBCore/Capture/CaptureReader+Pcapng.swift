@@ -48,7 +48,7 @@ extension CaptureReader {
     mutating func openPcapng() throws(CaptureError) {
         guard bytes.count >= 12 else { throw .tooShort }
         if let problem = readBlockHeader(at: 0) {
-            throw problem.truncated ? .tooShort : .badHeader(problem.message)
+            throw problem.need > 0 ? .tooShort : .badHeader(problem.message)
         }
         let len = Int(u32(4))
         if len >= 28, u16(12) != 1 { throw .unsupportedVersion(major: u16(12), minor: u16(14)) }
@@ -61,8 +61,10 @@ extension CaptureReader {
         while true {
             let at = offset
             let left = bytes.count - at
-            if left == 0 { return stop(nil) }
-            if let problem = readBlockHeader(at: at) { return stop(problem.message) }
+            if left == 0 { return short(nil, need: 12) }
+            if let problem = readBlockHeader(at: at) {
+                return problem.need > 0 ? short(problem.message, need: problem.need) : stop(problem.message)
+            }
             let type = u32(at), len = Int(u32(at + 4))
             offset = at + len
             let body = at + 8, bodyLen = len - 12
@@ -73,16 +75,16 @@ extension CaptureReader {
                 if let problem = readInterface(at: at, body: body, bodyLen: bodyLen) { return stop(problem) }
             case Pcapng.epbType, Pcapng.packetBlockType:
                 guard bodyLen >= 20 else {
-                    return stop("packet block at offset \(at) too short: length \(len)")
+                    return stop("packet block at offset \(base + at) too short: length \(len)")
                 }
                 let ifid = type == Pcapng.epbType ? Int(u32(body)) : Int(u16(body))
                 let ts = UInt64(u32(body + 4)) << 32 | UInt64(u32(body + 8))
                 let caplen = Int(u32(body + 12)), wirelen = Int(u32(body + 16))
                 guard caplen <= bodyLen - 20 else {
-                    return stop("packet block at offset \(at): caplen \(caplen) but the block holds \(bodyLen - 20) bytes")
+                    return stop("packet block at offset \(base + at): caplen \(caplen) but the block holds \(bodyLen - 20) bytes")
                 }
                 guard ifid < interfaces.count else {
-                    return stop("packet block at offset \(at): interface \(ifid) but the section declares \(interfaces.count)")
+                    return stop("packet block at offset \(base + at): interface \(ifid) but the section declares \(interfaces.count)")
                 }
                 let i = interfaces[ifid]
                 return CapturedPacket(
@@ -90,10 +92,10 @@ extension CaptureReader {
                     wireLength: max(wirelen, caplen), linkType: i.linkType, interface: ifid)
             case Pcapng.spbType:
                 guard bodyLen >= 4 else {
-                    return stop("simple packet block at offset \(at) too short: length \(len)")
+                    return stop("simple packet block at offset \(base + at) too short: length \(len)")
                 }
                 guard !interfaces.isEmpty else {
-                    return stop("simple packet block at offset \(at) before any interface description")
+                    return stop("simple packet block at offset \(base + at) before any interface description")
                 }
                 let wirelen = Int(u32(body))
                 let caplen = min(wirelen, bodyLen - 4)
@@ -108,25 +110,26 @@ extension CaptureReader {
 
     /// Checks the block at `at`: enough bytes for its header, a sane length that fits, and a
     /// trailing length equal to the leading one. For a Section Header Block, first sets the byte
-    /// order from its magic. Returns the problem (`truncated` if only the data ran out), or nil.
-    mutating func readBlockHeader(at: Int) -> (message: String, truncated: Bool)? {
+    /// order from its magic. Returns the problem (with the bytes the block needs if only the
+    /// data ran out, 0 otherwise), or nil.
+    mutating func readBlockHeader(at: Int) -> (message: String, need: Int)? {
         let left = bytes.count - at
-        guard left >= 12 else { return ("truncated block header at offset \(at): \(left) bytes left, need 12", true) }
+        guard left >= 12 else { return ("truncated block header at offset \(base + at): \(left) bytes left, need 12", 12) }
         if bytes.be32(at) == Pcapng.shbType {
             switch bytes.le32(at + 8) {
             case Pcapng.byteOrderMagic: bigEndian = false
             case Pcapng.byteOrderMagic.byteSwapped: bigEndian = true
             default:
-                return ("section header at offset \(at): unknown byte-order magic \(Self.hex(bytes.be32(at + 8)))", false)
+                return ("section header at offset \(base + at): unknown byte-order magic \(Self.hex(bytes.be32(at + 8)))", 0)
             }
         }
         let len = u32(at + 4)
-        guard len >= 12 else { return ("block at offset \(at) has length \(len), less than 12", false) }
-        guard len % 4 == 0 else { return ("block at offset \(at) has length \(len), not a multiple of 4", false) }
-        guard len <= left else { return ("truncated block at offset \(at): length \(len) but \(left) bytes left", true) }
+        guard len >= 12 else { return ("block at offset \(base + at) has length \(len), less than 12", 0) }
+        guard len % 4 == 0 else { return ("block at offset \(base + at) has length \(len), not a multiple of 4", 0) }
+        guard len <= left else { return ("truncated block at offset \(base + at): length \(len) but \(left) bytes left", Int(len)) }
         let trailer = u32(at + Int(len) - 4)
         guard trailer == len else {
-            return ("block at offset \(at): trailing length \(trailer) differs from length \(len)", false)
+            return ("block at offset \(base + at): trailing length \(trailer) differs from length \(len)", 0)
         }
         return nil
     }
@@ -134,18 +137,18 @@ extension CaptureReader {
     /// Starts a new section (its byte order is already set): checks the version and forgets the
     /// interfaces of the previous section.
     mutating func readSectionHeader(at: Int, length: Int) -> String? {
-        guard length >= 28 else { return "section header at offset \(at) too short: length \(length)" }
+        guard length >= 28 else { return "section header at offset \(base + at) too short: length \(length)" }
         let major = u16(at + 12), minor = u16(at + 14)
-        guard major == 1 else { return "section header at offset \(at): unsupported version \(major).\(minor)" }
+        guard major == 1 else { return "section header at offset \(base + at): unsupported version \(major).\(minor)" }
         interfaces.removeAll(keepingCapacity: true)
         return nil
     }
 
     /// Adds an interface from an Interface Description Block.
     mutating func readInterface(at: Int, body: Int, bodyLen: Int) -> String? {
-        guard bodyLen >= 8 else { return "interface description at offset \(at) too short" }
+        guard bodyLen >= 8 else { return "interface description at offset \(base + at) too short" }
         guard interfaces.count < Self.maxInterfaces else {
-            return "interface description at offset \(at): more than \(Self.maxInterfaces) interfaces in a section"
+            return "interface description at offset \(base + at): more than \(Self.maxInterfaces) interfaces in a section"
         }
         var i = PcapngInterface(linkType: UInt32(u16(body)), snaplen: u32(body + 4))
         // Options: code, length, value padded to 4 bytes; each one consumes at least 4 bytes.
@@ -156,24 +159,24 @@ extension CaptureReader {
             if code == Pcapng.optEnd { break }
             let value = o + 4
             guard olen <= end - value else {
-                return "interface description at offset \(at): option \(code) at \(o) overruns the block"
+                return "interface description at offset \(base + at): option \(code) at \(o) overruns the block"
             }
             switch code {
             case Pcapng.optTsresol:
-                guard olen == 1 else { return "interface description at offset \(at): if_tsresol of length \(olen)" }
+                guard olen == 1 else { return "interface description at offset \(base + at): if_tsresol of length \(olen)" }
                 let r = bytes.u8(value)
                 let power = UInt64(r & 0x7F)
                 if r & 0x80 != 0 {
-                    guard power <= 63 else { return "interface description at offset \(at): if_tsresol 2^-\(power) too fine" }
+                    guard power <= 63 else { return "interface description at offset \(base + at): if_tsresol 2^-\(power) too fine" }
                     i.unitsPerSecond = 1 << power
                 } else {
-                    guard power <= 19 else { return "interface description at offset \(at): if_tsresol 10^-\(power) too fine" }
+                    guard power <= 19 else { return "interface description at offset \(base + at): if_tsresol 10^-\(power) too fine" }
                     var u: UInt64 = 1
                     for _ in 0..<power { u *= 10 }
                     i.unitsPerSecond = u
                 }
             case Pcapng.optTsoffset:
-                guard olen == 8 else { return "interface description at offset \(at): if_tsoffset of length \(olen)" }
+                guard olen == 8 else { return "interface description at offset \(base + at): if_tsoffset of length \(olen)" }
                 i.offsetSeconds = u64(value)
             default:
                 break

@@ -35,8 +35,17 @@ public struct CaptureReader {
     /// The largest per-packet capture length accepted (256 MiB, above libpcap's largest snaplen for any link type).
     public static let maxCaplen = 256 << 20
 
-    let bytes: UnsafeRawBufferPointer
+    var bytes: UnsafeRawBufferPointer
     var offset: Int
+    /// Position in the file of `bytes[0]` (nonzero when the caller feeds a window of a file).
+    var base = 0
+    /// Whether `bytes` ends where the data ends. A caller that feeds a window of a longer file
+    /// sets it false: a record that runs past the window is then waited for (`needsMore`),
+    /// not reported as truncated.
+    public var atEnd = true
+    /// After `next()` returned nil with `atEnd` false: bytes from `offset` that the next record
+    /// needs in the window (0 otherwise).
+    public private(set) var needsMore = 0
     let pcapng: Bool
     /// Byte order of the file (classic pcap) or of the current section (pcapng).
     var bigEndian: Bool
@@ -49,10 +58,28 @@ public struct CaptureReader {
     var interfaces: [PcapngInterface] = []
     var stopReason: String?
     var finished = false
+    /// Reading ended (at the end of the data or at a damaged record).
+    public var isFinished: Bool { finished }
 
     /// Bytes of the file not read when the reader stopped early (0 otherwise): from the record
     /// it could not use to the end.
     public var unreadBytes: Int { stopReason == nil ? 0 : max(0, bytes.count - offset) }
+
+    /// Position in the file of the next record (where an early stop stopped).
+    public var position: Int { base + offset }
+
+    /// Bytes of the current window already used (everything before the next record).
+    public var consumed: Int { offset }
+
+    /// Continues in `window`, which holds the file from `position` on (the caller has moved the
+    /// unused rest of the old window to its start and read more behind it).
+    public mutating func slide(to window: UnsafeRawBufferPointer, atEnd: Bool) {
+        base += offset
+        offset = 0
+        bytes = window
+        self.atEnd = atEnd
+        needsMore = 0
+    }
 
     /// Opens the capture in `bytes`, which must stay valid while the reader and its packets are used.
     /// Throws if the file header (classic pcap) or first Section Header Block (pcapng) is unusable.
@@ -83,6 +110,7 @@ public struct CaptureReader {
     /// The next packet, or nil at the end of the data or at the first malformed record.
     public mutating func next() -> CapturedPacket? {
         if finished { return nil }
+        needsMore = 0
         return pcapng ? nextPcapng() : nextPcap()
     }
 
@@ -98,6 +126,16 @@ public struct CaptureReader {
     public var snaplen: UInt32? {
         if !pcapng { return pcapSnaplen }
         return interfaces.first?.snaplen
+    }
+
+    /// The data ends inside the record at `offset`, which needs `need` bytes: a truncation at
+    /// the end of the data, or a wait for more in a window.
+    mutating func short(_ reason: String?, need: Int) -> CapturedPacket? {
+        if !atEnd {
+            needsMore = need
+            return nil
+        }
+        return stop(reason)
     }
 
     /// Ends reading; `reason` nil means a clean end of the data.
