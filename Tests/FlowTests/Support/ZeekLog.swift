@@ -9,7 +9,10 @@ struct ZeekLog {
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             if line.hasPrefix("#fields") {
                 fields = line.split(separator: "\t", omittingEmptySubsequences: false).dropFirst().map(String.init)
-            } else if !line.hasPrefix("#") && !fields.isEmpty {
+            } else if !line.hasPrefix("#") && fields.isEmpty {
+                // zeek-cut output (some tests log only a few columns): a plain header line
+                fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            } else if !line.hasPrefix("#") {
                 let v = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
                 records.append(Dictionary(zip(fields, v), uniquingKeysWith: { a, _ in a }))
             }
@@ -30,19 +33,23 @@ struct ZeekLog {
     }
 }
 
-/// The per-case exceptions listed in docs/flowlog.md (table rows "| `case` | reason |" under
-/// the heading "Corpus exceptions").
-enum FlowExceptions {
-    static func load() throws -> Set<String> {
-        let text = try String(contentsOfFile: Corpus.repoRoot + "/docs/flowlog.md", encoding: .utf8)
-        guard let start = text.range(of: "## Corpus exceptions") else { return [] }
-        var names: Set<String> = []
-        for line in text[start.upperBound...].split(separator: "\n") {
-            if line.hasPrefix("## ") { break }
-            guard line.hasPrefix("| `") else { continue }
-            let rest = line.dropFirst(3)
-            if let end = rest.firstIndex(of: "`") { names.insert(String(rest[..<end])) }
+/// The corpus cases that are not comparable, listed in README.md under the heading "Corpus
+/// cases flowlog is not compared on" as lines "- `case`: reason".
+enum NotComparable {
+    static func load() throws -> [String: String] {
+        let text = try String(contentsOfFile: Corpus.repoRoot + "/README.md", encoding: .utf8)
+        guard let start = text.range(of: "Corpus cases flowlog is not compared on") else {
+            throw TestFailure("README.md has no list of corpus cases flowlog is not compared on")
         }
-        return names
+        var cases: [String: String] = [:]
+        for line in text[start.upperBound...].split(separator: "\n").dropFirst() {
+            if line.hasPrefix("#") { break }
+            guard line.hasPrefix("- `") else { continue }
+            let rest = line.dropFirst(3)
+            if let end = rest.firstIndex(of: "`") {
+                cases[String(rest[..<end])] = String(rest[rest.index(after: end)...]).trimmingCharacters(in: CharacterSet(charactersIn: ": "))
+            }
+        }
+        return cases
     }
 }
