@@ -23,7 +23,7 @@ RULES = [
     ("ring choice", r"^(SharedState\.isAttached|IndirectionTable\.ring)\b"),
     ("reserve", r"^(LaneProducer\.(reserve|reserveRecord|refreshTail|commit)\b|RecordWriter\.init)"),
     ("publish", r"^(LaneProducer\.(publish|wakeConsumer)|Dispatcher\.publishAll)\b"),
-    ("descriptor", r"^RecordWriter\.describe\b"),
+    ("descriptor", r"^(RecordWriter\.describe|lb_desc\.init|Dispatcher\.describeFast)\b"),
     ("tunnel info", r"^RecordWriter\.writeTunnelInfo\b"),
     ("copy", r"^(copyPacketBytes|EthernetHeader\.|RecordWriter\.(packet|writePacket|writeEthernet))"),
     ("counters", r"^(Counters\.|Dispatcher\.mirrorFragmentCounters|LaneProducer\.countDrop)\b"),
@@ -44,16 +44,19 @@ ORDER = ["receive", "parse", "hash", "ring choice", "reserve", "descriptor", "tu
 
 
 def yardstick_lines(path):
-    """The lines of the yardstick's handle() that write the descriptor, pick the ring, copy."""
+    """The lines of the yardstick's handle() that work out and write the descriptor (from
+    its flags to the end of the struct literal), pick the ring, reserve and copy."""
     out = []
     lines = open(path).read().split("\n")
+    first = next(i for i, l in enumerate(lines, 1) if "uint32_t flags = 0;" in l)
+    last = next(i for i, l in enumerate(lines, 1) if "int tunnel = d.depth" in l)
+    out.append(("descriptor", first, last))
     for i, l in enumerate(lines, 1):
         if "*desc = (struct lb_desc)" in l:
             j = i
             while not lines[j - 1].rstrip().endswith("};"):
                 j += 1
-            out.append(("descriptor", i, j))
-            out.append(("descriptor", i - 1, i - 1))   # the l3 offset, just above it
+            out.append(("descriptor", i - 1, j))     # and the l3 offset just above it
         elif "memcpy(rec + tunnel" in l:
             out.append(("copy", i, i))
         elif "int r = table[hash >>" in l or "attached[r], memory_order_relaxed" in l:

@@ -69,7 +69,7 @@ public struct LaneProducer {
     /// On success the caller fills `desc` and the bytes at `data + offset`, then calls `commit`.
     @inlinable @inline(__always)
     public mutating func reserve(bytes: Int) -> (desc: UnsafeMutablePointer<lb_desc>, offset: UInt64)? {
-        let need = UInt64(bytes &+ 63) & ~63
+        let need = UInt64(truncatingIfNeeded: bytes &+ 63) & ~63
         var pos = dataHead
         let within = pos & (dataBytes &- 1)
         if within &+ need > dataBytes { pos &+= dataBytes &- within }   // no record wraps

@@ -68,6 +68,33 @@ public struct RecordWriter {
         desc.pointee.input = input
         desc.pointee.reserved = (0, 0, 0)
     }
+
+    /// Fills the descriptor with a copy of `template` (built in lb's own memory with
+    /// `lb_desc(ts:...)`), pointing at this record: one 64-byte copy, then `data_off`.
+    @inlinable @inline(__always)
+    public func describe(copying template: UnsafePointer<lb_desc>) {
+        desc.pointee = template.pointee
+        desc.pointee.data_off = offset &+ UInt64(truncatingIfNeeded: template.pointee.tunnel_len)
+    }
+
+    /// Copies the packet's bytes after `tunnelLength` bytes of tunnel info; `count` is at most
+    /// the caplen reserved.
+    @inlinable @inline(__always)
+    public func writePacket(from src: UnsafeRawPointer, count: Int, tunnelLength: Int) {
+        copyPacketBytes(to: record + tunnelLength, from: src, count: count)
+    }
+}
+
+extension lb_desc {
+    /// A descriptor built in lb's own memory, for `RecordWriter.describe(copying:)`, which
+    /// sets `data_off` when it copies it into a record.
+    @inlinable @inline(__always)
+    public init(ts: UInt64, caplen: Int, wirelen: UInt32, hash: UInt64, flags: UInt32, l3: UInt16, encap: UInt8, depth: UInt8,
+                vni: UInt32, vlan: UInt16, tunnelLength: Int, input: UInt32) {
+        self.init(ts_ns: ts, data_off: 0, caplen: UInt32(truncatingIfNeeded: caplen), wirelen: wirelen, flow_hash: hash,
+                  flags: flags, l3_off: l3, encap: encap, depth: depth, vni: vni, vlan: vlan,
+                  tunnel_len: UInt16(truncatingIfNeeded: tunnelLength), input: input, reserved: (0, 0, 0))
+    }
 }
 
 extension LaneProducer {

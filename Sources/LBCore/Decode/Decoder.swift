@@ -187,6 +187,12 @@ public struct Decoder: Sendable {
     @inlinable @inline(__always)
     public func flowHash(_ f: FastFrame) -> UInt64 { flowHash(f.key, vni: f.vni, vlan: f.vlan, tagged: f.tagged) }
 
+    /// The same, for what the fast path wrote into memory.
+    @inlinable @inline(__always)
+    public func flowHash(_ f: UnsafePointer<FastFrame>) -> UInt64 {
+        flowHash(f.pointee.key, vni: f.pointee.vni, vlan: f.pointee.vlan, tagged: f.pointee.tagged)
+    }
+
     /// The same, for a value the data path decoded in place.
     @inlinable @inline(__always)
     public func flowHash(_ d: UnsafePointer<Decoded>) -> UInt64 {
