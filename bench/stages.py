@@ -18,15 +18,15 @@ RULES = [
     # lb (Swift: Type.method)
     ("receive", r"^ReplaySource\."),
     ("parse", r"^(Decoder\.(classify|fastIP|classifyVXLAN|mayBeTeredo|fast|decode|slow)\b|TunnelPortTable\.|WalkParams\.|"
-              r"Walk\.|FastFrame\.|FastIP\.|UnsafeRawBufferPointer\.(be16|be32|be64|u8|mac)\b)"),
+              r"Walk\.|FastFrame\.|FastIP\.|EncapKind\.init|UnsafeRawBufferPointer\.(be16|be32|be64|u8|mac)\b)"),
     ("hash", r"^(Decoder\.flowHash|FlowHash\.)"),
-    ("ring choice", r"^(SharedState\.isAttached|IndirectionTable\.ring)\b"),
+    ("ring choice", r"^(SharedState\.isAttached|Dispatcher\.isAttached|IndirectionTable\.ring)\b"),
     ("reserve", r"^(LaneProducer\.(reserve|reserveRecord|refreshTail|commit)\b|RecordWriter\.init)"),
     ("publish", r"^(LaneProducer\.(publish|wakeConsumer)|Dispatcher\.publishAll)\b"),
     ("descriptor", r"^(RecordWriter\.describe|lb_desc\.init|Dispatcher\.describeFast)\b"),
     ("tunnel info", r"^RecordWriter\.writeTunnelInfo\b"),
     ("copy", r"^(copyPacketBytes|EthernetHeader\.|RecordWriter\.(packet|writePacket|writeEthernet))"),
-    ("counters", r"^(Counters\.|Dispatcher\.mirrorFragmentCounters|LaneProducer\.countDrop)\b"),
+    ("counters", r"^(Counters\.|Dispatcher\.(mirrorFragmentCounters|countForwarded)|LaneProducer\.countDrop)\b"),
     ("fragments", r"^(FragmentTable\.|Dispatcher\.drainFragments)\b"),
     # the C yardstick
     ("receive", r"^receive$"),
@@ -131,7 +131,7 @@ def symbolize(binary, addrs):
         lines = [l for l in block.split("\n") if l]
         frames = []
         for k in range(0, len(lines) - 1, 2):
-            name = re.sub(r"^(specialized|generic specialization <.*?> of|merged) ", "", lines[k])
+            name = re.sub(r"^((specialized|generic specialization <.*?> of|merged|static) )+", "", lines[k])
             loc = lines[k + 1].rsplit(":", 2)
             frames.append((name, int(loc[1]) if len(loc) > 1 and loc[1].isdigit() else 0))
         chains.append(frames)

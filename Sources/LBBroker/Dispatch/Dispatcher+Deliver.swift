@@ -71,30 +71,49 @@ extension Dispatcher {
         note.pointee.bytes = frame.baseAddress.unsafelyUnwrapped + start   // classify took at least 42 bytes
     }
 
-    /// Writes a frame the fast path described into one ring of every group.
+    /// Writes a frame the fast path described into one ring of every group. One group (the
+    /// common case) takes a path without the loop, which kept more values alive than there
+    /// are registers.
     @inline(always)
     mutating func deliverFast(_ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
         let desc = note.pointer(to: \.desc)!
-        let outer = note.pointer(to: \.frame.outer)!
         let hash = desc.pointee.flow_hash
-        let caplen = Int(truncatingIfNeeded: desc.pointee.caplen), tunnel = Int(truncatingIfNeeded: desc.pointee.tunnel_len)
-        var g = 0
-        while g < groupCount {
-            let ring = tables[g].ring(for: hash)
-            g &+= 1
-            guard shared.isAttached(ring) else {
-                drop(ring: ring, .droppedNoConsumer)
-                continue
-            }
-            guard let record = producers[ring].reserveRecord(bytes: tunnel &+ caplen) ?? waitForRoom(ring: ring, bytes: tunnel &+ caplen)
-            else { continue }
-            if tunnel != 0 { record.writeTunnelInfo(outer, encap: desc.pointee.encap, vni: desc.pointee.vni) }
-            record.writePacket(from: src, count: caplen, tunnelLength: tunnel)
-            record.describe(copying: desc)
-            producers[ring].commit()
-            counters.add(ring: ring, .forwarded)
-            counters.add(ring: ring, .forwardedBytes, UInt64(truncatingIfNeeded: caplen))
+        if groupCount == 1 {
+            writeFast(ring: tables[0].ring(for: hash), note, src)
+        } else {
+            for g in 0..<groupCount { writeFast(ring: tables[g].ring(for: hash), note, src) }
         }
+    }
+
+    @inline(always)
+    mutating func writeFast(ring: Int, _ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
+        let desc = note.pointer(to: \.desc)!
+        let caplen = Int(truncatingIfNeeded: desc.pointee.caplen), tunnel = Int(truncatingIfNeeded: desc.pointee.tunnel_len)
+        guard isAttached(ring) else {
+            drop(ring: ring, .droppedNoConsumer)
+            return
+        }
+        guard let record = producers[ring].reserveRecord(bytes: tunnel &+ caplen) ?? waitForRoom(ring: ring, bytes: tunnel &+ caplen)
+        else { return }
+        if tunnel != 0 { record.writeTunnelInfo(note.pointer(to: \.frame.outer)!, encap: desc.pointee.encap, vni: desc.pointee.vni) }
+        record.writePacket(from: src, count: caplen, tunnelLength: tunnel)
+        record.describe(copying: desc)
+        producers[ring].commit()
+        countForwarded(ring: ring, bytes: caplen)
+    }
+
+    /// Whether ring `ring` has a consumer (SharedState.isAttached, without going through the
+    /// shared state object each time).
+    @inline(__always)
+    func isAttached(_ ring: Int) -> Bool { attached[ring].load(ordering: .relaxed) != 0 }
+
+    /// Counts a packet written into `ring` (Counters.add(ring:), through a pointer held here).
+    @inline(__always)
+    func countForwarded(ring: Int, bytes: Int) {
+        let c = ringCounters + ring &* Counters.ringStride
+        let f = c + Counters.R.forwarded.rawValue, b = c + Counters.R.forwardedBytes.rawValue
+        f.pointee.store(f.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        b.pointee.store(b.pointee.load(ordering: .relaxed) &+ UInt64(truncatingIfNeeded: bytes), ordering: .relaxed)
     }
 
     /// Writes the packet into one ring of every group.
@@ -139,7 +158,7 @@ extension Dispatcher {
 
     @inline(always)
     mutating func write(ring: Int, _ p: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>) {
-        guard shared.isAttached(ring) else {
+        guard isAttached(ring) else {
             drop(ring: ring, .droppedNoConsumer)
             return
         }
@@ -156,8 +175,7 @@ extension Dispatcher {
         record.describe(ts: p.ts, caplen: p.caplen, wirelen: p.wire, hash: p.hash, flags: p.flags, l3: p.l3, encap: p.encap,
                         depth: p.depth, vni: p.vni, vlan: p.vlan, tunnelLength: p.tunnel, input: p.input)
         producers[ring].commit()
-        counters.add(ring: ring, .forwarded)
-        counters.add(ring: ring, .forwardedBytes, UInt64(truncatingIfNeeded: p.caplen))
+        countForwarded(ring: ring, bytes: p.caplen)
     }
 
     /// Counts a packet dropped for `ring`, in lb's stats and in the ring's lane header (where

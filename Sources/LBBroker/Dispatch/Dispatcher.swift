@@ -75,6 +75,9 @@ public struct Dispatcher: ~Copyable {
     let groupCount: Int
     let shared: SharedState
     let counters: Counters
+    /// `shared`'s attached flags and `counters`' per-ring block, held for the per-packet path
+    let attached: UnsafeMutablePointer<Atomic<UInt32>>
+    let ringCounters: UnsafeMutablePointer<Atomic<UInt64>>
     let maxCaplen: Int
     let keep: Bool
     let backpressure: Bool
@@ -128,6 +131,8 @@ public struct Dispatcher: ~Copyable {
         groupCount = groups.count
         self.shared = shared
         self.counters = counters ?? shared.counters
+        attached = shared.attached
+        ringCounters = self.counters.block + Counters.ringBase
         maxCaplen = groups.first?.first?.geometry.maxCaplen ?? 9216
         keep = config.decode.keepEncapsulation
         backpressure = config.backpressure
