@@ -17,10 +17,9 @@ public struct RecordWriter {
         self.desc = desc; self.record = record; self.offset = offset
     }
 
-    /// Where the packet's bytes go: after `tunnelLength` bytes of tunnel info (0 or 64). The
-    /// caller copies at most the caplen it reserved.
-    @inlinable @inline(__always)
-    public func packet(tunnelLength: Int) -> UnsafeMutableRawPointer { record + tunnelLength }
+    /// Where the packet's bytes go: after `tunnelLength` bytes of tunnel info (0 or 64).
+    /// (Tests only: lb writes through the methods below.)
+    func packet(tunnelLength: Int) -> UnsafeMutableRawPointer { record + tunnelLength }
 
     /// The outer flow of the outermost tunnel, as struct lb_tunnel_info at the record's start.
     @inlinable @inline(__always)
@@ -77,11 +76,20 @@ public struct RecordWriter {
         desc.pointee.data_off = offset &+ UInt64(truncatingIfNeeded: template.pointee.tunnel_len)
     }
 
-    /// Copies the packet's bytes after `tunnelLength` bytes of tunnel info; `count` is at most
-    /// the caplen reserved.
+    /// Copies `count` packet bytes to `at` bytes into the record (after the tunnel info, and
+    /// after a synthesized Ethernet header if there is one); the caller copies no more than
+    /// the caplen it reserved.
     @inlinable @inline(__always)
-    public func writePacket(from src: UnsafeRawPointer, count: Int, tunnelLength: Int) {
-        copyPacketBytes(to: record + tunnelLength, from: src, count: count)
+    public func writePacket(from src: UnsafeRawPointer, count: Int, at: Int) {
+        copyPacketBytes(to: record + at, from: src, count: count)
+    }
+
+    /// Writes the 14-byte Ethernet header the decoder asked for (EtherType `type`, the MACs
+    /// at offsets `dst` and `src` of `frame`, -1: zeros) where the packet starts, after
+    /// `tunnelLength` bytes of tunnel info.
+    @inlinable @inline(__always)
+    public func writeEthernetHeader(type: UInt16, dst: Int, src: Int, from frame: UnsafeRawBufferPointer, tunnelLength: Int) {
+        EthernetHeader.write(to: record + tunnelLength, frame: frame, type: type, dst: dst, src: src)
     }
 }
 

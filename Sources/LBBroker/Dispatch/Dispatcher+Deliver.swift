@@ -36,8 +36,7 @@ extension Dispatcher {
                             flags: flags, l3: l3, encap: dp.pointee.encap.rawValue, depth: depth, vni: dp.pointee.vni,
                             vlan: dp.pointee.vlan, input: input, synthType: synth, synthDst: dp.pointee.synthDst,
                             synthSrc: dp.pointee.synthSrc)
-        let outer = (UnsafeRawPointer(dp) + MemoryLayout<Decoded>.offset(of: \.outer)!).assumingMemoryBound(to: TunnelEndpoints.self)
-        deliverPacket(packet, bytes, outer: outer)
+        deliverPacket(packet, bytes, outer: dp.pointer(to: \.outer)!)
     }
 
     /// What is delivered of a frame the fast path classified (into `note.frame`), decided
@@ -96,7 +95,7 @@ extension Dispatcher {
         guard let record = producers[ring].reserveRecord(bytes: tunnel &+ caplen) ?? waitForRoom(ring: ring, bytes: tunnel &+ caplen)
         else { return }
         if tunnel != 0 { record.writeTunnelInfo(note.pointer(to: \.frame.outer)!, encap: desc.pointee.encap, vni: desc.pointee.vni) }
-        record.writePacket(from: src, count: caplen, tunnelLength: tunnel)
+        record.writePacket(from: src, count: caplen, at: tunnel)
         record.describe(copying: desc)
         producers[ring].commit()
         countForwarded(ring: ring, bytes: caplen)
@@ -169,9 +168,10 @@ extension Dispatcher {
         }
         let record = slot!
         if p.tunnel != 0 { record.writeTunnelInfo(outer, encap: p.encap, vni: p.vni) }
-        let out = record.packet(tunnelLength: p.tunnel)
-        if p.prefix != 0 { EthernetHeader.write(to: out, frame: frame, type: p.synthType, dst: p.synthDst, src: p.synthSrc) }
-        if let src = p.bytes { copyPacketBytes(to: out + p.prefix, from: src, count: p.caplen &- p.prefix) }
+        if p.prefix != 0 {
+            record.writeEthernetHeader(type: p.synthType, dst: p.synthDst, src: p.synthSrc, from: frame, tunnelLength: p.tunnel)
+        }
+        if let src = p.bytes { record.writePacket(from: src, count: p.caplen &- p.prefix, at: p.tunnel &+ p.prefix) }
         record.describe(ts: p.ts, caplen: p.caplen, wirelen: p.wire, hash: p.hash, flags: p.flags, l3: p.l3, encap: p.encap,
                         depth: p.depth, vni: p.vni, vlan: p.vlan, tunnelLength: p.tunnel, input: p.input)
         producers[ring].commit()
