@@ -96,6 +96,11 @@ public struct Decoder: Sendable {
     public let hashVLAN: Bool
     public let hashVNI: Bool
     public let seeds: HashSeeds
+    /// The tuple mode for keys with ports (all the fast path finds), as masks on the ports and
+    /// the protocol, and `hashVNI` as a mask on the VNI: no branch on the mode per packet.
+    @usableFromInline let portMask: UInt64
+    @usableFromInline let protoMask: UInt64
+    @usableFromInline let vniMask: UInt32
 
     public init(_ config: DecodeConfig = DecodeConfig()) {
         params = WalkParams(config: WalkConfig(keepEncapsulation: config.keepEncapsulation, maxDepth: config.maxDepth,
@@ -105,6 +110,9 @@ public struct Decoder: Sendable {
         hashVLAN = config.hashVLAN
         hashVNI = config.hashVNI
         seeds = config.seeds
+        portMask = config.tuple == .five ? 0xFFFF : 0
+        protoMask = config.tuple == .two ? 0 : 0xFF
+        vniMask = config.hashVNI ? .max : 0
     }
 
     /// The configuration this decoder was made with.
@@ -187,10 +195,14 @@ public struct Decoder: Sendable {
     @inlinable @inline(__always)
     public func flowHash(_ f: FastFrame) -> UInt64 { flowHash(f.key, vni: f.vni, vlan: f.vlan, tagged: f.tagged) }
 
-    /// The same, for what the fast path wrote into memory.
+    /// The same, for what the fast path wrote into memory: its keys always have ports, which
+    /// lets the tuple mode be applied with masks (`FlowHash.hash(ports:...)`, equal to
+    /// `flowHash(f.pointee)`).
     @inlinable @inline(__always)
     public func flowHash(_ f: UnsafePointer<FastFrame>) -> UInt64 {
-        flowHash(f.pointee.key, vni: f.pointee.vni, vlan: f.pointee.vlan, tagged: f.pointee.tagged)
+        var extra = f.pointee.vni & vniMask
+        if hashVLAN && f.pointee.tagged { extra = extra &* 0x9E37_79B1 &+ UInt32(f.pointee.vlan) &+ 1 }
+        return FlowHash.hash(ports: f.pointee.key, portMask: portMask, protoMask: protoMask, extra: extra, seeds: seeds)
     }
 
     /// The same, for a value the data path decoded in place.
