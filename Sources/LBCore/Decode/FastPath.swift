@@ -104,7 +104,7 @@ extension Decoder {
 
     /// VXLAN around the common shape (untagged inner frame, no tunnel inside); `r` holds the
     /// outer headers' flow, and the UDP header is at `l4`.
-    @inlinable @inline(__always)
+    @inlinable @inline(always)
     func classifyVXLAN(_ f: UnsafeRawBufferPointer, l4: Int, end: Int, isIPv6: Bool, into r: UnsafeMutablePointer<FastFrame>) -> Bool {
         let len = Int(f.be16(l4 &+ 4))
         let payloadEnd = len >= 8 && l4 &+ len < end ? l4 &+ len : end
