@@ -36,7 +36,8 @@ total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(","
 
 printf "%-8s %14s %14s %10s %10s %8s\n" input "lb instr/pkt" "C instr/pkt" "lb drops" "C drops" "lb/C"
 for input in ${inputs//,/ }; do
-    valgrind --tool=callgrind --fair-sched=yes --toggle-collect='*DispatcherV3run*' --dump-instr=yes \
+    # (the copy finds the malloc interposer's library beside the original)
+    LD_LIBRARY_PATH="$(dirname "$lbbench")" valgrind --tool=callgrind --fair-sched=yes --toggle-collect='*DispatcherV3run*' --dump-instr=yes \
         --callgrind-out-file="$tmp/lb-$input.out" \
         "$tmp/lb-bench-nodebug" --inputs "$input" --rings default --packets "$packets" --warmup-exact 0 --repeat 1 \
         --quiet-wait 0 --json "$tmp/lb.json" >"$tmp/lb.log" 2>&1
