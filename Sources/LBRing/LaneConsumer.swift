@@ -38,14 +38,14 @@ public struct LaneConsumer {
     public var position: UInt64 { pos }
 
     init(laneBase: UnsafeRawPointer, control: UnsafeMutableRawPointer?, info: lb_ring_info) {
-        head = laneBase.assumingMemoryBound(to: Atomic<UInt64>.self)
+        head = (laneBase + MemoryLayout<lb_lane_header>.offset(of: \.head)!).assumingMemoryBound(to: Atomic<UInt64>.self)
         descs = (laneBase + Int(info.desc_offset)).assumingMemoryBound(to: lb_desc.self)
         data = laneBase + Int(info.data_offset)
         slots = UInt64(info.desc_count)
         dataBytes = info.data_size
         maxCaplen = UInt64(info.max_caplen)
         if let control {
-            tail = control.assumingMemoryBound(to: Atomic<UInt64>.self)
+            tail = (control + MemoryLayout<lb_lane_control>.offset(of: \.tail)!).assumingMemoryBound(to: Atomic<UInt64>.self)
             consumerWaiting = (control + MemoryLayout<lb_lane_control>.offset(of: \.consumer_waiting)!)
                 .assumingMemoryBound(to: Atomic<UInt32>.self)
             producerWaiting = (control + MemoryLayout<lb_lane_control>.offset(of: \.producer_waiting)!)

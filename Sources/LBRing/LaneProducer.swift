@@ -44,11 +44,11 @@ public struct LaneProducer {
 
     init(head: UnsafeMutableRawPointer, control: UnsafeMutableRawPointer, descs: UnsafeMutableRawPointer,
          data: UnsafeMutableRawPointer, starts: UnsafeMutablePointer<UInt64>, geometry g: RingGeometry, doorbell: Int32) {
-        self.head = head.assumingMemoryBound(to: Atomic<UInt64>.self)
+        self.head = (head + MemoryLayout<lb_lane_header>.offset(of: \.head)!).assumingMemoryBound(to: Atomic<UInt64>.self)
         dropped = (head + MemoryLayout<lb_lane_header>.offset(of: \.dropped)!).assumingMemoryBound(to: Atomic<UInt64>.self)
         self.doorbell = doorbell
         reclaim = (head + MemoryLayout<lb_lane_header>.offset(of: \.reclaim)!).assumingMemoryBound(to: Atomic<UInt64>.self)
-        self.tail = control.assumingMemoryBound(to: Atomic<UInt64>.self)
+        self.tail = (control + MemoryLayout<lb_lane_control>.offset(of: \.tail)!).assumingMemoryBound(to: Atomic<UInt64>.self)
         consumerWaiting = (control + MemoryLayout<lb_lane_control>.offset(of: \.consumer_waiting)!)
             .assumingMemoryBound(to: Atomic<UInt32>.self)
         producerWaiting = (control + MemoryLayout<lb_lane_control>.offset(of: \.producer_waiting)!)
@@ -69,7 +69,7 @@ public struct LaneProducer {
     /// On success the caller fills `desc` and the bytes at `data + offset`, then calls `commit`.
     @inlinable @inline(__always)
     public mutating func reserve(bytes: Int) -> (desc: UnsafeMutablePointer<lb_desc>, offset: UInt64)? {
-        let need = UInt64(bytes &+ 63) & ~63
+        let need = UInt64(truncatingIfNeeded: bytes &+ 63) & ~63
         var pos = dataHead
         let within = pos & (dataBytes &- 1)
         if within &+ need > dataBytes { pos &+= dataBytes &- within }   // no record wraps

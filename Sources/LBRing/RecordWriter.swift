@@ -17,10 +17,9 @@ public struct RecordWriter {
         self.desc = desc; self.record = record; self.offset = offset
     }
 
-    /// Where the packet's bytes go: after `tunnelLength` bytes of tunnel info (0 or 64). The
-    /// caller copies at most the caplen it reserved.
-    @inlinable @inline(__always)
-    public func packet(tunnelLength: Int) -> UnsafeMutableRawPointer { record + tunnelLength }
+    /// Where the packet's bytes go: after `tunnelLength` bytes of tunnel info (0 or 64).
+    /// (Tests only: lb writes through the methods below.)
+    func packet(tunnelLength: Int) -> UnsafeMutableRawPointer { record + tunnelLength }
 
     /// The outer flow of the outermost tunnel, as struct lb_tunnel_info at the record's start.
     @inlinable @inline(__always)
@@ -67,6 +66,42 @@ public struct RecordWriter {
         desc.pointee.tunnel_len = UInt16(truncatingIfNeeded: tunnelLength)
         desc.pointee.input = input
         desc.pointee.reserved = (0, 0, 0)
+    }
+
+    /// Fills the descriptor with a copy of `template` (built in lb's own memory with
+    /// `lb_desc(ts:...)`), pointing at this record: one 64-byte copy, then `data_off`.
+    @inlinable @inline(__always)
+    public func describe(copying template: UnsafePointer<lb_desc>) {
+        desc.pointee = template.pointee
+        desc.pointee.data_off = offset &+ UInt64(truncatingIfNeeded: template.pointee.tunnel_len)
+    }
+
+    /// Copies `count` packet bytes to `at` bytes into the record (after the tunnel info, and
+    /// after a synthesized Ethernet header if there is one); the caller copies no more than
+    /// the caplen it reserved.
+    @inlinable @inline(__always)
+    public func writePacket(from src: UnsafeRawPointer, count: Int, at: Int) {
+        copyPacketBytes(to: record + at, from: src, count: count)
+    }
+
+    /// Writes the 14-byte Ethernet header the decoder asked for (EtherType `type`, the MACs
+    /// at offsets `dst` and `src` of `frame`, -1: zeros) where the packet starts, after
+    /// `tunnelLength` bytes of tunnel info.
+    @inlinable @inline(__always)
+    public func writeEthernetHeader(type: UInt16, dst: Int, src: Int, from frame: UnsafeRawBufferPointer, tunnelLength: Int) {
+        EthernetHeader.write(to: record + tunnelLength, frame: frame, type: type, dst: dst, src: src)
+    }
+}
+
+extension lb_desc {
+    /// A descriptor built in lb's own memory, for `RecordWriter.describe(copying:)`, which
+    /// sets `data_off` when it copies it into a record.
+    @inlinable @inline(__always)
+    public init(ts: UInt64, caplen: Int, wirelen: UInt32, hash: UInt64, flags: UInt32, l3: UInt16, encap: UInt8, depth: UInt8,
+                vni: UInt32, vlan: UInt16, tunnelLength: Int, input: UInt32) {
+        self.init(ts_ns: ts, data_off: 0, caplen: UInt32(truncatingIfNeeded: caplen), wirelen: wirelen, flow_hash: hash,
+                  flags: flags, l3_off: l3, encap: encap, depth: depth, vni: vni, vlan: vlan,
+                  tunnel_len: UInt16(truncatingIfNeeded: tunnelLength), input: input, reserved: (0, 0, 0))
     }
 }
 

@@ -122,12 +122,14 @@ public final class RingMemory: @unchecked Sendable {
 
     /// Published head of a lane (what the consumer can see).
     public func head(lane: Int) -> UInt64 {
-        laneBase(lane).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .acquiring)
+        (laneBase(lane) + MemoryLayout<lb_lane_header>.offset(of: \.head)!).assumingMemoryBound(to: Atomic<UInt64>.self)
+            .pointee.load(ordering: .acquiring)
     }
 
     /// The consumer's tail of a lane, as written by the consumer (not validated).
     public func tail(lane: Int) -> UInt64 {
-        laneControl(lane).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .acquiring)
+        (laneControl(lane) + MemoryLayout<lb_lane_control>.offset(of: \.tail)!).assumingMemoryBound(to: Atomic<UInt64>.self)
+            .pointee.load(ordering: .acquiring)
     }
 
     /// Packets published but not yet released, over every lane. The tails come from the
@@ -160,12 +162,15 @@ public final class RingMemory: @unchecked Sendable {
     /// What the consumer last reported about itself. Written by another process: the values
     /// are shown, never trusted.
     public func consumerReport() -> ConsumerReport {
-        let p = controlMap.base.assumingMemoryBound(to: Atomic<UInt64>.self)
-        // lb_consumer_report: pid+flags (word 0), heartbeat (1), processed (2), gaps (3), acks (4)
-        let w0 = p[0].load(ordering: .relaxed)
-        return ConsumerReport(pid: Int32(truncatingIfNeeded: w0 & 0xFFFF_FFFF), heartbeatNanos: p[1].load(ordering: .relaxed),
-                              packetsProcessed: p[2].load(ordering: .relaxed), lossGaps: p[3].load(ordering: .relaxed),
-                              lossAcks: p[4].load(ordering: .relaxed))
+        // struct lb_consumer_report at the start of CONTROL, read field by field
+        func word(_ field: KeyPath<lb_consumer_report, UInt64>) -> UInt64 {
+            (controlMap.base + MemoryLayout<lb_consumer_report>.offset(of: field)!).assumingMemoryBound(to: Atomic<UInt64>.self)
+                .pointee.load(ordering: .relaxed)
+        }
+        let pid = (controlMap.base + MemoryLayout<lb_consumer_report>.offset(of: \.pid)!).assumingMemoryBound(to: Atomic<Int32>.self)
+            .pointee.load(ordering: .relaxed)
+        return ConsumerReport(pid: pid, heartbeatNanos: word(\.heartbeat_ns), packetsProcessed: word(\.packets_processed),
+                              lossGaps: word(\.loss_gaps), lossAcks: word(\.loss_acks))
     }
 }
 

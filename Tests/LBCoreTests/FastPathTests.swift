@@ -22,6 +22,13 @@ struct FastPathTests {
         withUnsafeMutablePointer(to: &slow) { decoder.walk(f, link: .ethernet, into: $0) }
         var probe = Decoded()
         if withUnsafeMutablePointer(to: &probe, { decoder.fastDecode(f, into: $0) }) { taken += 1 }
+        // The data path's way: classify into memory, hash what is there (with the tuple mode
+        // as masks). The same flow hash as the walk's.
+        var ff = FastFrame()
+        if decoder.classify(f, into: &ff), withUnsafePointer(to: &ff, { decoder.flowHash($0) }) != decoder.flowHash(slow) {
+            Issue.record("the fast path's hash differs from the walk's for \(what())")
+            return false
+        }
         let value = decoder.decode(f, link: .ethernet)
         if value != slow || decoder.flowHash(value) != decoder.flowHash(slow) {
             Issue.record("decode() by value differs from the walk for \(what()): \(frame.prefix(96).map { String(format: "%02x", $0) }.joined())\nvalue: \(value)\nwalk: \(slow)")
@@ -96,6 +103,30 @@ struct FastPathTests {
         var probe = Decoded()
         #expect(vxlan.withUnsafeBytes { f in withUnsafeMutablePointer(to: &probe) { Decoder().fastDecode(f, into: $0) } })
         #expect(probe.depth == 1 && probe.vni == 42 && probe.key == inner4Key)
+    }
+
+    /// The fast path's hash (tuple mode as masks) against the general one, in every mode.
+    @Test func hashInEveryMode() {
+        let frames = [build([.ethernet(), .vlan(id: 7)] + inner4), build([.ethernet()] + inner6),
+                      build(outer4 + [.udp(sport: 40000, dport: 4789), .vxlan(vni: 42), .ethernet()] + inner4)]
+        var compared = 0
+        for tuple in [TupleMode.five, .three, .two] {
+            for vlan in [false, true] {
+                for vni in [false, true] {
+                    let decoder = Decoder(DecodeConfig(tuple: tuple, hashVLAN: vlan, hashVNI: vni))
+                    for frame in frames {
+                        frame.withUnsafeBytes { f in
+                            var ff = FastFrame()
+                            #expect(decoder.classify(f, into: &ff))
+                            let walk = decoder.decode(f, link: .ethernet)
+                            #expect(withUnsafePointer(to: &ff) { decoder.flowHash($0) } == decoder.flowHash(walk), "\(tuple) \(vlan) \(vni)")
+                            compared += 1
+                        }
+                    }
+                }
+            }
+        }
+        #expect(compared == 36)
     }
 
     @Test func randomFrames() {

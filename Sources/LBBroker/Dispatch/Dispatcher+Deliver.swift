@@ -36,43 +36,101 @@ extension Dispatcher {
                             flags: flags, l3: l3, encap: dp.pointee.encap.rawValue, depth: depth, vni: dp.pointee.vni,
                             vlan: dp.pointee.vlan, input: input, synthType: synth, synthDst: dp.pointee.synthDst,
                             synthSrc: dp.pointee.synthSrc)
-        let outer = (UnsafeRawPointer(dp) + MemoryLayout<Decoded>.offset(of: \.outer)!).assumingMemoryBound(to: TunnelEndpoints.self)
-        deliverPacket(packet, bytes, outer: outer)
+        deliverPacket(packet, bytes, outer: dp.pointer(to: \.outer)!)
     }
 
-    /// The same for a frame the fast path classified: no `Decoded` is written or read.
+    /// What is delivered of a frame the fast path classified (into `note.frame`), decided
+    /// before any ring is chosen: its descriptor (in `note`, all but `data_off`) and its
+    /// counts. No `Decoded` is written or read.
     @inline(__always)
-    mutating func deliverFast(_ f: Frame, _ ff: FastFrame, hash: UInt64) {
-        var flags: UInt32 = ff.tagged ? LB_F_VLAN : 0
-        if ff.vxlan {
+    func describeFast(_ fp: UnsafePointer<Frame>, _ ffp: UnsafePointer<FastFrame>, hash: UInt64,
+                      into note: UnsafeMutablePointer<FastNote>) {
+        let frame = fp.pointee.bytes
+        let tagged = ffp.pointee.tagged, vxlan = ffp.pointee.vxlan, start = ffp.pointee.start, end = ffp.pointee.end
+        var flags: UInt32 = tagged ? LB_F_VLAN : 0
+        if vxlan {
             flags |= keep ? LB_F_KEPT_ENCAP | LB_F_TUNNEL_INFO : LB_F_DECAPSULATED | LB_F_TUNNEL_INFO
             counters.add(encap: .vxlan)
-            fastOuter.pointee = ff.outer
         }
-        var caplen = ff.end &- ff.start
-        let count = f.bytes.count
-        let wire = ff.end == count ? caplen &+ max(0, f.wireLength &- count) : caplen
+        var caplen = end &- start
+        let count = frame.count
+        // never less than caplen, which truncation only lowers
+        let wire = end == count ? caplen &+ max(0, fp.pointee.wireLength &- count) : caplen
         if caplen > maxCaplen {
             caplen = maxCaplen
             flags |= LB_F_TRUNCATED
             counters.add(.truncated)
         }
-        let o = ff.l3 &- ff.start
+        let o = ffp.pointee.l3 &- start
         let l3: UInt16 = o < caplen ? UInt16(truncatingIfNeeded: o) : 0xFFFF
-        let packet = Packet(bytes: f.bytes.baseAddress.map { $0 + ff.start }, prefix: 0, caplen: caplen,
-                            wire: UInt32(clamping: max(wire, caplen)), tunnel: ff.vxlan ? 64 : 0, ts: f.timestampNanos,
-                            hash: hash, flags: flags, l3: l3, encap: ff.vxlan ? EncapKind.vxlan.rawValue : 0,
-                            depth: ff.vxlan ? 1 : 0, vni: ff.vni, vlan: ff.vlan, input: f.input, synthType: 0, synthDst: -1,
-                            synthSrc: -1)
-        deliverPacket(packet, f.bytes, outer: UnsafePointer(fastOuter))
+        note.pointee.desc = lb_desc(ts: fp.pointee.timestampNanos, caplen: caplen,
+                                    wirelen: UInt32(truncatingIfNeeded: min(wire, Int(UInt32.max))), hash: hash, flags: flags,
+                                    l3: l3, encap: vxlan ? EncapKind.vxlan.rawValue : 0, depth: vxlan ? 1 : 0, vni: ffp.pointee.vni,
+                                    vlan: ffp.pointee.vlan, tunnelLength: vxlan ? 64 : 0, input: fp.pointee.input)
+        note.pointee.bytes = frame.baseAddress.unsafelyUnwrapped + start   // classify took at least 42 bytes
+    }
+
+    /// Writes a frame the fast path described into one ring of every group. One group (the
+    /// common case) takes a path without the loop, which kept more values alive than there
+    /// are registers.
+    @inline(always)
+    mutating func deliverFast(_ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
+        let desc = note.pointer(to: \.desc)!
+        let hash = desc.pointee.flow_hash
+        if groupCount == 1 {
+            writeFast(ring: tables[0].ring(for: hash), note, src)
+        } else {
+            for g in 0..<groupCount { writeFast(ring: tables[g].ring(for: hash), note, src) }
+        }
+    }
+
+    @inline(always)
+    mutating func writeFast(ring: Int, _ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
+        let desc = note.pointer(to: \.desc)!
+        let caplen = Int(truncatingIfNeeded: desc.pointee.caplen), tunnel = Int(truncatingIfNeeded: desc.pointee.tunnel_len)
+        guard isAttached(ring) else {
+            drop(ring: ring, .droppedNoConsumer)
+            return
+        }
+        guard let record = producers[ring].reserveRecord(bytes: tunnel &+ caplen) ?? waitForRoom(ring: ring, bytes: tunnel &+ caplen)
+        else { return }
+        if tunnel != 0 { record.writeTunnelInfo(note.pointer(to: \.frame.outer)!, encap: desc.pointee.encap, vni: desc.pointee.vni) }
+        record.writePacket(from: src, count: caplen, at: tunnel)
+        record.describe(copying: desc)
+        producers[ring].commit()
+        countForwarded(ring: ring, bytes: caplen)
+    }
+
+    /// Whether ring `ring` has a consumer (SharedState.isAttached, without going through the
+    /// shared state object each time).
+    @inline(__always)
+    func isAttached(_ ring: Int) -> Bool { attached[ring].load(ordering: .relaxed) != 0 }
+
+    /// Counts a packet written into `ring` (Counters.add(ring:), through a pointer held here).
+    @inline(__always)
+    func countForwarded(ring: Int, bytes: Int) {
+        let c = ringCounters + ring &* Counters.ringStride
+        let f = c + Counters.R.forwarded.rawValue, b = c + Counters.R.forwardedBytes.rawValue
+        f.pointee.store(f.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        b.pointee.store(b.pointee.load(ordering: .relaxed) &+ UInt64(truncatingIfNeeded: bytes), ordering: .relaxed)
     }
 
     /// Writes the packet into one ring of every group.
-    @inline(__always)
+    @inline(always)
     mutating func deliverPacket(_ packet: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>) {
         for g in 0..<groupCount {
             write(ring: tables[g].ring(for: packet.hash), packet, frame, outer: outer)
         }
+    }
+
+    /// What the fast path decided for one frame of a batch (`handleBatch`'s first pass).
+    struct FastNote {
+        /// the descriptor, all but `data_off`
+        var desc = lb_desc()
+        /// the first byte to deliver; nil: the frame goes the general way
+        var bytes: UnsafeRawPointer? = nil
+        /// what the fast path found (written by `Decoder.classify(_:into:)`)
+        var frame = FastFrame()
     }
 
     /// What goes into every group's ring, computed once per packet.
@@ -97,9 +155,9 @@ extension Dispatcher {
         let synthSrc: Int
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func write(ring: Int, _ p: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>) {
-        guard shared.isAttached(ring) else {
+        guard isAttached(ring) else {
             drop(ring: ring, .droppedNoConsumer)
             return
         }
@@ -110,14 +168,14 @@ extension Dispatcher {
         }
         let record = slot!
         if p.tunnel != 0 { record.writeTunnelInfo(outer, encap: p.encap, vni: p.vni) }
-        let out = record.packet(tunnelLength: p.tunnel)
-        if p.prefix != 0 { EthernetHeader.write(to: out, frame: frame, type: p.synthType, dst: p.synthDst, src: p.synthSrc) }
-        if let src = p.bytes { copyPacketBytes(to: out + p.prefix, from: src, count: p.caplen &- p.prefix) }
+        if p.prefix != 0 {
+            record.writeEthernetHeader(type: p.synthType, dst: p.synthDst, src: p.synthSrc, from: frame, tunnelLength: p.tunnel)
+        }
+        if let src = p.bytes { record.writePacket(from: src, count: p.caplen &- p.prefix, at: p.tunnel &+ p.prefix) }
         record.describe(ts: p.ts, caplen: p.caplen, wirelen: p.wire, hash: p.hash, flags: p.flags, l3: p.l3, encap: p.encap,
                         depth: p.depth, vni: p.vni, vlan: p.vlan, tunnelLength: p.tunnel, input: p.input)
         producers[ring].commit()
-        counters.add(ring: ring, .forwarded)
-        counters.add(ring: ring, .forwardedBytes, UInt64(truncatingIfNeeded: p.caplen))
+        countForwarded(ring: ring, bytes: p.caplen)
     }
 
     /// Counts a packet dropped for `ring`, in lb's stats and in the ring's lane header (where

@@ -75,6 +75,9 @@ public struct Dispatcher: ~Copyable {
     let groupCount: Int
     let shared: SharedState
     let counters: Counters
+    /// `shared`'s attached flags and `counters`' per-ring block, held for the per-packet path
+    let attached: UnsafeMutablePointer<Atomic<UInt32>>
+    let ringCounters: UnsafeMutablePointer<Atomic<UInt64>>
     let maxCaplen: Int
     let keep: Bool
     let backpressure: Bool
@@ -87,11 +90,16 @@ public struct Dispatcher: ~Copyable {
     let scratch: UnsafeMutablePointer<Decoded>
     /// where a packet the fragment table releases is put for delivery
     let readyScratch: UnsafeMutablePointer<Decoded>
-    /// the tunnel of the frame the fast path is delivering
-    let fastOuter: UnsafeMutablePointer<TunnelEndpoints>
+    /// per frame of a batch: what the fast path found and decided
+    let fastNotes: UnsafeMutablePointer<FastNote>
     var lastTimestamp: UInt64 = 0
+    /// the link type the fast path takes (Ethernet), or none (`useFastPath` off)
+    var fastLinkType = LinkType.ethernet.rawValue
     /// off only in tests, to compare the fast path's deliveries with the general path's
-    var useFastPath = true
+    var useFastPath: Bool {
+        get { fastLinkType == LinkType.ethernet.rawValue }
+        set { fastLinkType = newValue ? LinkType.ethernet.rawValue : .max }
+    }
     var lastLinkRaw: UInt32 = .max
     var lastLink: LinkType? = nil
     /// the rings the producers point into; held so they live as long as the dispatcher
@@ -123,6 +131,8 @@ public struct Dispatcher: ~Copyable {
         groupCount = groups.count
         self.shared = shared
         self.counters = counters ?? shared.counters
+        attached = shared.attached
+        ringCounters = self.counters.block + Counters.ringBase
         maxCaplen = groups.first?.first?.geometry.maxCaplen ?? 9216
         keep = config.decode.keepEncapsulation
         backpressure = config.backpressure
@@ -135,8 +145,8 @@ public struct Dispatcher: ~Copyable {
         scratch.initialize(to: Decoded())
         readyScratch = .allocate(capacity: 1)
         readyScratch.initialize(to: Decoded())
-        fastOuter = .allocate(capacity: 1)
-        fastOuter.initialize(to: TunnelEndpoints())
+        fastNotes = .allocate(capacity: config.batch)
+        fastNotes.initialize(repeating: FastNote(), count: config.batch)
         owners = groups
     }
 
@@ -149,7 +159,7 @@ public struct Dispatcher: ~Copyable {
         frames.deallocate()
         scratch.deallocate()
         readyScratch.deallocate()
-        fastOuter.deallocate()
+        fastNotes.deallocate()
         decoder.deallocate()
     }
 
@@ -202,22 +212,57 @@ public struct Dispatcher: ~Copyable {
         mirrorFragmentCounters()
     }
 
-    /// Handles the first n frames and counts them.
+    /// Handles the first n frames and counts them, in two passes over the batch: the first
+    /// classifies and hashes every frame the fast path takes and notes its descriptor (in
+    /// `fastNotes`), the second delivers every frame in order, by its note or by the general
+    /// path. Each pass is a function of its own with few values alive across its loop: one
+    /// loop doing everything kept too many alive at once and spilled them (and a call per
+    /// packet between the two halves passed them through memory anyway).
     @inline(__always)
     mutating func handleBatch(_ n: Int, _ decoder: Decoder) {
-        var bytes: UInt64 = 0
-        for i in 0..<n {
-            bytes &+= UInt64(truncatingIfNeeded: frames[i].wireLength)
-            handle(frames[i], decoder)
-        }
+        let bytes = classifyBatch(n, decoder)
+        deliverBatch(n, decoder)
+        lastTimestamp = frames[n &- 1].timestampNanos
         counters.add(.received, UInt64(n))
         counters.add(.receivedBytes, bytes)
     }
 
-    /// Decodes one frame and delivers it (each A-MSDU subframe on its own).
-    @inline(__always)
-    mutating func handle(_ f: Frame, _ decoder: Decoder) {
-        lastTimestamp = f.timestampNanos
+    /// The first pass: for each frame the fast path takes, its descriptor (all but where
+    /// it will be) and where its bytes start; returns the bytes on the wire.
+    @inline(never)
+    func classifyBatch(_ n: Int, _ decoder: Decoder) -> UInt64 {
+        var bytes: UInt64 = 0
+        for i in 0..<n {
+            let fp = UnsafePointer(frames + i)
+            bytes &+= UInt64(truncatingIfNeeded: fp.pointee.wireLength)
+            let note = fastNotes + i
+            let ff = note.pointer(to: \.frame)!
+            if fp.pointee.linkType == fastLinkType && decoder.classify(fp.pointee.bytes, into: ff) {
+                describeFast(fp, UnsafePointer(ff), hash: decoder.flowHash(UnsafePointer(ff)), into: note)
+            } else {
+                note.pointee.bytes = nil
+            }
+        }
+        return bytes
+    }
+
+    /// The second pass: delivers every frame, in order.
+    @inline(never)
+    mutating func deliverBatch(_ n: Int, _ decoder: Decoder) {
+        for i in 0..<n {
+            let note = UnsafePointer(fastNotes + i)
+            if let src = note.pointee.bytes {
+                deliverFast(note, src)
+            } else {
+                handleSlow(frames + i, decoder)
+            }
+        }
+    }
+
+    /// Every frame the fast path does not take: the general decode, fragments, subframes.
+    @inline(never)
+    mutating func handleSlow(_ fp: UnsafePointer<Frame>, _ decoder: Decoder) {
+        let f = fp.pointee
         // Frames of a source mostly share one link type: convert only when it changes.
         if f.linkType != lastLinkRaw {
             lastLinkRaw = f.linkType
@@ -225,11 +270,6 @@ public struct Dispatcher: ~Copyable {
         }
         guard let link = lastLink else {
             deliverOpaque(f)
-            return
-        }
-        // The common shapes skip the general decode and the Decoded value altogether.
-        if useFastPath && link == .ethernet, let ff = decoder.classify(f.bytes) {
-            deliverFast(f, ff, hash: decoder.flowHash(ff))
             return
         }
         let d = UnsafePointer(scratch)
@@ -278,7 +318,13 @@ public struct Dispatcher: ~Copyable {
     }
 
     /// Delivers what the fragment table released.
+    @inline(__always)
     mutating func drainFragments() {
+        if fragments.hasReady { drainReady() }
+    }
+
+    @inline(never)
+    mutating func drainReady() {
         while let r = fragments.popReady() {
             var flags: UInt32 = r.synthesized ? LB_F_SYNTH_ETHERNET : 0
             if r.reassembled { flags |= LB_F_REASSEMBLED }

@@ -1,6 +1,6 @@
 /// A UDP port that carries a tunnel.
 @frozen
-public struct TunnelPort: Equatable, Sendable {
+public struct TunnelPort: Hashable, Sendable {
     public var port: UInt16
     public var kind: EncapKind
     public init(_ port: UInt16, _ kind: EncapKind) { self.port = port; self.kind = kind }

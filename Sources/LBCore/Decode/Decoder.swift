@@ -13,8 +13,8 @@ public struct TunnelPortTable: @unchecked Sendable {   // the entries are immuta
     public static let capacity = 32
     @usableFromInline let low: UInt64
     @usableFromInline let high: UInt64
-    /// port << 8 | kind, `count` of them
-    @usableFromInline let entries: UnsafePointer<UInt32>
+    /// `count` of them
+    @usableFromInline let entries: UnsafePointer<TunnelPort>
     public let count: Int
 
     public init(_ list: [TunnelPort]) {
@@ -27,25 +27,23 @@ public struct TunnelPortTable: @unchecked Sendable {   // the entries are immuta
         low = lo
         high = hi
         count = list.count
-        entries = TunnelPortTable.intern(list.map { UInt32($0.port) << 8 | UInt32($0.kind.rawValue) })
+        entries = TunnelPortTable.intern(list)
     }
 
     /// One immutable copy of each distinct entry list, never freed.
-    static let interned = Mutex<[[UInt32]: UnsafePointer<UInt32>]>([:])
+    static let interned = Mutex<[[TunnelPort]: UnsafePointer<TunnelPort>]>([:])
 
-    static func intern(_ entries: [UInt32]) -> UnsafePointer<UInt32> {
+    static func intern(_ entries: [TunnelPort]) -> UnsafePointer<TunnelPort> {
         interned.withLock { table in
             if let p = table[entries] { return p }
-            let p = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, entries.count))
+            let p = UnsafeMutablePointer<TunnelPort>.allocate(capacity: max(1, entries.count))
             p.initialize(from: entries, count: entries.count)
             table[entries] = UnsafePointer(p)
             return UnsafePointer(p)
         }
     }
 
-    public var list: [TunnelPort] {
-        (0..<count).map { TunnelPort(UInt16(entries[$0] >> 8), EncapKind(rawValue: UInt8(truncatingIfNeeded: entries[$0])) ?? .none) }
-    }
+    public var list: [TunnelPort] { Array(UnsafeBufferPointer(start: entries, count: count)) }
 
     @inlinable @inline(__always)
     func mayMatch(_ port: UInt16) -> Bool {
@@ -60,9 +58,17 @@ public struct TunnelPortTable: @unchecked Sendable {   // the entries are immuta
     }
 
     @usableFromInline @inline(never)
-    static func lookup(_ e: UnsafePointer<UInt32>, _ n: Int, _ sport: UInt16, _ dport: UInt16) -> EncapKind {
-        for i in 0..<n where e[i] >> 8 == UInt32(dport) { return EncapKind(rawValue: UInt8(truncatingIfNeeded: e[i])) ?? .none }
-        for i in 0..<n where e[i] >> 8 == UInt32(sport) { return EncapKind(rawValue: UInt8(truncatingIfNeeded: e[i])) ?? .none }
+    static func lookup(_ e: UnsafePointer<TunnelPort>, _ n: Int, _ sport: UInt16, _ dport: UInt16) -> EncapKind {
+        var i = 0
+        while i < n {
+            if e[i].port == dport { return e[i].kind }
+            i &+= 1
+        }
+        i = 0
+        while i < n {
+            if e[i].port == sport { return e[i].kind }
+            i &+= 1
+        }
         return .none
     }
 }
@@ -96,6 +102,11 @@ public struct Decoder: Sendable {
     public let hashVLAN: Bool
     public let hashVNI: Bool
     public let seeds: HashSeeds
+    /// The tuple mode for keys with ports (all the fast path finds), as masks on the ports and
+    /// the protocol, and `hashVNI` as a mask on the VNI: no branch on the mode per packet.
+    @usableFromInline let portMask: UInt64
+    @usableFromInline let protoMask: UInt64
+    @usableFromInline let vniMask: UInt32
 
     public init(_ config: DecodeConfig = DecodeConfig()) {
         params = WalkParams(config: WalkConfig(keepEncapsulation: config.keepEncapsulation, maxDepth: config.maxDepth,
@@ -105,6 +116,9 @@ public struct Decoder: Sendable {
         hashVLAN = config.hashVLAN
         hashVNI = config.hashVNI
         seeds = config.seeds
+        portMask = config.tuple == .five ? 0xFFFF : 0
+        protoMask = config.tuple == .two ? 0 : 0xFF
+        vniMask = config.hashVNI ? .max : 0
     }
 
     /// The configuration this decoder was made with.
@@ -186,6 +200,16 @@ public struct Decoder: Sendable {
     /// The same for what the fast path found.
     @inlinable @inline(__always)
     public func flowHash(_ f: FastFrame) -> UInt64 { flowHash(f.key, vni: f.vni, vlan: f.vlan, tagged: f.tagged) }
+
+    /// The same, for what the fast path wrote into memory: its keys always have ports, which
+    /// lets the tuple mode be applied with masks (`FlowHash.hash(ports:...)`, equal to
+    /// `flowHash(f.pointee)`).
+    @inlinable @inline(__always)
+    public func flowHash(_ f: UnsafePointer<FastFrame>) -> UInt64 {
+        var extra = f.pointee.vni & vniMask
+        if hashVLAN && f.pointee.tagged { extra = extra &* 0x9E37_79B1 &+ UInt32(f.pointee.vlan) &+ 1 }
+        return FlowHash.hash(ports: f.pointee.key, portMask: portMask, protoMask: protoMask, extra: extra, seeds: seeds)
+    }
 
     /// The same, for a value the data path decoded in place.
     @inlinable @inline(__always)

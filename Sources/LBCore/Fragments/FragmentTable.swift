@@ -100,10 +100,10 @@ public struct FragmentTable: ~Copyable {
     let scratch: UnsafeMutableRawPointer
     static let scratchSize = 65535 + 64
     /// released packets waiting for the dispatcher (indices into `held`, or -2 for scratch)
-    var ready: [Int32]
+    @usableFromInline var ready: [Int32]
     var readyHash: [UInt64]
-    var readyHead = 0
-    var scratchReady: Ready? = nil
+    @usableFromInline var readyHead = 0
+    @usableFromInline var scratchReady: Ready? = nil
     /// held slots to free once the dispatcher has taken the ready packets
     var toFree: [Int32]
     var nextSweep: UInt64 = 0
@@ -228,6 +228,10 @@ public struct FragmentTable: ~Copyable {
             }
         }
     }
+
+    /// Whether `popReady` has something (a cheap check for the data path's every batch).
+    @inlinable
+    public var hasReady: Bool { scratchReady != nil || readyHead < ready.count }
 
     /// The next released packet, valid until the next call into the table.
     public mutating func popReady() -> Ready? {

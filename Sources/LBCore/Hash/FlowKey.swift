@@ -95,4 +95,15 @@ public enum FlowHash {
         let tail = proto | link | UInt64(extra) << 32
         return mum((a &+ b) ^ s.k4, tail ^ s.k5)
     }
+
+    /// `hash` for a key of kind `.ports`, with the tuple mode as masks: the ports are kept
+    /// under `portMask` (0xFFFF for five-tuple, else 0), the protocol under `protoMask` (0 for
+    /// two-tuple, else 0xFF).
+    @inlinable @inline(__always)
+    public static func hash(ports key: FlowKey, portMask: UInt64, protoMask: UInt64, extra: UInt32, seeds s: HashSeeds) -> UInt64 {
+        let a = endpoint(key.srcHi, key.srcLo, UInt64(key.sport) & portMask, s)
+        let b = endpoint(key.dstHi, key.dstLo, UInt64(key.dport) & portMask, s)
+        let tail = UInt64(key.proto) & protoMask | UInt64(extra) << 32
+        return mum((a &+ b) ^ s.k4, tail ^ s.k5)
+    }
 }
