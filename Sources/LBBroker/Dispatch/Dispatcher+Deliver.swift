@@ -31,12 +31,15 @@ extension Dispatcher {
             let o = l3At &- start &+ prefix
             if o < caplen { l3 = UInt16(truncatingIfNeeded: o) }
         }
+        let skip = shuntActive ? shuntMask(dp.pointer(to: \.key)!, extra: hashExtra(vni: dp.pointee.vni, vlan: dp.pointee.vlan, tagged: dp.pointee.hasVLAN),
+                                           frame: bytes, l3: l3At, bytes: max(wire, caplen), hash: hash) : 0
+        if skip != 0 && skip == allGroups { return }
         let packet = Packet(bytes: bytes.baseAddress.map { $0 + start }, prefix: prefix, caplen: caplen,
                             wire: UInt32(clamping: max(wire, caplen)), tunnel: depth > 0 ? 64 : 0, ts: ts, hash: hash,
                             flags: flags, l3: l3, encap: dp.pointee.encap.rawValue, depth: depth, vni: dp.pointee.vni,
                             vlan: dp.pointee.vlan, input: input, synthType: synth, synthDst: dp.pointee.synthDst,
                             synthSrc: dp.pointee.synthSrc)
-        deliverPacket(packet, bytes, outer: dp.pointer(to: \.outer)!)
+        deliverPacket(packet, bytes, outer: dp.pointer(to: \.outer)!, skip: skip)
     }
 
     /// What is delivered of a frame the fast path classified (into `note.frame`), decided
@@ -77,6 +80,10 @@ extension Dispatcher {
     mutating func deliverFast(_ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
         let desc = note.pointer(to: \.desc)!
         let hash = desc.pointee.flow_hash
+        if shuntActive {
+            deliverFastShunting(note, src)
+            return
+        }
         if groupCount == 1 {
             writeFast(ring: tables[0].ring(for: hash), note, src)
         } else {
@@ -117,8 +124,8 @@ extension Dispatcher {
 
     /// Writes the packet into one ring of every group.
     @inline(always)
-    mutating func deliverPacket(_ packet: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>) {
-        for g in 0..<groupCount {
+    mutating func deliverPacket(_ packet: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>, skip: UInt64) {
+        for g in 0..<groupCount where skip & (1 << UInt64(g & 63)) == 0 {
             write(ring: tables[g].ring(for: packet.hash), packet, frame, outer: outer)
         }
     }

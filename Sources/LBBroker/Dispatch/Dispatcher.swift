@@ -22,6 +22,8 @@ public struct DispatchConfig: Sendable {
     /// is published at once. 1: after every batch from the source (capture replay).
     public var publishBatch = 1
     public var publishDelayNanos: UInt64 = 0
+    /// the most flows each group's shunt table holds (allocated at the first shunt request)
+    public var shuntCapacity = 65536
     public init() {}
 }
 
@@ -104,6 +106,14 @@ public struct Dispatcher: ~Copyable {
     var lastLink: LinkType? = nil
     /// the rings the producers point into; held so they live as long as the dispatcher
     let owners: [[RingMemory]]
+    /// shunting (Dispatcher+Shunt.swift): requests come through the channel; one table per
+    /// group, made at the first request; `shuntActive` while any table holds an entry
+    let shuntChannel: ShuntChannel?
+    var shuntTables: UnsafeMutablePointer<ShuntTable>? = nil
+    var shuntActive = false
+    let shuntCapacity: Int
+    let hashVNI: Bool
+    let hashVLAN: Bool
 
     /// `groups` lists, per group, its rings' memory in ring order. A dispatcher writes into
     /// `lane` of every ring and counts into `counters` (default: the shared ones); several
@@ -148,6 +158,10 @@ public struct Dispatcher: ~Copyable {
         fastNotes = .allocate(capacity: config.batch)
         fastNotes.initialize(repeating: FastNote(), count: config.batch)
         owners = groups
+        shuntChannel = lane < shared.shuntChannels.count ? shared.shuntChannels[lane] : nil
+        shuntCapacity = config.shuntCapacity
+        hashVNI = config.decode.hashVNI
+        hashVLAN = config.decode.hashVLAN
     }
 
     deinit {
@@ -161,6 +175,10 @@ public struct Dispatcher: ~Copyable {
         readyScratch.deallocate()
         fastNotes.deallocate()
         decoder.deallocate()
+        if let t = shuntTables {
+            t.deinitialize(count: groupCount)
+            t.deallocate()
+        }
     }
 
     /// Runs until the source is finished or a stop is requested. At the end every fragment
@@ -173,6 +191,7 @@ public struct Dispatcher: ~Copyable {
         var unpublished = 0                 // packets taken since the last publishAll (live)
         var firstUnpublished: UInt64 = 0    // when the first of them came
         while !shared.stopRequested {
+            if let ch = shuntChannel, ch.hasCommands { applyShuntCommands(ch) }
             let n = source.receive(into: frames, max: batch)
             if n == 0 {
                 if source.finished { break }
@@ -181,6 +200,7 @@ public struct Dispatcher: ~Copyable {
                 continue
             }
             handleBatch(n, decoder)
+            if shuntActive { expireShunts() }
             fragments.sweep(now: lastTimestamp)
             drainFragments()
             if publishBatch == 1 {

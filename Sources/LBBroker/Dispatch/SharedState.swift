@@ -21,6 +21,8 @@ public final class SharedState: @unchecked Sendable {
     /// bucket tables shared by every dispatcher and moved by failover (set before any
     /// dispatcher is made; nil: each dispatcher keeps its own fixed tables)
     public var buckets: BucketTables? = nil
+    /// shunt requests to each data-path thread (lane), set before they start (none: no shunting)
+    public var shuntChannels: [ShuntChannel] = []
 
     public init(ringCount: Int) {
         self.ringCount = ringCount

@@ -18,9 +18,11 @@ public final class Counters: @unchecked Sendable {
     /// Per-ring counters.
     public enum R: Int, CaseIterable {
         case forwarded = 0, forwardedBytes, droppedFull, droppedNoConsumer, droppedStalled, truncated
+        /// packets (and their bytes) this ring would have received but a shunt stopped
+        case shunted, shuntedBytes
     }
 
-    static let ringStride = 6          // R's cases
+    static let ringStride = 8          // R's cases
     static let encapBase = 32
     static let errorBase = encapBase + 16
     static let ringBase = errorBase + 64

@@ -80,6 +80,13 @@ public struct ShuntTable: ~Copyable {
         /// packets and bytes stopped, [forward, reverse]
         public var packets: (UInt64, UInt64)
         public var bytes: (UInt64, UInt64)
+        public init(rule: Rule, addedNanos: UInt64 = 0, lastNanos: UInt64 = 0, packets: (UInt64, UInt64) = (0, 0),
+                    bytes: (UInt64, UInt64) = (0, 0)) {
+            self.rule = rule; self.addedNanos = addedNanos; self.lastNanos = lastNanos
+            self.packets = packets; self.bytes = bytes
+        }
+        /// An empty entry (no flow), for replies that carry none.
+        public static let none = Entry(rule: Rule(src: Endpoint(hi: 0, lo: 0, port: 0), dst: Endpoint(hi: 0, lo: 0, port: 0), proto: 0))
         public static func == (x: Entry, y: Entry) -> Bool {
             x.rule == y.rule && x.addedNanos == y.addedNanos && x.lastNanos == y.lastNanos
                 && x.packets == y.packets && x.bytes == y.bytes
@@ -112,8 +119,7 @@ public struct ShuntTable: ~Copyable {
     struct Slot {
         var used = false
         var hash: UInt64 = 0
-        var entry = Entry(rule: Rule(src: Endpoint(hi: 0, lo: 0, port: 0), dst: Endpoint(hi: 0, lo: 0, port: 0), proto: 0),
-                          addedNanos: 0, lastNanos: 0, packets: (0, 0), bytes: (0, 0))
+        var entry = Entry.none
     }
 
     let slots: UnsafeMutablePointer<Slot>

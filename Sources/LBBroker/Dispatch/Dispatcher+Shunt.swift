@@ -1,0 +1,138 @@
+import CLBRing
+import LBCore
+import LBRing
+
+// Shunting on the data path: a packet whose flow a group's table holds (in the packet's
+// direction) is not written into that group's ring, and counted for the ring it would have
+// reached. With no entry in any table (`shuntActive` false) the only cost is that flag.
+// Groups beyond the 64th cannot be shunted (the per-packet mask has 64 bits).
+
+extension Dispatcher {
+    /// Bits of every group that a mask can name.
+    var allGroups: UInt64 {
+        groupCount >= 64 ? (groupCount == 64 ? .max : 0) : (1 << UInt64(groupCount)) &- 1
+    }
+
+    /// The value the hash mixes in besides the flow (`Decoder.flowHash`): the innermost VNI and
+    /// the outermost VLAN when the options ask for them. Shunt entries are keyed the same way.
+    @inline(__always)
+    func hashExtra(vni: UInt32, vlan: UInt16, tagged: Bool) -> UInt32 {
+        var extra: UInt32 = 0
+        if hashVNI { extra = vni }
+        if hashVLAN && tagged { extra = extra &* 0x9E37_79B1 &+ UInt32(vlan) &+ 1 }
+        return extra
+    }
+
+    /// The groups (bit g) whose table shunts this packet; counts it for each.
+    @inline(never)
+    mutating func shuntMask(_ key: UnsafePointer<FlowKey>, extra: UInt32, frame: UnsafeRawBufferPointer, l3: Int, bytes: Int,
+                            hash: UInt64) -> UInt64 {
+        guard let t = shuntTables, key.pointee.kind == .ports || key.pointee.kind == .addresses else { return 0 }
+        let control = Self.isTCPControl(frame, l3: l3, proto: key.pointee.proto)
+        let now = lastTimestamp
+        var mask: UInt64 = 0
+        for g in 0..<min(groupCount, 64) where !t[g].isEmpty {
+            if t[g].shunts(key.pointee, extra: extra, bytes: bytes, now: now, control: control) {
+                mask |= 1 << UInt64(g)
+                let ring = tables[g].ring(for: hash)
+                counters.add(ring: ring, .shunted)
+                counters.add(ring: ring, .shuntedBytes, UInt64(truncatingIfNeeded: bytes))
+            }
+        }
+        return mask
+    }
+
+    /// A fast-path frame while some table holds entries: the groups that do not shunt it get it.
+    @inline(never)
+    mutating func deliverFastShunting(_ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
+        let desc = note.pointer(to: \.desc)!
+        let ff = note.pointer(to: \.frame)!
+        let frameStart = src - ff.pointee.start
+        let frame = UnsafeRawBufferPointer(start: frameStart, count: ff.pointee.end)
+        let skip = shuntMask(ff.pointer(to: \.key)!, extra: hashExtra(vni: ff.pointee.vni, vlan: ff.pointee.vlan, tagged: ff.pointee.tagged),
+                             frame: frame, l3: ff.pointee.l3, bytes: Int(desc.pointee.wirelen), hash: desc.pointee.flow_hash)
+        for g in 0..<groupCount where g >= 64 || skip & (1 << UInt64(g)) == 0 {
+            writeFast(ring: tables[g].ring(for: desc.pointee.flow_hash), note, src)
+        }
+    }
+
+    /// A TCP segment with SYN, FIN or RST: always delivered, so the analyzer sees how a shunted
+    /// connection ends. Read from the innermost IP header (IPv6: only without extension headers).
+    static func isTCPControl(_ f: UnsafeRawBufferPointer, l3: Int, proto: UInt8) -> Bool {
+        guard proto == 6, l3 >= 0, f.count - l3 >= 20 else { return false }
+        let v = f[l3] >> 4
+        var l4 = 0
+        if v == 4 {
+            l4 = l3 + Int(f[l3] & 0x0F) * 4
+        } else if v == 6 && f.count - l3 >= 40 && f[l3 + 6] == 6 {
+            l4 = l3 + 40
+        } else {
+            return false
+        }
+        guard f.count - l4 >= 14 else { return false }
+        return f[l4 + 13] & 0x07 != 0          // FIN 0x01, SYN 0x02, RST 0x04
+    }
+
+    /// Applies the control thread's requests (between batches).
+    @inline(never)
+    mutating func applyShuntCommands(_ ch: ShuntChannel) {
+        while let c = ch.nextCommand() {
+            guard c.group >= 0 && c.group < min(groupCount, 64) else {
+                _ = ch.reply(.init(kind: .notFound, group: c.group, token: c.token, entry: .none, reason: .removed, total: 0))
+                continue
+            }
+            let t = tablesForShunting()
+            switch c.op {
+            case .add:
+                let kind: ShuntChannel.ReplyKind
+                switch t[c.group].add(c.rule, now: lastTimestamp) {
+                case .added: kind = .added
+                case .updated: kind = .updated
+                case .full: kind = .full
+                }
+                _ = ch.reply(.init(kind: kind, group: c.group, token: c.token, entry: .none, reason: .removed, total: t[c.group].count))
+            case .remove:
+                if let e = t[c.group].remove(c.rule) {
+                    _ = ch.reply(.init(kind: .removed, group: c.group, token: c.token, entry: e, reason: .removed, total: 0))
+                } else {
+                    _ = ch.reply(.init(kind: .notFound, group: c.group, token: c.token, entry: .none, reason: .removed, total: 0))
+                }
+            case .list:
+                let all = t[c.group].list()
+                for e in all { _ = ch.reply(.init(kind: .listEntry, group: c.group, token: c.token, entry: e, reason: .removed, total: 0)) }
+                _ = ch.reply(.init(kind: .listEnd, group: c.group, token: c.token, entry: .none, reason: .removed, total: all.count))
+            }
+        }
+        reportShunts(ch)
+    }
+
+    /// Ends entries past their timeouts (a bounded sweep per batch) and reports them.
+    @inline(never)
+    mutating func expireShunts() {
+        guard let t = shuntTables, let ch = shuntChannel else { return }
+        for g in 0..<min(groupCount, 64) where !t[g].isEmpty { t[g].expire(now: lastTimestamp) }
+        reportShunts(ch)
+    }
+
+    /// Sends the ended entries to the control thread, mirrors the counters, updates `shuntActive`.
+    mutating func reportShunts(_ ch: ShuntChannel) {
+        guard let t = shuntTables else { return }
+        var active = false
+        for g in 0..<min(groupCount, 64) {
+            for e in t[g].takeEnded() {
+                _ = ch.reply(.init(kind: .ended, group: g, token: 0, entry: e.entry, reason: e.reason, total: 0))
+            }
+            ch.mirror(group: g, t[g].counters)
+            active = active || !t[g].isEmpty
+        }
+        shuntActive = active
+    }
+
+    mutating func tablesForShunting() -> UnsafeMutablePointer<ShuntTable> {
+        if let t = shuntTables { return t }
+        let t = UnsafeMutablePointer<ShuntTable>.allocate(capacity: groupCount)
+        for g in 0..<groupCount { (t + g).initialize(to: ShuntTable(capacity: g < 64 ? shuntCapacity : 1)) }
+        shuntTables = t
+        return t
+    }
+}
