@@ -161,8 +161,15 @@ public enum Broker {
     static func serve(_ ingress: any Ingress, _ config: BrokerConfig, _ s: Setup, stdout: Int32,
                       log: @escaping @Sendable (String) -> Void) throws(BrokerError) -> Int32 {
         s.shared.laneCounters = ingress.laneCounters(ringCount: s.shared.ringCount)
+        s.shared.shuntChannels = (0..<ingress.lanes).map { _ in ShuntChannel(groupCount: s.groupMemories.count) }
+        let server = s.server
+        server.shunts = ShuntService(channels: s.shared.shuntChannels, groups: s.groupMemories.map { $0.first?.name.group ?? "" },
+                                     hashVNI: config.dispatch.decode.hashVNI, hashVLAN: config.dispatch.decode.hashVLAN) {
+            fd, error, message, lines in server.sendText(fd, error: error, message: message, lines: lines)
+        }
         let ops = try Operations.install(config: config, isLive: ingress.isLive, server: s.server, records: s.records,
                                          shared: s.shared, log: log)
+        ops.shunts = server.shunts
         let reporter = StatsReporter(operations: ops)
         ingress.report(to: ops, reporter, shared: s.shared)
 

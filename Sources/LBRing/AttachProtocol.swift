@@ -10,7 +10,12 @@ public enum AttachProtocol {
         case tap = 2
         /// lb answers with its stats (JSON lines) after the reply, then closes
         case stats = 3
+        /// a shunt request: its text follows the request in the same message (`encode(_:payload:)`)
+        case shunt = 4
     }
+
+    /// The longest text a shunt request may carry.
+    public static let maxPayload = 1024
 
     public struct Request: Equatable, Sendable {
         public var group: String
@@ -46,6 +51,22 @@ public enum AttachProtocol {
             for (i, b) in r.group.utf8.prefix(Int(LB_GROUP_NAME_MAX) - 1).enumerated() { dst[i] = b }
         }
         return withUnsafeBytes(of: &m) { Array($0) }
+    }
+
+    /// A request with text after it (a shunt request).
+    public static func encode(_ r: Request, payload: String) -> [UInt8] {
+        encode(r) + Array(payload.utf8.prefix(maxPayload))
+    }
+
+    /// Parses a request and the text after it: only a shunt request may carry text (at most
+    /// `maxPayload` bytes of UTF-8); nil for anything else that is not exactly a request.
+    public static func decodeRequest(withPayload bytes: UnsafeRawBufferPointer) -> (Request, String)? {
+        guard bytes.count >= requestSize else { return nil }
+        guard let r = decodeRequest(UnsafeRawBufferPointer(rebasing: bytes[..<requestSize])) else { return nil }
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[requestSize...])
+        guard rest.isEmpty || (r.mode == .shunt && rest.count <= maxPayload) else { return nil }
+        guard let text = String(validating: rest, as: UTF8.self) else { return nil }
+        return (r, text)
     }
 
     /// Parses a request; nil for anything that is not exactly a well-formed request.

@@ -28,8 +28,24 @@ public enum StatsClient {
         return out.sorted()
     }
 
-    /// Asks the lb behind `socket`.
+    /// Asks the lb behind `socket` for its stats.
     public static func fetch(socket path: String, timeoutMillis: Int32 = 3000) throws(AttachError) -> Answer {
+        let group = String(path.split(separator: "/").last!.dropLast(5))
+        return try ask(socket: path, AttachProtocol.encode(AttachProtocol.Request(group: group, ring: 0, mode: .stats)),
+                       what: "stats", timeoutMillis: timeoutMillis)
+    }
+
+    /// Sends a shunt request (one line, docs/shunting.md) to the lb serving `group`; the
+    /// answer's first line is lb's reply message, the rest its text.
+    public static func shunt(runDir: String?, group: String, line: String, timeoutMillis: Int32 = 5000) throws(AttachError) -> Answer {
+        let path = RunDirectory.socketPath(RunDirectory.resolve(runDir), group: group)
+        return try ask(socket: path, AttachProtocol.encode(AttachProtocol.Request(group: group, ring: 0, mode: .shunt), payload: line),
+                       what: "shunting", timeoutMillis: timeoutMillis, keepMessage: true)
+    }
+
+    /// Sends `request` to the lb behind `socket` and reads its reply and the text after it.
+    static func ask(socket path: String, _ request: [UInt8], what: String, timeoutMillis: Int32,
+                    keepMessage: Bool = false) throws(AttachError) -> Answer {
         let fd: Int32
         do { fd = try Sys.connectUnix(path) } catch {
             throw AttachError(error.code == EACCES ? "\(path): permission denied (only lb's user and members of its --ring-group may connect)"
@@ -37,9 +53,9 @@ public enum StatsClient {
         }
         defer { Sys.close(fd) }
         let pid = Sys.peerCredentials(fd)?.pid ?? 0
-        let group = String(path.split(separator: "/").last!.dropLast(5))
+        var message: [String] = []
         do {
-            try Sys.send(fd, AttachProtocol.encode(AttachProtocol.Request(group: group, ring: 0, mode: .stats)))
+            try Sys.send(fd, request)
         } catch {
             throw AttachError("\(path): \(error)", code: error.code)
         }
@@ -61,13 +77,14 @@ public enum StatsClient {
                 let reply = buffer.withUnsafeBytes { AttachProtocol.decodeReply(UnsafeRawBufferPointer(rebasing: $0[..<got.count])) }
                 guard let reply else { throw AttachError("\(path): unreadable reply (an lb of another protocol version?)") }
                 guard reply.error == 0 else { throw AttachError("\(path): \(reply.message)", code: reply.error) }
+                if keepMessage { message = [reply.message] }
                 continue
             }
             text += buffer[0..<got.count]
         }
-        if first { throw AttachError("\(path): lb closed the connection without answering (an older lb without stats?)") }
+        if first { throw AttachError("\(path): lb closed the connection without answering (an older lb without \(what)?)") }
         let lines = String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init)
-        return Answer(socket: path, pid: pid, lines: lines)
+        return Answer(socket: path, pid: pid, lines: message + lines)
     }
 }
 

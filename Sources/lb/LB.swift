@@ -14,6 +14,6 @@ struct LB: ParsableCommand {
             lb exec -- tcpdump -i lb:zeek:3        a pcap program reads ring zeek:3 itself (liblbpcap)
             """,
         version: lbVersion,
-        subcommands: [Run.self, Cat.self, Exec.self, Gen.self, FlowLog.self, Tap.self, Stats.self, Check.self],
+        subcommands: [Run.self, Cat.self, Exec.self, Gen.self, FlowLog.self, Tap.self, Stats.self, Check.self, Shunt.self],
         defaultSubcommand: Run.self)
 }

@@ -204,6 +204,9 @@ static inline uint64_t lb_control_size(uint32_t lanes) {
 #define LB_MODE_CONSUMER     1u          /* exclusive: one consumer per ring */
 #define LB_MODE_TAP          2u          /* read-only observer: gets only the DATA region */
 #define LB_MODE_STATS        3u          /* lb sends its status snapshot (JSON) after the reply, then closes */
+#define LB_MODE_SHUNT        4u          /* a shunt request: the request is followed, in the same message,
+                                          * by one line of text (docs/shunting.md); lb sends the reply,
+                                          * then its answer as lines of text, then closes */
 
 struct lb_attach_request {
     uint32_t magic;             /* LB_ATTACH_MAGIC */

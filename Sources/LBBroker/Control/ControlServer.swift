@@ -49,6 +49,8 @@ final class ControlServer {
     var outgoing: [Outgoing] = []
     /// rung to end a poll at once (the end of a run)
     var wakeFD: Int32 = (try? Sys.eventfd()) ?? -1
+    /// shunt requests (LB_MODE_SHUNT); nil: this lb does not shunt
+    var shunts: ShuntService? = nil
 
     init(runDir: String, rings: [RingRecord], shared: SharedState, log: @escaping (String) -> Void) {
         self.runDir = runDir
@@ -144,6 +146,7 @@ final class ControlServer {
         // Requests that arrived in the same wake-up as their connection.
         for p in accepted where !tryRequest(p) { stillPending.append(p) }
         pending = stillPending
+        shunts?.tick(now: Sys.monoNanos())
     }
 
     func acceptAll(_ l: Listener, into accepted: inout [Pending]) {
@@ -174,19 +177,27 @@ final class ControlServer {
     }
 
     func handleRequest(_ p: Pending) {
-        var buffer = [UInt8](repeating: 0, count: 512)
+        var buffer = [UInt8](repeating: 0, count: AttachProtocol.requestSize + AttachProtocol.maxPayload + 1)
         let got = buffer.withUnsafeMutableBytes { b in try? Sys.receive(p.fd, into: b, maxFDs: 0) }
         guard let msg = got, msg.count > 0 else {
             Sys.close(p.fd)
             return
         }
-        let request = buffer.withUnsafeBytes { AttachProtocol.decodeRequest(UnsafeRawBufferPointer(rebasing: $0[..<msg.count])) }
-        guard let request else {
+        let decoded = buffer.withUnsafeBytes { AttachProtocol.decodeRequest(withPayload: UnsafeRawBufferPointer(rebasing: $0[..<msg.count])) }
+        guard let (request, payload) = decoded else {
             refuse(p.fd, EPROTO, "malformed attach request (this lb speaks ring protocol version \(LBRingVersion.current))")
             return
         }
         guard request.group == p.group, let group = byGroup[request.group] else {
             refuse(p.fd, ENOENT, "no group '\(request.group)' on this socket")
+            return
+        }
+        if request.mode == .shunt {
+            guard let shunts else {
+                refuse(p.fd, ENOTSUP, "this lb does not shunt")
+                return
+            }
+            shunts.request(fd: p.fd, group: request.group, text: payload, now: Sys.monoNanos())
             return
         }
         guard request.ring >= 0, request.ring < group.count else {
@@ -229,7 +240,23 @@ final class ControlServer {
             taps.append(Tap(fd: p.fd, ring: ring.global))
         case .stats:
             sendStats(p.fd)
+        case .shunt:
+            break           // answered above
         }
+    }
+
+    /// A reply, then text lines in messages of at most 32 KiB, then the connection closes
+    /// (sent without blocking, as `sendStats`).
+    func sendText(_ fd: Int32, error: Int32, message: String, lines: [String]) {
+        var messages = [AttachProtocol.encode(AttachProtocol.Reply(error: error, message: message))]
+        var chunk: [UInt8] = []
+        for l in lines {
+            if chunk.count + l.utf8.count + 1 > 32768 && !chunk.isEmpty { messages.append(chunk); chunk = [] }
+            chunk += Array(l.utf8) + [0x0A]
+        }
+        if !chunk.isEmpty { messages.append(chunk) }
+        var o = Outgoing(fd: fd, messages: messages, deadline: Sys.monoNanos() + 2_000_000_000)
+        if o.flush() { Sys.close(fd) } else { outgoing.append(o) }
     }
 
     /// The reply, then the stats text in messages of at most 32 KiB, then the connection closes.

@@ -26,6 +26,8 @@ public final class Operations: @unchecked Sendable {
     var metrics: MetricsServer? = nil
     /// the `udp::` ingress's counters, when that is the input
     public var udp: UDPStats? = nil
+    /// shunt requests and tables (set by the serve path)
+    var shunts: ShuntService? = nil
     /// the live ingress's counters (AF_XDP, AF_PACKET), when that is the input
     public var ingress: (() -> IngressStatus)? = nil
     /// a capture replay: bytes of the file not read (UInt64.max: not known yet, or not a file);
@@ -130,6 +132,8 @@ public final class Operations: @unchecked Sendable {
             s.droppedStalled = c.get(ring: g, .droppedStalled)
             s.packetsDropped = s.droppedRingFull &+ s.droppedNoConsumer &+ s.droppedStalled
             s.truncated = c.get(ring: g, .truncated)
+            s.shuntedPackets = c.get(ring: g, .shunted)
+            s.shuntedBytes = c.get(ring: g, .shuntedBytes)
             s.slots = r.memory.geometry.slots * r.memory.geometry.lanes
             s.backlog = r.memory.backlog
             let attached = shared.isAttached(g)
@@ -178,7 +182,31 @@ public final class Operations: @unchecked Sendable {
         total.metricsScrapes = metrics?.scrapes
         let unread = inputUnread.load(ordering: .acquiring)
         total.inputUnreadBytes = unread == .max ? nil : unread
+        shuntStatus(&total)
         return StatusSnapshot(ts: Double(wall) / 1e9, lb: total, rings: rings)
+    }
+
+    /// The shunt tables' counters, per group name: the tables of lane 0 (every data-path
+    /// thread gets every request), and the requests the control thread refused.
+    func shuntStatus(_ total: inout LBStatus) {
+        guard let service = shunts, let lane0 = service.channels.first else { return }
+        var entries: [(String, UInt64)] = [], added: [(String, UInt64)] = [], refused: [(String, UInt64)] = []
+        var expired: [(String, UInt64)] = [], removed: [(String, UInt64)] = [], ended: [(String, UInt64)] = []
+        func add(_ list: inout [(String, UInt64)], _ name: String, _ v: UInt64) {
+            if let k = list.firstIndex(where: { $0.0 == name }) { list[k].1 &+= v } else { list.append((name, v)) }
+        }
+        for (g, name) in service.groups.enumerated() where g < 64 {
+            let c = lane0.counters(group: g)
+            add(&entries, name, c.entries); add(&added, name, c.added); add(&refused, name, c.refused)
+            add(&expired, name, c.expired); add(&removed, name, c.removed); add(&ended, name, service.ended[g])
+        }
+        total.shuntEntries = NamedCounts(entries)
+        total.shuntAdded = NamedCounts(added)
+        total.shuntRefused = NamedCounts(refused)
+        total.shuntExpired = NamedCounts(expired)
+        total.shuntRemoved = NamedCounts(removed)
+        total.shuntEnded = NamedCounts(ended)
+        total.shuntRequestsRefused = NamedCounts(service.refusedByReason)
     }
 
     /// The answer to a stats request: the snapshot as one JSON document.

@@ -63,6 +63,13 @@ public enum PrometheusCatalog {
         lb.decapsulated.*                counter  lb_decapsulated_total                      label=encap        tunnels removed, by kind
         lb.unparsed.*                    counter  lb_unparsed_total                          label=reason       packets that did not parse, by reason
         lb.fragments.*                   counter  lb_fragments_total                         label=event        the fragment table's counters
+        lb.shunt_entries.*               gauge    lb_shunt_entries                           label=group        flows in the group's shunt table
+        lb.shunt_added.*                 counter  lb_shunt_added_total                       label=group        flows added to the group's shunt table
+        lb.shunt_refused.*               counter  lb_shunt_refused_total                     label=group        shunt requests refused because the table was full
+        lb.shunt_expired.*               counter  lb_shunt_expired_total                     label=group        shunted flows ended by their idle or hard timeout
+        lb.shunt_removed.*               counter  lb_shunt_removed_total                     label=group        shunted flows removed by a request
+        lb.shunt_ended.*                 counter  lb_shunt_ended_total                       label=group        shunted flows whose final counts were reported
+        lb.shunt_requests_refused.*      counter  lb_shunt_requests_refused_total            label=reason       shunt requests refused, by reason
         lb.input_unread_bytes           gauge    lb_input_unread_bytes                      -                  bytes of the capture file a damaged or truncated record left unread
         lb.metrics_scrapes               counter  lb_metrics_scrapes_total                   -                  metrics requests answered
         lb.udp.datagrams_received        counter  lb_udp_datagrams_received_total            -                  datagrams read from the udp:: socket
@@ -90,6 +97,8 @@ public enum PrometheusCatalog {
         ring.dropped_no_consumer         counter  lb_ring_packets_dropped_total              reason=no_consumer packets the ring dropped, by reason
         ring.dropped_stalled             counter  lb_ring_packets_dropped_total              reason=stalled     packets the ring dropped, by reason
         ring.truncated                   counter  lb_ring_packets_truncated_total            -                  packets truncated to the slot size
+        ring.shunted_packets             counter  lb_ring_packets_shunted_total              -                  packets for the ring that a shunt stopped
+        ring.shunted_bytes               counter  lb_ring_shunted_bytes_total                -                  bytes for the ring that a shunt stopped
         ring.backlog                     gauge    lb_ring_backlog                            -                  packets written and not yet released by the consumer
         ring.slots                       gauge    lb_ring_slots                              -                  descriptors of the ring (all lanes)
         ring.consumer_pid                gauge    lb_ring_consumer_pid                       -                  the attached consumer's process id

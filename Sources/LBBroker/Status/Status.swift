@@ -84,6 +84,12 @@ public struct LBStatus: Codable, Sendable, Equatable {
     /// bytes of the capture file not read: a damaged or truncated record ended the replay
     /// there (0 when it was read to its end; nil for live inputs)
     public var inputUnreadBytes: UInt64? = nil
+    /// shunting, per group: flows in the table now, added, refused (table full), ended by a
+    /// timeout, removed by a request, and ended in all (final counts reported)
+    public var shuntEntries = NamedCounts([]), shuntAdded = NamedCounts([]), shuntRefused = NamedCounts([])
+    public var shuntExpired = NamedCounts([]), shuntRemoved = NamedCounts([]), shuntEnded = NamedCounts([])
+    /// shunt requests refused, by reason (malformed, unknown_group, busy, no_answer)
+    public var shuntRequestsRefused = NamedCounts([])
 
     public init(interface: String) { self.interface = interface }
 
@@ -110,6 +116,13 @@ public struct LBStatus: Codable, Sendable, Equatable {
         case ingress
         case metricsScrapes = "metrics_scrapes"
         case inputUnreadBytes = "input_unread_bytes"
+        case shuntEntries = "shunt_entries"
+        case shuntAdded = "shunt_added"
+        case shuntRefused = "shunt_refused"
+        case shuntExpired = "shunt_expired"
+        case shuntRemoved = "shunt_removed"
+        case shuntEnded = "shunt_ended"
+        case shuntRequestsRefused = "shunt_requests_refused"
     }
 }
 
@@ -126,6 +139,8 @@ public struct RingStatus: Codable, Sendable, Equatable {
     /// bytes written; packets dropped by reason (their sum is `packetsDropped`); truncated to a slot
     public var bytesForwarded: UInt64 = 0, droppedRingFull: UInt64 = 0, droppedNoConsumer: UInt64 = 0, droppedStalled: UInt64 = 0
     public var truncated: UInt64 = 0
+    /// packets (and bytes) that would have come to this ring but were shunted
+    public var shuntedPackets: UInt64 = 0, shuntedBytes: UInt64 = 0
     /// packets written and not yet released by the consumer
     public var backlog: UInt64 = 0
     /// descriptors of the ring (all lanes)
@@ -172,6 +187,8 @@ public struct RingStatus: Codable, Sendable, Equatable {
         case droppedNoConsumer = "dropped_no_consumer"
         case droppedStalled = "dropped_stalled"
         case truncated
+        case shuntedPackets = "shunted_packets"
+        case shuntedBytes = "shunted_bytes"
         case backlog
         case slots
         case consumer

@@ -1,0 +1,108 @@
+import LBCore
+import LBSys
+
+/// A shunt request as text: the line `lb shunt` sends on the control socket (and that
+/// docs/shunting.md documents for other clients):
+///
+///     add proto=tcp src=10.0.0.1 sport=40000 dst=10.9.9.9 dport=443 [dir=both|forward]
+///         [idle=SECONDS] [hard=SECONDS] [vlan=ID] [vni=VNI]
+///     del proto=tcp src=... sport=... dst=... dport=... [vlan=ID] [vni=VNI]
+///     list
+///
+/// `dir=forward` stops only packets from src to dst (as Zeek's `shunt_flow` and dumbno do);
+/// the default stops both directions. `vlan`/`vni` matter only when lb hashes on them
+/// (`--hash-vlan`, `--hash-vni`): an entry is keyed as the hash sees the flow.
+public struct ShuntRequest: Equatable, Sendable {
+    public enum Op: String, Sendable { case add, del, list }
+    public var op: Op
+    public var src = ShuntTable.Endpoint(hi: 0, lo: 0, port: 0)
+    public var dst = ShuntTable.Endpoint(hi: 0, lo: 0, port: 0)
+    public var proto: UInt8 = 0
+    public var forwardOnly = false
+    public var idleSeconds: Double = 0
+    public var hardSeconds: Double = 0
+    public var vlan: UInt16? = nil
+    public var vni: UInt32? = nil
+
+    public init(op: Op) { self.op = op }
+
+    public static let protocols: [String: UInt8] = ["icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "sctp": 132]
+
+    /// Parses one request line; throws a message that names what is wrong.
+    public static func parse(_ line: String) throws(BrokerError) -> ShuntRequest {
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).map(String.init)
+        guard let first = words.first, let op = Op(rawValue: first) else {
+            throw BrokerError("a shunt request starts with add, del or list")
+        }
+        var r = ShuntRequest(op: op)
+        if op == .list {
+            guard words.count == 1 else { throw BrokerError("list takes no arguments") }
+            return r
+        }
+        var seen: Set<String> = []
+        for w in words.dropFirst() {
+            guard let eq = w.firstIndex(of: "="), eq != w.startIndex else { throw BrokerError("'\(w)': expected NAME=VALUE") }
+            let name = String(w[..<eq]), value = String(w[w.index(after: eq)...])
+            guard seen.insert(name).inserted else { throw BrokerError("\(name) given twice") }
+            switch name {
+            case "src", "dst":
+                guard let a = Sys.parseAddress(value) else { throw BrokerError("\(name)=\(value): not an IPv4 or IPv6 address") }
+                if name == "src" { r.src.hi = a.hi; r.src.lo = a.lo } else { r.dst.hi = a.hi; r.dst.lo = a.lo }
+            case "sport", "dport":
+                guard let p = UInt16(value) else { throw BrokerError("\(name)=\(value): a port is 0 to 65535") }
+                if name == "sport" { r.src.port = p } else { r.dst.port = p }
+            case "proto":
+                guard let p = protocols[value.lowercased()] ?? UInt8(value) else {
+                    throw BrokerError("proto=\(value): tcp, udp, icmp, icmp6, sctp or a number 0 to 255")
+                }
+                r.proto = p
+            case "dir":
+                switch value {
+                case "both": r.forwardOnly = false
+                case "forward": r.forwardOnly = true
+                default: throw BrokerError("dir=\(value): both or forward (from src to dst only)")
+                }
+            case "idle", "hard":
+                guard let s = Double(value), s >= 0, s <= 1e9 else { throw BrokerError("\(name)=\(value): seconds, 0 for none") }
+                if name == "idle" { r.idleSeconds = s } else { r.hardSeconds = s }
+            case "vlan":
+                guard let v = UInt16(value), v < 4096 else { throw BrokerError("vlan=\(value): 0 to 4095") }
+                r.vlan = v
+            case "vni":
+                guard let v = UInt32(value), v < 1 << 24 else { throw BrokerError("vni=\(value): 0 to 16777215") }
+                r.vni = v
+            default:
+                throw BrokerError("unknown field '\(name)' (src, dst, sport, dport, proto, dir, idle, hard, vlan, vni)")
+            }
+        }
+        for needed in ["src", "dst", "proto"] where !seen.contains(needed) { throw BrokerError("\(needed)= is missing") }
+        if op == .del && (seen.contains("idle") || seen.contains("hard") || seen.contains("dir")) {
+            throw BrokerError("del names a flow only (dir, idle and hard are for add)")
+        }
+        return r
+    }
+
+    /// The table rule, keyed as lb's hash sees the flow.
+    public func rule(hashVNI: Bool, hashVLAN: Bool) -> ShuntTable.Rule {
+        var extra: UInt32 = 0
+        if hashVNI { extra = vni ?? 0 }
+        if hashVLAN, let v = vlan { extra = extra &* 0x9E37_79B1 &+ UInt32(v) &+ 1 }
+        return ShuntTable.Rule(src: src, dst: dst, proto: proto, extra: extra, directions: forwardOnly ? .forward : .both,
+                               idleNanos: UInt64(idleSeconds * 1e9), hardNanos: UInt64(hardSeconds * 1e9))
+    }
+
+    /// The line that parses back to this request.
+    public var line: String {
+        if op == .list { return "list" }
+        var s = "\(op.rawValue) proto=\(proto) src=\(Sys.formatAddress(hi: src.hi, lo: src.lo)) sport=\(src.port)"
+            + " dst=\(Sys.formatAddress(hi: dst.hi, lo: dst.lo)) dport=\(dst.port)"
+        if op == .add {
+            s += " dir=\(forwardOnly ? "forward" : "both")"
+            if idleSeconds > 0 { s += " idle=\(idleSeconds)" }
+            if hardSeconds > 0 { s += " hard=\(hardSeconds)" }
+        }
+        if let vlan { s += " vlan=\(vlan)" }
+        if let vni { s += " vni=\(vni)" }
+        return s
+    }
+}

@@ -1,0 +1,191 @@
+import Glibc
+import LBCore
+import LBSys
+
+/// Serves shunt requests on the control thread: parses them (`ShuntRequest`), sends them to
+/// every data-path thread's `ShuntChannel`, and answers when all have replied. Also gathers
+/// the entries that ended: a flow's entry ends in each data-path thread on its own, and its
+/// final counts (the sum) are reported once the last one ended.
+final class ShuntService {
+    struct FlowID: Hashable {
+        let a: ShuntTable.Endpoint, b: ShuntTable.Endpoint
+        let proto: UInt8, extra: UInt32
+        init(_ r: ShuntTable.Rule) { a = r.a; b = r.b; proto = r.proto; extra = r.extra }
+    }
+
+    struct Pending {
+        let fd: Int32
+        let op: ShuntRequest.Op
+        let group: String
+        /// replies expected: one per data-path thread and group of that name
+        let expected: Int
+        var replies: [ShuntChannel.ReplyKind] = []
+        var lanesDone = 0
+        var entries: [FlowID: ShuntTable.Entry] = [:]
+        let deadline: UInt64
+    }
+
+    /// An entry that ended, with its final counts summed over the data-path threads.
+    struct Ending {
+        var entry: ShuntTable.Entry
+        var lanes = 0
+        var reason = ShuntTable.EndReason.removed
+    }
+
+    let channels: [ShuntChannel]
+    /// group names by index (the dispatcher's order)
+    let groups: [String]
+    let hashVNI: Bool, hashVLAN: Bool
+    /// sends the answer: the reply (error, message), then text lines, then closes
+    let answer: (Int32, Int32, String, [String]) -> Void
+    var pending: [UInt64: Pending] = [:]
+    var nextToken: UInt64 = 1
+    var endings: [Int: [FlowID: Ending]] = [:]
+    /// entries whose last data-path copy ended (for `ended` in the stats), per group
+    var ended: [UInt64]
+    /// requests refused, by reason
+    var refused: [String: UInt64] = [:]
+    var refusedByReason: [(String, UInt64)] {
+        ["malformed", "unknown_group", "busy", "no_answer", "table_full", "not_found"].map { ($0, refused[$0, default: 0]) }
+    }
+
+    init(channels: [ShuntChannel], groups: [String], hashVNI: Bool, hashVLAN: Bool,
+         answer: @escaping (Int32, Int32, String, [String]) -> Void) {
+        self.channels = channels
+        self.groups = groups
+        self.hashVNI = hashVNI
+        self.hashVLAN = hashVLAN
+        self.answer = answer
+        ended = Array(repeating: 0, count: groups.count)
+    }
+
+    /// Whether answers are awaited (the control thread then looks again soon).
+    var waiting: Bool { !pending.isEmpty }
+
+    /// A request that arrived on `group`'s socket.
+    func request(fd: Int32, group name: String, text: String, now: UInt64) {
+        // groups given twice under one name (`-p z:2 -p z:2`) share it: a request covers all
+        let indices = groups.indices.filter { groups[$0] == name }
+        guard !indices.isEmpty, indices.allSatisfy({ $0 < 64 }) else {
+            refused["unknown_group", default: 0] += 1
+            answer(fd, ENOENT, "group '\(name)' cannot be shunted (only the first 64 groups can)", [])
+            return
+        }
+        let r: ShuntRequest
+        do { r = try ShuntRequest.parse(text) } catch {
+            refused["malformed", default: 0] += 1
+            answer(fd, EINVAL, "shunt: \(error)", [])
+            return
+        }
+        let rule = r.rule(hashVNI: hashVNI, hashVLAN: hashVLAN)
+        let op: ShuntChannel.Op = r.op == .add ? .add : r.op == .del ? .remove : .list
+        let token = nextToken
+        nextToken += 1
+        var sent = 0
+        for ch in channels {
+            for g in indices where ch.send(.init(op: op, group: g, rule: rule, token: token)) { sent += 1 }
+        }
+        guard sent == channels.count * indices.count else {
+            refused["busy", default: 0] += 1
+            answer(fd, EAGAIN, "shunt: lb's data path has not taken the previous requests yet; try again", [])
+            return
+        }
+        pending[token] = Pending(fd: fd, op: r.op, group: name, expected: sent, deadline: now + 2_000_000_000)
+    }
+
+    /// Takes the data path's replies, answers the requests all threads have replied to, and
+    /// gives up on those that waited 2 s (a replay blocked on a full ring answers late).
+    func tick(now: UInt64) {
+        for (lane, ch) in channels.enumerated() {
+            while let reply = ch.receive() { take(reply, lane: lane) }
+        }
+        for (token, p) in pending where p.lanesDone == p.expected || now > p.deadline {
+            pending[token] = nil
+            if p.lanesDone < p.expected {
+                refused["no_answer", default: 0] += 1
+                answer(p.fd, ETIMEDOUT, "shunt: lb's data path did not answer within 2 s (is it blocked on a full ring?)", [])
+            } else {
+                finish(p)
+            }
+        }
+    }
+
+    func take(_ r: ShuntChannel.Reply, lane: Int) {
+        if r.kind == .ended {
+            let id = FlowID(r.entry.rule)
+            var e = endings[r.group, default: [:]][id] ?? Ending(entry: r.entry, lanes: 0, reason: r.reason)
+            if e.lanes > 0 {
+                e.entry.packets.0 &+= r.entry.packets.0; e.entry.packets.1 &+= r.entry.packets.1
+                e.entry.bytes.0 &+= r.entry.bytes.0; e.entry.bytes.1 &+= r.entry.bytes.1
+                e.entry.lastNanos = max(e.entry.lastNanos, r.entry.lastNanos)
+            }
+            e.lanes += 1
+            if e.lanes == channels.count {
+                endings[r.group]?[id] = nil
+                if r.group < ended.count { ended[r.group] += 1 }
+            } else {
+                endings[r.group, default: [:]][id] = e
+            }
+            return
+        }
+        guard var p = pending[r.token] else { return }
+        switch r.kind {
+        case .listEntry:
+            let id = FlowID(r.entry.rule)
+            if var e = p.entries[id] {
+                e.packets.0 &+= r.entry.packets.0; e.packets.1 &+= r.entry.packets.1
+                e.bytes.0 &+= r.entry.bytes.0; e.bytes.1 &+= r.entry.bytes.1
+                e.lastNanos = max(e.lastNanos, r.entry.lastNanos)
+                p.entries[id] = e
+            } else {
+                p.entries[id] = r.entry
+            }
+        case .removed:
+            p.replies.append(r.kind)
+            p.entries[FlowID(r.entry.rule)] = r.entry
+            p.lanesDone += 1
+        default:
+            p.replies.append(r.kind)
+            p.lanesDone += 1
+        }
+        pending[r.token] = p
+    }
+
+    func finish(_ p: Pending) {
+        let group = p.group
+        switch p.op {
+        case .add:
+            if p.replies.contains(.full) {
+                refused["table_full", default: 0] += 1
+                answer(p.fd, ENOSPC, "shunt: \(group)'s shunt table is full; refused (counted)", [])
+            } else {
+                answer(p.fd, 0, p.replies.contains(.added) ? "added" : "updated", [])
+            }
+        case .del:
+            if p.replies.contains(.removed) {
+                answer(p.fd, 0, "removed", p.entries.values.map { Self.line(group: group, $0) })
+            } else {
+                refused["not_found", default: 0] += 1
+                answer(p.fd, ENOENT, "shunt: no such flow in \(group)'s table", [])
+            }
+        case .list:
+            let lines = p.entries.values.sorted { ($0.addedNanos, $0.rule.a.lo) < ($1.addedNanos, $1.rule.a.lo) }
+                .map { Self.line(group: group, $0) }
+            answer(p.fd, 0, "\(lines.count) entries", lines)
+        }
+    }
+
+    /// One entry as a JSON object (what `lb shunt list` prints with --json).
+    static func line(group: String, _ e: ShuntTable.Entry) -> String {
+        let r = e.rule
+        let dir = r.directions == .both ? "both" : r.directions == .forward ? "a_to_b" : "b_to_a"
+        return "{\"group\":\(JSONText.quote(group)),\"proto\":\(r.proto)"
+            + ",\"a\":\(JSONText.quote(Sys.formatAddress(hi: r.a.hi, lo: r.a.lo))),\"a_port\":\(r.a.port)"
+            + ",\"b\":\(JSONText.quote(Sys.formatAddress(hi: r.b.hi, lo: r.b.lo))),\"b_port\":\(r.b.port)"
+            + ",\"extra\":\(r.extra),\"directions\":\"\(dir)\",\"idle_seconds\":\(JSONText.fixed(Double(r.idleNanos) / 1e9, 3))"
+            + ",\"hard_seconds\":\(JSONText.fixed(Double(r.hardNanos) / 1e9, 3))"
+            + ",\"packets_a_to_b\":\(e.packets.0),\"bytes_a_to_b\":\(e.bytes.0)"
+            + ",\"packets_b_to_a\":\(e.packets.1),\"bytes_b_to_a\":\(e.bytes.1)"
+            + ",\"added_ns\":\(e.addedNanos),\"last_ns\":\(e.lastNanos)}"
+    }
+}
