@@ -10,6 +10,8 @@ public struct FlowConfig: Sendable {
     public var tcpInactivity: UInt64 = 300_000_000_000
     public var udpInactivity: UInt64 = 60_000_000_000
     public var icmpInactivity: UInt64 = 60_000_000_000
+    /// unknown_ip_inactivity_timeout
+    public var unknownInactivity: UInt64 = 60_000_000_000
     public var tcpAttemptDelay: UInt64 = 5_000_000_000
     public var tcpCloseDelay: UInt64 = 5_000_000_000
     public var tcpSYNTimeout: UInt64 = 5_000_000_000
@@ -218,8 +220,11 @@ public struct ConnTable {
 
     /// Processes one packet: `bytes` from its first byte, `l3` the IP header's offset.
     /// `tunnel` names the outer flow lb removed (for tunnel_parents), if any.
-    public mutating func process(_ bytes: UnsafeRawBufferPointer, l3: Int, wireLength: Int, ts: UInt64,
+    public mutating func process(_ bytes: UnsafeRawBufferPointer, l3: Int, wireLength: Int, ts nanos: UInt64,
                                  tunnel: UID? = nil, vlan: UInt16? = nil) {
+        // Zeek reads packets through libpcap at microsecond precision (a nanosecond capture's
+        // times are truncated), and so must its times and durations here
+        let ts = nanos / 1000 &* 1000
         stats.packets &+= 1
         if ts > now { now = ts }
         analyse(bytes, l3: l3, wireLength: wireLength, ts: ts, tunnel: tunnel, vlan: vlan, reassembled: false)
@@ -312,11 +317,18 @@ public struct ConnTable {
         case .tcp: tcp(&c, p, isOrig: isOrig)
         case .udp: udp(&c, p, isOrig: isOrig)
         case .icmp: icmp(&c, p, isOrig: isOrig)
+        case .unknown: unknownTransport(&c, p, isOrig: isOrig)
         }
     }
 
     mutating func newConn(_ p: FlowPacket, key: ConnKey, sport: UInt16, dport: UInt16) -> Int {
-        let transport: Transport = p.proto == 6 ? .tcp : p.proto == 17 ? .udp : .icmp
+        let transport: Transport
+        switch p.proto {
+        case 6: transport = .tcp
+        case 17: transport = .udp
+        case 1, 58: transport = .icmp
+        default: transport = .unknown
+        }
         var flip = false
         switch transport {
         case .tcp:
@@ -332,10 +344,10 @@ public struct ConnTable {
             }
         case .udp:
             flip = config.likelyServerPorts.udp.contains(sport) && !config.likelyServerPorts.udp.contains(dport)
-        case .icmp:
+        case .icmp, .unknown:
             flip = false
         }
-        let timeout = transport == .icmp ? config.icmpInactivity : config.udpInactivity
+        let timeout = transport == .icmp ? config.icmpInactivity : transport == .unknown ? config.unknownInactivity : config.udpInactivity
         var c = Conn(key: key, transport: transport, ipProto: p.proto, origH: p.src, respH: p.dst,
                      origP: sport, respP: dport, start: p.ts, last: p.ts, uid: uids.next(),
                      orig: Endpoint(isOrig: true), resp: Endpoint(isOrig: false), inactivityTimeout: timeout)
@@ -460,6 +472,16 @@ public struct ConnTable {
             c.resp.dgramBytes = c.resp.dgramBytes < 0 ? len : c.resp.dgramBytes + len
             c.resp.packets &+= 1; c.resp.ipBytes &+= UInt64(p.ipLength)
         }
+    }
+
+    // MARK: Other IP protocols
+
+    /// Zeek's UnknownIPTransportAnalyzer: the packet moves the connection's last time, and
+    /// the conn-size analyzer counts it; no history, no sizes.
+    mutating func unknownTransport(_ c: inout Conn, _ p: FlowPacket, isOrig: Bool) {
+        c.last = p.ts
+        if isOrig { c.orig.packets &+= 1; c.orig.ipBytes &+= UInt64(p.ipLength) }
+        else { c.resp.packets &+= 1; c.resp.ipBytes &+= UInt64(p.ipLength) }
     }
 
     // MARK: UDP

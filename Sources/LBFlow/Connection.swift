@@ -2,7 +2,17 @@
 
 public enum Transport: UInt8, Sendable {
     case tcp = 6, udp = 17, icmp = 1
-    public var name: String { self == .tcp ? "tcp" : self == .udp ? "udp" : "icmp" }
+    /// any other IP protocol (SCTP, OSPF, VRRP, IGMP, PIM, ...): Zeek's Unknown_IP_Transport
+    /// analyzer keys it on the addresses and the protocol, ports 0
+    case unknown = 255
+    public var name: String {
+        switch self {
+        case .tcp: "tcp"
+        case .udp: "udp"
+        case .icmp: "icmp"
+        case .unknown: "unknown_transport"
+        }
+    }
 }
 
 /// Zeek's history string: up to `History.capacity` letters, stored inline.
@@ -160,6 +170,8 @@ struct Conn {
         case .tcp:
             origBytes = orig.size(peerState: resp.state)
             respBytes = resp.size(peerState: orig.state)
+        case .unknown:
+            break                 // Zeek never sets an endpoint's size for these: 0
         case .udp, .icmp:
             origBytes = orig.dgramBytes < 0 ? 0 : UInt64(orig.dgramBytes)
             respBytes = resp.dgramBytes < 0 ? 0 : UInt64(resp.dgramBytes)
@@ -180,7 +192,7 @@ struct Conn {
             let o = orig.dgramBytes >= 0, r = resp.dgramBytes >= 0
             if o { return r ? "SF" : "S0" }
             return r ? "SHR" : "OTH"
-        case .icmp:
+        case .icmp, .unknown:
             return "OTH"
         case .tcp:
             let os = orig.state, rs = resp.state

@@ -87,6 +87,10 @@ public struct ShuntRequest: Equatable, Sendable {
         var extra: UInt32 = 0
         if hashVNI { extra = vni ?? 0 }
         if hashVLAN, let v = vlan { extra = extra &* 0x9E37_79B1 &+ UInt32(v) &+ 1 }
+        // only TCP and UDP flows are hashed with their ports (ICMP on its types, the rest on the
+        // addresses): other protocols' ports are not part of the flow
+        var src = src, dst = dst
+        if proto != 6 && proto != 17 { src.port = 0; dst.port = 0 }
         return ShuntTable.Rule(src: src, dst: dst, proto: proto, extra: extra, directions: forwardOnly ? .forward : .both,
                                idleNanos: UInt64(idleSeconds * 1e9), hardNanos: UInt64(hardSeconds * 1e9))
     }

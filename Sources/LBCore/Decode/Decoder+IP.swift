@@ -149,7 +149,7 @@ extension Walk {
         if let upper { d.key.proto = upper }
         if offset == 0 && (upper != nil || payloadStart == nil) {
             switch upper ?? proto {
-            case 6, 132:
+            case 6:
                 if end - off >= 4 { setPorts(f.be16(off), f.be16(off + 2)) }
             case 17:
                 if end - off >= 4 {
@@ -177,7 +177,10 @@ extension Walk {
     /// The transport header of a complete (unfragmented) IP packet.
     mutating func l4(_ proto: UInt8) -> Next {
         switch proto {
-        case 6, 132:                         // TCP, SCTP: the ports are the first 4 bytes
+        // SCTP (132) and every other protocol hash on the two addresses: Zeek keys them so
+        // (its Unknown_IP_Transport connection), so all of an association's ports stay on one
+        // worker
+        case 6:                              // TCP: the ports are the first 4 bytes
             guard end - off >= 4 else { return fail(.truncatedL4) }
             setPorts(f.be16(off), f.be16(off + 2))
             return .done
@@ -290,7 +293,7 @@ extension Walk {
 
     mutating func quotedPorts(at p: Int, proto: UInt8, firstFragment: Bool) {
         switch proto {
-        case 6, 17, 132:
+        case 6, 17:
             if firstFragment && end - p >= 4 { setPorts(f.be16(p), f.be16(p + 2)) }
         default:
             break

@@ -193,7 +193,7 @@ extension Decoder {
         }
         guard end &- l4 >= 8 else { return nil }
         switch proto {
-        case 6, 17, 132: break
+        case 6, 17: break
         default: return nil
         }
         r.pointee.l3 = off
