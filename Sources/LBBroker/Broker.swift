@@ -55,6 +55,12 @@ public struct BrokerConfig: Sendable {
     public var live = LiveOptions()
     /// after setup, run as this user (--user)
     public var user: String? = nil
+    /// dumbno-compatible shunt requests on UDP ADDR:PORT (--shunt-udp), for these groups, from
+    /// loopback and these addresses, each ending after this idle time
+    public var shuntUDP: String? = nil
+    public var shuntUDPGroups: [String] = []
+    public var shuntUDPAllow: [String] = []
+    public var shuntUDPIdle: Double = 60
     public init(input: InputSpec, groups: [GroupSpec]) { self.input = input; self.groups = groups }
 }
 
@@ -93,6 +99,43 @@ public enum Broker {
         let s = try setUp(config, geometry: geometry, runDir: runDir, log: log)
         defer { s.server.shutdown() }
         return try serve(ingress, config, s, stdout: stdout, log: log)
+    }
+
+    /// The dumbno-compatible UDP listener for shunt requests (docs/shunting.md).
+    static func openShuntUDP(_ spec: String, _ config: BrokerConfig, _ service: ShuntService,
+                             log: @Sendable (String) -> Void) throws(BrokerError) {
+        let (address, port) = try Operations.parseListenAddress(spec, option: "--shunt-udp")
+        let names = Set(config.groups.map(\.name))
+        guard !config.shuntUDPGroups.isEmpty else {
+            throw BrokerError("--shunt-udp needs --shunt-udp-groups: the groups its requests may shunt")
+        }
+        for g in config.shuntUDPGroups where !names.contains(g) {
+            throw BrokerError("--shunt-udp-groups: no group '\(g)' (the groups are \(names.sorted().joined(separator: ", ")))")
+        }
+        var allowed: Set<String> = []
+        for a in config.shuntUDPAllow {
+            guard let parsed = Sys.parseAddress(a) else { throw BrokerError("--shunt-udp-allow \(a): not an IPv4 or IPv6 address") }
+            allowed.insert(Sys.formatAddress(hi: parsed.hi, lo: parsed.lo))
+        }
+        guard let parsed = Sys.parseAddress(address) else { throw BrokerError("--shunt-udp \(spec): bad address") }
+        let v6 = address.contains(":")
+        var bytes: [UInt8] = []
+        if v6 {
+            for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: parsed.hi >> UInt64(56 - 8 * i))) }
+            for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: parsed.lo >> UInt64(56 - 8 * i))) }
+        } else {
+            for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: parsed.lo >> UInt64(24 - 8 * i))) }
+        }
+        let fd: Int32
+        do {
+            fd = try Sys.udpSocket(ipv6: v6)
+            do { try Sys.bindUDP(fd, address: bytes, port: port) } catch { Sys.close(fd); throw error }
+        } catch {
+            throw BrokerError("--shunt-udp \(spec): \(error)")
+        }
+        let got = (try? Sys.localPort(fd)) ?? port
+        service.udp = ShuntService.UDPListener(fd: fd, groups: config.shuntUDPGroups, allowed: allowed, idleSeconds: config.shuntUDPIdle)
+        log("shunt requests (dumbno's JSON) on udp \(v6 ? "[\(address)]" : address):\(got) for \(config.shuntUDPGroups.joined(separator: ", "))")
     }
 
     /// The rings, their shared state and the control server, made once the input is open.
@@ -170,6 +213,7 @@ public enum Broker {
         let ops = try Operations.install(config: config, isLive: ingress.isLive, server: s.server, records: s.records,
                                          shared: s.shared, log: log)
         ops.shunts = server.shunts
+        if let spec = config.shuntUDP { try openShuntUDP(spec, config, server.shunts!, log: log) }
         let reporter = StatsReporter(operations: ops)
         ingress.report(to: ops, reporter, shared: s.shared)
 

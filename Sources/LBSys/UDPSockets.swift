@@ -82,3 +82,55 @@ extension Sys {
         return Glibc.poll(&p, 1, timeoutMillis) > 0 && p.revents & Int16(POLLIN) != 0
     }
 }
+
+/// A datagram's peer: its address (16 bytes, IPv4 mapped) and port, and the raw sockaddr to answer it.
+public struct DatagramPeer: Sendable {
+    public var storage = sockaddr_storage()
+    public var length = socklen_t(0)
+    /// the sender's address as text
+    public var address: String {
+        var s = storage
+        return withUnsafeBytes(of: &s) { b in
+            let family = b.loadUnaligned(fromByteOffset: 0, as: sa_family_t.self)
+            if family == sa_family_t(AF_INET) {
+                let a = UInt32(bigEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+                return Sys.formatAddress(hi: 0, lo: 0x0000_FFFF_0000_0000 | UInt64(a))
+            }
+            var hi: UInt64 = 0, lo: UInt64 = 0
+            for i in 0..<8 { hi = hi << 8 | UInt64(b[8 + i]) }
+            for i in 0..<8 { lo = lo << 8 | UInt64(b[16 + i]) }
+            return Sys.formatAddress(hi: hi, lo: lo)
+        }
+    }
+    public init() {}
+}
+
+extension Sys {
+    /// recvfrom(2) without blocking: the datagram's length and sender, or nil when none waits.
+    public static func receiveDatagram(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SysError) -> (count: Int, peer: DatagramPeer)? {
+        var peer = DatagramPeer()
+        peer.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let n = retrying {
+            withUnsafeMutablePointer(to: &peer.storage) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, &peer.length) }
+            }
+        }
+        if n < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+            throw SysError("recvfrom")
+        }
+        return (n, peer)
+    }
+
+    /// sendto(2) without blocking; a datagram the socket has no room for is not sent (false).
+    @discardableResult
+    public static func sendDatagram(_ fd: Int32, _ bytes: [UInt8], to peer: DatagramPeer) -> Bool {
+        var p = peer
+        let n = bytes.withUnsafeBytes { b in
+            withUnsafePointer(to: &p.storage) { s in
+                s.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, p.length) }
+            }
+        }
+        return n == bytes.count
+    }
+}

@@ -84,6 +84,19 @@ struct Run: ParsableCommand {
             transform: Arguments.listenAddress)
     var metrics: String?
 
+    @Option(help: "Take shunt requests in dumbno's JSON on UDP [ADDR:]PORT (127.0.0.1 unless given; dumbno uses 9000).")
+    var shuntUdp: String?
+
+    @Option(help: "The groups --shunt-udp requests shunt (comma-separated; required with --shunt-udp).")
+    var shuntUdpGroups: [String] = []
+
+    @Option(help: "Senders besides loopback whose --shunt-udp requests are taken (comma-separated addresses).")
+    var shuntUdpAllow: [String] = []
+
+    @Option(help: "A --shunt-udp shunt ends after this many seconds without a shunted packet (dumbno: 30 to 60).",
+            transform: Arguments.positiveSeconds)
+    var shuntUdpIdle: Double = 60
+
     @Option(help: "The group whose members may attach to the rings (control sockets 0660 and ring memory 0640 of this group; run directory 0750).")
     var ringGroup: String?
     @Option(help: "udp:: input: the socket receive buffer to ask for (k, M, G suffixes); the kernel may give less (logged, and in the stats).",
@@ -188,6 +201,10 @@ struct Run: ParsableCommand {
         config.drainTimeout = drainTimeout
         config.failover = failover
         config.metricsAddress = metrics
+        config.shuntUDP = shuntUdp
+        config.shuntUDPGroups = shuntUdpGroups.flatMap { $0.split(separator: ",").map(String.init) }
+        config.shuntUDPAllow = shuntUdpAllow.flatMap { $0.split(separator: ",").map(String.init) }
+        config.shuntUDPIdle = shuntUdpIdle
         config.ringGroup = ringGroup
         return config
     }

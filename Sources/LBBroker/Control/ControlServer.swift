@@ -101,6 +101,7 @@ final class ControlServer {
         for t in tapsNow { fds.append(pollfd(fd: t.fd, events: Int16(POLLIN) | pollRDHUP, revents: 0)) }
         let sending = outgoing
         for o in sending { fds.append(pollfd(fd: o.fd, events: Int16(POLLOUT), revents: 0)) }
+        if let u = shunts?.udp { fds.append(pollfd(fd: u.fd, events: Int16(POLLIN), revents: 0)) }   // not walked: read below
         fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))      // last: not walked below
         do { try Sys.poll(&fds, timeoutMillis: timeoutMillis) } catch { log("control: \(error)"); return }
 
@@ -146,6 +147,7 @@ final class ControlServer {
         // Requests that arrived in the same wake-up as their connection.
         for p in accepted where !tryRequest(p) { stillPending.append(p) }
         pending = stillPending
+        shunts?.pollUDP(now: Sys.monoNanos())
         shunts?.tick(now: Sys.monoNanos())
     }
 
@@ -327,6 +329,7 @@ final class ControlServer {
         }
         for t in taps { Sys.close(t.fd) }
         taps = []
+        if let u = shunts?.udp { Sys.close(u.fd); shunts?.udp = nil }
         if wakeFD >= 0 { Sys.close(wakeFD); wakeFD = -1 }
         for o in outgoing { Sys.close(o.fd) }
         outgoing = []

@@ -22,8 +22,8 @@ extension Operations {
     }
 
     /// ADDR:PORT, or [ADDR]:PORT for IPv6 (":PORT" or "PORT" alone listen on 127.0.0.1).
-    public static func parseListenAddress(_ spec: String) throws(BrokerError) -> (String, UInt16) {
-        let usage = "--metrics \(spec): expected ADDR:PORT, e.g. 127.0.0.1:9917, or [ADDR]:PORT for IPv6, e.g. [::1]:9917"
+    public static func parseListenAddress(_ spec: String, option: String = "--metrics") throws(BrokerError) -> (String, UInt16) {
+        let usage = "\(option) \(spec): expected ADDR:PORT, e.g. 127.0.0.1:9917, or [ADDR]:PORT for IPv6, e.g. [::1]:9917"
         var address = "127.0.0.1", portText = spec
         if spec.hasPrefix("[") {
             guard let close = spec.firstIndex(of: "]"), spec[spec.index(after: close)...].hasPrefix(":") else { throw BrokerError(usage) }

@@ -13,8 +13,24 @@ final class ShuntService {
         init(_ r: ShuntTable.Rule) { a = r.a; b = r.b; proto = r.proto; extra = r.extra }
     }
 
-    struct Pending {
+    /// Who asked: a control-socket client, or a dumbno-style UDP sender.
+    enum Target {
+        case socket(Int32)
+        case udp(DatagramPeer)
+    }
+
+    /// The dumbno-compatible UDP listener (`--shunt-udp`): JSON requests
+    /// `{"src", "dst", "proto", "sport", "dport"}`, one direction each, answered "ok" or
+    /// "error: ..."; only from loopback and the addresses allowed; for the groups named.
+    struct UDPListener {
         let fd: Int32
+        let groups: [String]
+        let allowed: Set<String>
+        let idleSeconds: Double
+    }
+
+    struct Pending {
+        let target: Target
         let op: ShuntRequest.Op
         let group: String
         /// replies expected: one per data-path thread and group of that name
@@ -37,7 +53,8 @@ final class ShuntService {
     let groups: [String]
     let hashVNI: Bool, hashVLAN: Bool
     /// sends the answer: the reply (error, message), then text lines, then closes
-    let answer: (Int32, Int32, String, [String]) -> Void
+    let answerSocket: (Int32, Int32, String, [String]) -> Void
+    var udp: UDPListener? = nil
     var pending: [UInt64: Pending] = [:]
     var nextToken: UInt64 = 1
     var endings: [Int: [FlowID: Ending]] = [:]
@@ -46,37 +63,98 @@ final class ShuntService {
     /// requests refused, by reason
     var refused: [String: UInt64] = [:]
     var refusedByReason: [(String, UInt64)] {
-        ["malformed", "unknown_group", "busy", "no_answer", "table_full", "not_found"].map { ($0, refused[$0, default: 0]) }
+        ["malformed", "not_allowed", "unknown_group", "busy", "no_answer", "table_full", "not_found"].map { ($0, refused[$0, default: 0]) }
     }
 
     init(channels: [ShuntChannel], groups: [String], hashVNI: Bool, hashVLAN: Bool,
          answer: @escaping (Int32, Int32, String, [String]) -> Void) {
+        answerSocket = answer
         self.channels = channels
         self.groups = groups
         self.hashVNI = hashVNI
         self.hashVLAN = hashVLAN
-        self.answer = answer
         ended = Array(repeating: 0, count: groups.count)
     }
 
     /// Whether answers are awaited (the control thread then looks again soon).
     var waiting: Bool { !pending.isEmpty }
 
+    func answer(_ target: Target, _ error: Int32, _ message: String, _ lines: [String]) {
+        switch target {
+        case .socket(let fd):
+            answerSocket(fd, error, message, lines)
+        case .udp(let peer):
+            guard let u = udp else { return }
+            Sys.sendDatagram(u.fd, Array((error == 0 ? "ok" : "error: " + message).utf8), to: peer)
+        }
+    }
+
     /// A request that arrived on `group`'s socket.
     func request(fd: Int32, group name: String, text: String, now: UInt64) {
-        // groups given twice under one name (`-p z:2 -p z:2`) share it: a request covers all
-        let indices = groups.indices.filter { groups[$0] == name }
-        guard !indices.isEmpty, indices.allSatisfy({ $0 < 64 }) else {
-            refused["unknown_group", default: 0] += 1
-            answer(fd, ENOENT, "group '\(name)' cannot be shunted (only the first 64 groups can)", [])
-            return
-        }
         let r: ShuntRequest
         do { r = try ShuntRequest.parse(text) } catch {
             refused["malformed", default: 0] += 1
-            answer(fd, EINVAL, "shunt: \(error)", [])
+            answer(.socket(fd), EINVAL, "shunt: \(error)", [])
             return
         }
+        submit(r, groups: [name], target: .socket(fd), now: now)
+    }
+
+    /// Takes what waits on the UDP listener (at most 64 datagrams a turn).
+    func pollUDP(now: UInt64) {
+        guard let u = udp else { return }
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        for _ in 0..<64 {
+            let got = buffer.withUnsafeMutableBytes { b in try? Sys.receiveDatagram(u.fd, into: b) }
+            guard let (n, peer) = got ?? nil else { return }
+            let sender = peer.address
+            guard sender == "127.0.0.1" || sender == "::1" || sender.hasPrefix("127.") || u.allowed.contains(sender) else {
+                refused["not_allowed", default: 0] += 1
+                answer(.udp(peer), EPERM, "sender \(sender) is not allowed (loopback, or --shunt-udp-allow)", [])
+                continue
+            }
+            let r: ShuntRequest
+            do { r = try Self.parseDumbno(Array(buffer[..<min(n, buffer.count)]), idle: u.idleSeconds) } catch {
+                refused["malformed", default: 0] += 1
+                answer(.udp(peer), EINVAL, "\(error)", [])
+                continue
+            }
+            submit(r, groups: u.groups, target: .udp(peer), now: now)
+        }
+    }
+
+    /// dumbno's request: one direction of a flow, as Zeek's NetControl dumbno plugin sends it.
+    static func parseDumbno(_ bytes: [UInt8], idle: Double) throws(BrokerError) -> ShuntRequest {
+        guard let o = FlatJSON.parse(bytes) else { throw BrokerError("not a JSON object of strings and numbers") }
+        func text(_ k: String) -> String? { if case .string(let s) = o[k] { return s }; return nil }
+        func port(_ k: String) throws(BrokerError) -> UInt16 {
+            switch o[k] {
+            case nil, .null: return 0
+            case .number(let d):
+                guard d >= 0, d <= 65535, d == d.rounded() else { throw BrokerError("\(k): not a port") }
+                return UInt16(d)
+            default: throw BrokerError("\(k): not a port")
+            }
+        }
+        let proto = text("proto") ?? "ip"
+        guard proto != "ip" && proto != "ipv6" else {
+            throw BrokerError("proto \(proto): lb shunts flows (tcp, udp, icmp, ...), not host pairs")
+        }
+        guard let src = text("src"), let dst = text("dst") else { throw BrokerError("src and dst are required") }
+        let line = "add proto=\(proto) src=\(src) sport=\(try port("sport")) dst=\(dst) dport=\(try port("dport")) dir=forward idle=\(idle)"
+        return try ShuntRequest.parse(line)
+    }
+
+    /// Sends a parsed request to every data-path thread, for every group of the given names.
+    func submit(_ r: ShuntRequest, groups names: [String], target: Target, now: UInt64) {
+        // groups given twice under one name (`-p z:2 -p z:2`) share it: a request covers all
+        let indices = groups.indices.filter { names.contains(groups[$0]) }
+        guard !indices.isEmpty, indices.allSatisfy({ $0 < 64 }) else {
+            refused["unknown_group", default: 0] += 1
+            answer(target, ENOENT, "group '\(names.joined(separator: ","))' cannot be shunted (only the first 64 groups can)", [])
+            return
+        }
+        let name = names.joined(separator: ",")
         let rule = r.rule(hashVNI: hashVNI, hashVLAN: hashVLAN)
         let op: ShuntChannel.Op = r.op == .add ? .add : r.op == .del ? .remove : .list
         let token = nextToken
@@ -87,10 +165,10 @@ final class ShuntService {
         }
         guard sent == channels.count * indices.count else {
             refused["busy", default: 0] += 1
-            answer(fd, EAGAIN, "shunt: lb's data path has not taken the previous requests yet; try again", [])
+            answer(target, EAGAIN, "shunt: lb's data path has not taken the previous requests yet; try again", [])
             return
         }
-        pending[token] = Pending(fd: fd, op: r.op, group: name, expected: sent, deadline: now + 2_000_000_000)
+        pending[token] = Pending(target: target, op: r.op, group: name, expected: sent, deadline: now + 2_000_000_000)
     }
 
     /// Takes the data path's replies, answers the requests all threads have replied to, and
@@ -103,7 +181,7 @@ final class ShuntService {
             pending[token] = nil
             if p.lanesDone < p.expected {
                 refused["no_answer", default: 0] += 1
-                answer(p.fd, ETIMEDOUT, "shunt: lb's data path did not answer within 2 s (is it blocked on a full ring?)", [])
+                answer(p.target, ETIMEDOUT, "shunt: lb's data path did not answer within 2 s (is it blocked on a full ring?)", [])
             } else {
                 finish(p)
             }
@@ -157,21 +235,21 @@ final class ShuntService {
         case .add:
             if p.replies.contains(.full) {
                 refused["table_full", default: 0] += 1
-                answer(p.fd, ENOSPC, "shunt: \(group)'s shunt table is full; refused (counted)", [])
+                answer(p.target, ENOSPC, "shunt: \(group)'s shunt table is full; refused (counted)", [])
             } else {
-                answer(p.fd, 0, p.replies.contains(.added) ? "added" : "updated", [])
+                answer(p.target, 0, p.replies.contains(.added) ? "added" : "updated", [])
             }
         case .del:
             if p.replies.contains(.removed) {
-                answer(p.fd, 0, "removed", p.entries.values.map { Self.line(group: group, $0) })
+                answer(p.target, 0, "removed", p.entries.values.map { Self.line(group: group, $0) })
             } else {
                 refused["not_found", default: 0] += 1
-                answer(p.fd, ENOENT, "shunt: no such flow in \(group)'s table", [])
+                answer(p.target, ENOENT, "shunt: no such flow in \(group)'s table", [])
             }
         case .list:
             let lines = p.entries.values.sorted { ($0.addedNanos, $0.rule.a.lo) < ($1.addedNanos, $1.rule.a.lo) }
                 .map { Self.line(group: group, $0) }
-            answer(p.fd, 0, "\(lines.count) entries", lines)
+            answer(p.target, 0, "\(lines.count) entries", lines)
         }
     }
 
