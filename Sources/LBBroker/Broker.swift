@@ -207,7 +207,7 @@ public enum Broker {
         s.shared.shuntChannels = (0..<ingress.lanes).map { _ in ShuntChannel(groupCount: s.groupMemories.count) }
         let server = s.server
         server.shunts = ShuntService(channels: s.shared.shuntChannels, groups: s.groupMemories.map { $0.first?.name.group ?? "" },
-                                     hashVNI: config.dispatch.decode.hashVNI, hashVLAN: config.dispatch.decode.hashVLAN) {
+                                     decode: config.dispatch.decode) {
             fd, error, message, lines in server.sendText(fd, error: error, message: message, lines: lines)
         }
         let ops = try Operations.install(config: config, isLive: ingress.isLive, server: s.server, records: s.records,

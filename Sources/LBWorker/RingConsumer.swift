@@ -22,6 +22,8 @@ public struct RingConsumer: ~Copyable {
     var nextLane = 0
     public let name: RingName
     public let isTap: Bool
+    /// the run directory lb's sockets are in (for shunt requests)
+    public internal(set) var runDir = ""
     /// packets handed to `poll`'s body (or read by `read`/`nextBatch`) so far
     public internal(set) var packets: UInt64 = 0
     /// packets read by `read`/`nextBatch` and not yet handed back to lb with `release`
@@ -60,7 +62,9 @@ public struct RingConsumer: ~Copyable {
             do {
                 let fd = try Sys.connectUnix(path)
                 do { try OwnerCheck.checkSocket(path: path, fd: fd) } catch { Sys.close(fd); throw error }
-                return try handshake(fd: fd, name: name, tap: tap)
+                var c = try handshake(fd: fd, name: name, tap: tap)
+                c.runDir = dir
+                return c
             } catch let e as SysError where e.code == ENOENT || e.code == ECONNREFUSED {
                 if let deadline, Sys.monoNanos() >= deadline {
                     throw AttachError("no lb serves '\(name.group)' at \(path) (is lb running with -p \(name.group):N and the same --run-dir?)")

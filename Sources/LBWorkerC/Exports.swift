@@ -135,3 +135,43 @@ public func lbWorkerClose(_ w: OpaquePointer?) {
     guard let w else { return }
     Unmanaged<WorkerHandle>.fromOpaque(UnsafeRawPointer(w)).release()
 }
+
+// MARK: Shunting
+
+func shuntResult(_ body: () throws(AttachError) -> Void) -> Int32 {
+    do {
+        try body()
+        return 0
+    } catch {
+        return error.code != 0 ? -error.code : -EIO
+    }
+}
+
+func shuntAsk(_ flags: UInt32, _ idle: Double, _ hard: Double) -> ShuntAsk? {
+    guard idle >= 0, hard >= 0, idle.isFinite, hard.isFinite, flags & ~LB_WORKER_SHUNT_ONE_WAY == 0 else { return nil }
+    return ShuntAsk(oneWay: flags & LB_WORKER_SHUNT_ONE_WAY != 0, idleSeconds: idle, hardSeconds: hard)
+}
+
+@_cdecl("lb_worker_shunt")
+public func lbWorkerShunt(_ w: OpaquePointer?, _ pkt: UnsafePointer<lb_worker_packet>?, _ flags: UInt32,
+                          _ idle: Double, _ hard: Double) -> Int32 {
+    guard let h = handle(w), let p = pkt?.pointee, let data = p.data, let ask = shuntAsk(flags, idle, hard) else { return -EINVAL }
+    let frame = UnsafeRawBufferPointer(start: data, count: Int(p.caplen))
+    let vlan: UInt16? = p.flags & LB_F_VLAN != 0 ? p.vlan : nil
+    return shuntResult { () throws(AttachError) in _ = try h.consumer.shunt(frame: frame, vni: p.vni, vlan: vlan, ask) }
+}
+
+@_cdecl("lb_worker_shunt_flow")
+public func lbWorkerShuntFlow(_ w: OpaquePointer?, _ flow: UnsafePointer<CChar>?, _ flags: UInt32,
+                              _ idle: Double, _ hard: Double) -> Int32 {
+    guard let h = handle(w), let flow, let ask = shuntAsk(flags, idle, hard) else { return -EINVAL }
+    let text = String(cString: flow)
+    return shuntResult { () throws(AttachError) in _ = try h.consumer.shunt(flow: text, ask) }
+}
+
+@_cdecl("lb_worker_unshunt_flow")
+public func lbWorkerUnshuntFlow(_ w: OpaquePointer?, _ flow: UnsafePointer<CChar>?) -> Int32 {
+    guard let h = handle(w), let flow else { return -EINVAL }
+    let text = String(cString: flow)
+    return shuntResult { () throws(AttachError) in _ = try h.consumer.unshunt(flow: text) }
+}

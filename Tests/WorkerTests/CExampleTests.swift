@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import LBRing
+import LBWorker
 import Testing
 
 /// The acceptance test of the C ABI: install into a temporary PREFIX, build the C example
@@ -161,5 +163,48 @@ import Testing
         #expect(results.reduce(0) { $0 + $1.gaps } == gaps, "every hole is found once, on the ring of its flow")
         #expect(results.reduce(0) { $0 + $1.acks } == acks)
         #expect(results.allSatisfy { $0.gaps > 0 }, "both rings carry flows with holes: \(results)")
+    }
+}
+
+/// The shunt calls of the C ABI: examples/c/lb_worker_shunt.c shunts a bulk connection after
+/// 100 kB of payload (lb_worker_shunt on a packet it read); lb stops sending it to that group
+/// (the other group gets everything), and what the example read plus what lb shunted is the
+/// whole trace. The Swift API's flow form is checked on the same run.
+@Suite struct CShuntTests {
+    @Test func exampleShuntsAnElephant() throws {
+        let scratch = try Scratch("cabi-shunt")
+        let prefix = scratch.path + "/prefix"
+        try CExampleTests.install(into: prefix, in: scratch.path)
+        let example = scratch.path + "/lb_worker_shunt"
+        try Proc.succeed("/usr/bin/cc", ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", example,
+                                     Corpus.repoRoot + "/examples/c/lb_worker_shunt.c"] + CExampleTests.pkgConfig(prefix, in: scratch.path),
+                     in: scratch.path, label: "cc")
+        let trace = scratch.path + "/bulk.pcap"
+        try Traffic.bulk(to: trace, dataPackets: 3000)
+        let total = try readCapture(trace).count
+        let runDir = scratch.path + "/run"
+        let lb = try Proc(Tool.lb, ["-i", "pcap:" + trace, "-p", "a:1", "-p", "b:1", "--run-dir", runDir, "-w", "30", "--replay-rate", "3000"],
+                          in: scratch.path, label: "lb")
+        let ex = try Proc(example, ["a:0", "100000", runDir], in: scratch.path, label: "example")
+        var consumer = try RingConsumer.attach(RingName(group: "b", index: 0), runDir: runDir, waitNanos: 30_000_000_000)
+        // the flow form, through the Swift API: a flow nobody shunted cannot be unshunted
+        #expect(throws: AttachError.self) { try consumer.unshunt(flow: "proto=udp src=10.0.0.2 sport=3333 dst=10.0.0.53 dport=53") }
+        var readB = 0
+        while true {
+            let r = consumer.nextBatch(max: 256, timeoutNanos: 1_000_000_000) { _, _, _ in readB += 1 }
+            if case .endOfStream = r { break }
+            if case .producerGone = r { break }
+            consumer.release()
+        }
+        try lb.finish(seconds: 60)
+        try ex.finish(seconds: 30)
+        let w = ex.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        try #require(w.count >= 8 && w[2] == "packets", "\(ex.stdout) \(ex.stderr)")
+        let readA = Int(w[3]) ?? -1
+        #expect(w[5] == "1" && w[7] == "0", "\(ex.stdout)")           // one shunt, none refused
+        let stats = try LBStats(lb.stdout)
+        let shunted = stats.int("a:0", "shunted_packets") ?? -1
+        #expect(readB == total && stats.int("b:0", "shunted_packets") == 0)
+        #expect(shunted > 1000 && readA + shunted == total, "read \(readA) + shunted \(shunted) vs \(total)")
     }
 }

@@ -67,4 +67,24 @@ enum Traffic {
                              packets: packets.enumerated().map { (start + UInt64($0.offset) * 1_000_000, $0.element) })
         guard FileManager.default.createFile(atPath: path, contents: Data(file)) else { throw TestFailure("cannot write \(path)") }
     }
+
+    /// A bulk TCP connection (SYN, SYN-ACK, ACK, `dataPackets` segments of 1000 bytes, 3 of 4
+    /// from the client, FIN, FIN, RST) with a small UDP flow beside it every 50 segments.
+    static func bulk(to path: String, dataPackets: Int) throws {
+        let client: IPv4 = "10.0.0.1", server: IPv4 = "10.9.9.9"
+        var packets: [[UInt8]] = []
+        func seg(_ fromClient: Bool, _ flags: TCPFlags, size: Int = 1000) -> [UInt8] {
+            var l: [Layer] = [.ethernet(), .ipv4(src: fromClient ? client : server, dst: fromClient ? server : client),
+                              .tcp(sport: fromClient ? 40000 : 443, dport: fromClient ? 443 : 40000, flags: flags)]
+            if size > 0 { l.append(.filler(size)) }
+            return PacketBuilder.build(l)
+        }
+        packets += [seg(true, .syn, size: 0), seg(false, [.syn, .ack], size: 0), seg(true, .ack, size: 0)]
+        for i in 0..<dataPackets {
+            packets.append(seg(i % 4 != 3, [.psh, .ack]))
+            if i % 50 == 0 { packets.append(PacketBuilder.build(.ethernet(), .ipv4(src: "10.0.0.2", dst: "10.0.0.53"), .udp(sport: 3333, dport: 53), .filler(40))) }
+        }
+        packets += [seg(true, [.fin, .ack], size: 0), seg(false, [.fin, .ack], size: 0), seg(true, .rst, size: 0)]
+        try write(packets, to: path)
+    }
 }

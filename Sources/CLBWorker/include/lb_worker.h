@@ -32,13 +32,18 @@
 extern "C" {
 #endif
 
-#define LB_WORKER_API_VERSION   1
+#define LB_WORKER_API_VERSION   2   /* 2: lb_worker_shunt, lb_worker_shunt_flow, lb_worker_unshunt_flow */
+#define LB_WORKER_ABI_MAJOR     1   /* the SONAME's number: rises only when a program built for an
+                                     * older library could no longer run with this one */
 #define LB_WORKER_ERRBUF_SIZE   256
 
 /* Return codes of lb_worker_next_batch and friends (0 from next_batch: timeout, no packets). */
 #define LB_WORKER_EOS          (-1)  /* end of stream: lb replayed its input to the end, all read */
 #define LB_WORKER_GONE         (-2)  /* lb exited or died without an end of stream, all read */
 #define LB_WORKER_EINVAL       (-3)  /* bad argument (NULL handle or array, max < 1) */
+
+/* lb_worker_shunt flags */
+#define LB_WORKER_SHUNT_ONE_WAY 0x1u  /* only the packet's (or src -> dst's) direction */
 
 /* One packet of a batch. data and tunnel point into the ring (read-only shared memory) and
  * stay valid until lb_worker_release or the next lb_worker_next_batch. */
@@ -118,6 +123,25 @@ int lb_worker_info(const lb_worker_t *w, struct lb_worker_info *info);
 
 /* Detaches. Packets read but not released stay in the ring for the ring's next consumer. */
 void lb_worker_close(lb_worker_t *w);
+
+/* Shunting (docs/shunting.md): asks lb to stop sending a flow to this ring's group, for every
+ * ring of the group. TCP SYN, FIN and RST of the flow still arrive. One exchange with lb each
+ * (a worker asks once per flow, not per packet). Return 0, or a negative errno: -EINVAL
+ * (malformed), -ENOSPC (lb's table is full), -ENOENT (no such shunt), -ETIMEDOUT, ...
+ *   flags: LB_WORKER_SHUNT_ONE_WAY stops only the packet's (or the flow text's src -> dst)
+ *          direction, as Zeek's shunt_flow does; 0 stops both
+ *   idle_s, hard_s: end the shunt after idle_s seconds without a shunted packet, or hard_s
+ *          seconds after it was added, in packet time (0: never) */
+/* The flow of pkt, a packet this handle read (its data may be released already only if the
+ * caller copied nothing: call before lb_worker_release). */
+int lb_worker_shunt(lb_worker_t *w, const struct lb_worker_packet *pkt, unsigned flags, double idle_s, double hard_s);
+
+/* A flow named as text: "proto=tcp src=10.0.0.1 sport=40000 dst=10.9.9.9 dport=443"
+ * (vlan=ID / vni=VNI when lb hashes on them). */
+int lb_worker_shunt_flow(lb_worker_t *w, const char *flow, unsigned flags, double idle_s, double hard_s);
+
+/* Ends the shunt of a flow named as text. */
+int lb_worker_unshunt_flow(lb_worker_t *w, const char *flow);
 
 /* LB_WORKER_API_VERSION of the library (compare with the header's). */
 int lb_worker_api_version(void);

@@ -23,6 +23,11 @@ public struct ShuntRequest: Equatable, Sendable {
     public var hardSeconds: Double = 0
     public var vlan: UInt16? = nil
     public var vni: UInt32? = nil
+    /// `frame=HEX`: the first bytes of a packet as a worker got it from its ring; its flow is
+    /// the one to shunt (instead of src, dst, proto and ports)
+    public var frame: [UInt8]? = nil
+    /// the most bytes of a frame a request carries
+    public static let maxFrame = 256
 
     public init(op: Op) { self.op = op }
 
@@ -71,22 +76,67 @@ public struct ShuntRequest: Equatable, Sendable {
             case "vni":
                 guard let v = UInt32(value), v < 1 << 24 else { throw BrokerError("vni=\(value): 0 to 16777215") }
                 r.vni = v
+            case "frame":
+                guard let bytes = hex(value), bytes.count >= 14, bytes.count <= maxFrame else {
+                    throw BrokerError("frame=: 14 to \(maxFrame) bytes of a packet in hexadecimal")
+                }
+                r.frame = bytes
             default:
                 throw BrokerError("unknown field '\(name)' (src, dst, sport, dport, proto, dir, idle, hard, vlan, vni)")
             }
         }
-        for needed in ["src", "dst", "proto"] where !seen.contains(needed) { throw BrokerError("\(needed)= is missing") }
+        if seen.contains("frame") {
+            for f in ["src", "dst", "proto", "sport", "dport"] where seen.contains(f) {
+                throw BrokerError("\(f)= and frame= cannot be combined (the frame names the flow)")
+            }
+        } else {
+            for needed in ["src", "dst", "proto"] where !seen.contains(needed) { throw BrokerError("\(needed)= is missing") }
+        }
         if op == .del && (seen.contains("idle") || seen.contains("hard") || seen.contains("dir")) {
             throw BrokerError("del names a flow only (dir, idle and hard are for add)")
         }
         return r
     }
 
+    static func hex(_ s: String) -> [UInt8]? {
+        let u = Array(s.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count / 2)
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: c - 0x30
+            case 0x61...0x66: c - 0x61 + 10
+            case 0x41...0x46: c - 0x41 + 10
+            default: nil
+            }
+        }
+        var i = 0
+        while i < u.count {
+            guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        return out
+    }
+
+    /// The flow of `frame` as lb's decoder reads it, or nil when it has no IP flow.
+    public func frameKey(_ decoder: Decoder) -> FlowKey? {
+        guard let frame else { return nil }
+        let d = frame.withUnsafeBytes { decoder.decode($0, link: .ethernet) }
+        guard d.key.kind == .ports || d.key.kind == .addresses, !d.nonIP else { return nil }
+        return d.key
+    }
+
     /// The table rule, keyed as lb's hash sees the flow.
-    public func rule(hashVNI: Bool, hashVLAN: Bool) -> ShuntTable.Rule {
+    public func rule(hashVNI: Bool, hashVLAN: Bool, frameKey: FlowKey? = nil) -> ShuntTable.Rule {
         var extra: UInt32 = 0
         if hashVNI { extra = vni ?? 0 }
         if hashVLAN, let v = vlan { extra = extra &* 0x9E37_79B1 &+ UInt32(v) &+ 1 }
+        if let k = frameKey {
+            return ShuntTable.Rule(key: k, extra: extra, directions: forwardOnly ? .forward : .both,
+                                   idleNanos: UInt64(idleSeconds * 1e9), hardNanos: UInt64(hardSeconds * 1e9))
+        }
         // only TCP and UDP flows are hashed with their ports (ICMP on its types, the rest on the
         // addresses): other protocols' ports are not part of the flow
         var src = src, dst = dst

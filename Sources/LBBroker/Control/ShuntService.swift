@@ -52,6 +52,8 @@ final class ShuntService {
     /// group names by index (the dispatcher's order)
     let groups: [String]
     let hashVNI: Bool, hashVLAN: Bool
+    /// reads the frames workers send (`frame=`), as the data path does
+    let decoder: Decoder
     /// sends the answer: the reply (error, message), then text lines, then closes
     let answerSocket: (Int32, Int32, String, [String]) -> Void
     var udp: UDPListener? = nil
@@ -66,13 +68,14 @@ final class ShuntService {
         ["malformed", "not_allowed", "unknown_group", "busy", "no_answer", "table_full", "not_found"].map { ($0, refused[$0, default: 0]) }
     }
 
-    init(channels: [ShuntChannel], groups: [String], hashVNI: Bool, hashVLAN: Bool,
+    init(channels: [ShuntChannel], groups: [String], decode: DecodeConfig,
          answer: @escaping (Int32, Int32, String, [String]) -> Void) {
+        decoder = Decoder(decode)
+        hashVNI = decode.hashVNI
+        hashVLAN = decode.hashVLAN
         answerSocket = answer
         self.channels = channels
         self.groups = groups
-        self.hashVNI = hashVNI
-        self.hashVLAN = hashVLAN
         ended = Array(repeating: 0, count: groups.count)
     }
 
@@ -155,7 +158,16 @@ final class ShuntService {
             return
         }
         let name = names.joined(separator: ",")
-        let rule = r.rule(hashVNI: hashVNI, hashVLAN: hashVLAN)
+        var frameKey: FlowKey? = nil
+        if r.frame != nil {
+            guard let k = r.frameKey(decoder) else {
+                refused["malformed", default: 0] += 1
+                answer(target, EINVAL, "shunt: the frame carries no IP flow lb could shunt", [])
+                return
+            }
+            frameKey = k
+        }
+        let rule = r.rule(hashVNI: hashVNI, hashVLAN: hashVLAN, frameKey: frameKey)
         let op: ShuntChannel.Op = r.op == .add ? .add : r.op == .del ? .remove : .list
         let token = nextToken
         nextToken += 1
