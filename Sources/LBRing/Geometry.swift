@@ -11,7 +11,10 @@ public struct RingGeometry: Equatable, Sendable {
     /// producer threads writing into the ring (one lane each)
     public var lanes: Int
 
-    public static let `default` = RingGeometry(slots: 32768, dataBytes: 16 << 20, maxCaplen: 9216, lanes: 1)
+    /// The longest packet kept whole is 65535 bytes: captures taken on hosts with GRO/TSO hold
+    /// segments of up to 64 kB, which Zeek reads whole; cut to a smaller slot they would be
+    /// content gaps to every worker (records take only the bytes a packet has).
+    public static let `default` = RingGeometry(slots: 32768, dataBytes: 16 << 20, maxCaplen: 65535, lanes: 1)
 
     public init(slots: Int, dataBytes: Int, maxCaplen: Int, lanes: Int) {
         self.slots = slots

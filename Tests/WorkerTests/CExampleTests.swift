@@ -142,7 +142,7 @@ import Testing
         for (k, e) in examples.enumerated() {
             try e.finish(seconds: 30)
             results.append(try Self.parse(e.stdout))
-            #expect(e.stderr.contains("attached to cx:\(k) (ring \(k + 1) of 2, 1 lane(s), snaplen 9216, lb pid \(lb.child.pid))"),
+            #expect(e.stderr.contains("attached to cx:\(k) (ring \(k + 1) of 2, 1 lane(s), snaplen 65535, lb pid \(lb.child.pid))"),
                     "lb_worker_info: \(e.stderr)")
         }
         let stats = try LBStats(lb.stdout)

@@ -143,7 +143,7 @@ public struct Dispatcher: ~Copyable {
         self.counters = counters ?? shared.counters
         attached = shared.attached
         ringCounters = self.counters.block + Counters.ringBase
-        maxCaplen = groups.first?.first?.geometry.maxCaplen ?? 9216
+        maxCaplen = groups.first?.first?.geometry.maxCaplen ?? RingGeometry.default.maxCaplen
         keep = config.decode.keepEncapsulation
         backpressure = config.backpressure
         stallTimeout = config.stallTimeoutNanos
