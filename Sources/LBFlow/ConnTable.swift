@@ -12,6 +12,11 @@ public struct FlowConfig: Sendable {
     public var icmpInactivity: UInt64 = 60_000_000_000
     /// unknown_ip_inactivity_timeout
     public var unknownInactivity: UInt64 = 60_000_000_000
+    /// dns_session_timeout: with the DNS scripts loaded, Zeek's DNS analyzer (attached to UDP
+    /// connections to its ports) removes a session idle this long (less its 1 s allowance)
+    public var dnsSessionTimeout: UInt64 = 10_000_000_000
+    /// the ports base/protocols/dns registers the analyzer for (UDP)
+    public static let dnsPorts: Set<UInt16> = [53, 137, 5353, 5355]
     public var tcpAttemptDelay: UInt64 = 5_000_000_000
     public var tcpCloseDelay: UInt64 = 5_000_000_000
     public var tcpSYNTimeout: UInt64 = 5_000_000_000
@@ -66,6 +71,9 @@ public struct LossCounters: Sendable, Equatable {
 public struct LikelyServerPorts: Sendable {
     public var tcp: Set<UInt16>
     public var udp: Set<UInt16>
+    /// the protocol scripts named (all of them for `standard`): some shape conn.log beyond the
+    /// ports (the DNS analyzer's session timeout)
+    public var services: Set<String> = []
     public init(tcp: Set<UInt16> = [], udp: Set<UInt16> = []) { self.tcp = tcp; self.udp = udp }
 
     /// Ports each of Zeek's base protocol scripts adds (`redef likely_server_ports += ...`).
@@ -115,6 +123,7 @@ public struct LikelyServerPorts: Sendable {
         var r = LikelyServerPorts()
         for n in names {
             guard let p = byService[n.lowercased()] else { continue }
+            r.services.insert(n.lowercased())
             r.tcp.formUnion(p.tcp)
             r.udp.formUnion(p.udp)
         }
@@ -137,6 +146,7 @@ public struct LikelyServerPorts: Sendable {
                 default: throw LogError("bad port '\(s)' (PORT/tcp or PORT/udp)")
                 }
             } else if let p = Self.byService[s.lowercased()] {
+                services.insert(s.lowercased())
                 tcp.formUnion(p.tcp)
                 udp.formUnion(p.udp)
             } else {
@@ -230,6 +240,9 @@ public struct ConnTable {
         analyse(bytes, l3: l3, wireLength: wireLength, ts: ts, tunnel: tunnel, vlan: vlan, reassembled: false)
     }
 
+    /// DNS session timers by time (`fireDNSTimers`)
+    var dnsTimers = TimerHeap()
+
     mutating func analyse(_ bytes: UnsafeRawBufferPointer, l3: Int, wireLength: Int, ts: UInt64,
                           tunnel: UID?, vlan: UInt16?, reassembled: Bool) {
         let problem = PacketParser.parse(bytes, l3: l3, wireLength: wireLength, ts: ts,
@@ -255,6 +268,7 @@ public struct ConnTable {
         case .otherProtocol: stats.otherProtocol &+= 1; return
         }
         let p = packet
+        if let next = dnsTimers.first, ts >= next.at { fireDNSTimers(now: ts) }
         if now &- lastSweep >= config.sweepInterval {
             sweep(now: now)
             lastSweep = now
@@ -369,7 +383,30 @@ public struct ConnTable {
             live.append(true)
         }
         index[key] = Int32(i)
+        // DNS_Analyzer's constructor schedules ExpireTimer at start + dns_session_timeout
+        if transport == .udp && config.likelyServerPorts.services.contains("dns")
+            && FlowConfig.dnsPorts.contains(conns[i].respP) {
+            conns.base[i].dnsTimerAt = p.ts &+ config.dnsSessionTimeout
+            dnsTimers.push(DNSTimer(at: conns[i].dnsTimerAt, slot: Int32(i), uid: conns[i].uid))
+        }
         return i
+    }
+
+    /// DNS_Analyzer::ExpireTimer, for every timer due by `now` (the time of the packet that
+    /// moved network time past it): a session idle for dns_session_timeout less 1 s is removed
+    /// (logged); else the timer is set again dns_session_timeout from now.
+    mutating func fireDNSTimers(now: UInt64) {
+        while let t = dnsTimers.first, t.at <= now {
+            dnsTimers.pop()
+            let i = Int(t.slot)
+            guard live[i], conns[i].uid == t.uid, conns[i].dnsTimerAt == t.at else { continue }
+            if now &- conns[i].last >= config.dnsSessionTimeout &- 1_000_000_000 {
+                remove(i)
+            } else {
+                conns.base[i].dnsTimerAt = now &+ config.dnsSessionTimeout
+                dnsTimers.push(DNSTimer(at: conns[i].dnsTimerAt, slot: t.slot, uid: t.uid))
+            }
+        }
     }
 
     mutating func remove(_ i: Int) {
@@ -505,6 +542,46 @@ public struct ConnTable {
             // Zeek's UDP masks are separate bits per direction (0x2 for the responder)
             _ = c.checkHistory(0x2, UInt8(ascii: "d"), isOrig: true)
             c.resp.dgramBytes = c.resp.dgramBytes < 0 ? ulen : c.resp.dgramBytes + ulen
+        }
+    }
+}
+
+/// A DNS session timer: when, and the connection (slot and uid, so a reused slot is ignored).
+struct DNSTimer {
+    var at: UInt64
+    var slot: Int32
+    var uid: UID
+}
+
+/// A binary min-heap of timers by time.
+struct TimerHeap {
+    var items: [DNSTimer] = []
+    var first: DNSTimer? { items.first }
+
+    mutating func push(_ t: DNSTimer) {
+        items.append(t)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i].at < items[parent].at else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && items[l].at < items[m].at { m = l }
+            if r < items.count && items[r].at < items[m].at { m = r }
+            if m == i { return }
+            items.swapAt(i, m)
+            i = m
         }
     }
 }

@@ -97,6 +97,8 @@ struct Conn {
     var deleteAt: UInt64 = 0
     var expireBase: UInt64 = 0
     var expireBase2: UInt64 = 0
+    /// the DNS analyzer's ExpireTimer (0: none)
+    var dnsTimerAt: UInt64 = 0
     var isActive = true
     var isPartial = false
     var firstPacketSeen: UInt8 = 0
