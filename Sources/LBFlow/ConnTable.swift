@@ -511,6 +511,31 @@ public struct ConnTable {
         }
     }
 
+    /// Whether a protocol analyzer Zeek attaches by port flips the connection on this packet:
+    /// the DNS analyzer when the first message it sees is a response from the originator (not
+    /// to a multicast address), the NTP analyzer once when a server message comes from the
+    /// originator or a client message from the responder. Only with those scripts loaded.
+    mutating func analyzerFlips(_ c: inout Conn, _ p: FlowPacket, isOrig: Bool) -> Bool {
+        let services = config.likelyServerPorts.services
+        if c.dnsTimerAt != 0 {                                   // the DNS analyzer is attached
+            guard !c.appSeenFirst else { return false }
+            guard p.payloadCaptured >= 12, p.payloadLength >= 12 else { return false }
+            let opcode = (p.appByte2 >> 3) & 0xF
+            // ParseMessage returns before first_message for other opcodes (query 0, notify 4, update 5)
+            guard opcode == 0 || opcode == 4 || opcode == 5 || c.respP == 137 else { return false }
+            c.appSeenFirst = true
+            return isOrig && p.appByte2 & 0x80 != 0 && !c.respH.isMulticast
+        }
+        if c.respP == 123 && services.contains("ntp") && !c.appSeenFirst && p.payloadLength >= 48 && p.payloadCaptured >= 1 {
+            let mode = p.appByte0 & 7
+            if (mode == 4 && isOrig) || (mode == 3 && !isOrig) {
+                c.appSeenFirst = true                             // flipped_: once
+                return true
+            }
+        }
+        return false
+    }
+
     // MARK: Other IP protocols
 
     /// Zeek's UnknownIPTransportAnalyzer: the packet moves the connection's last time, and
@@ -524,6 +549,23 @@ public struct ConnTable {
     // MARK: UDP
 
     mutating func udp(_ c: inout Conn, _ p: FlowPacket, isOrig: Bool) {
+        if p.checksumOK && analyzerFlips(&c, p, isOrig: isOrig) {
+            // Zeek's order for this packet: the UDP history letter, then the protocol analyzer
+            // flips the connection, then conn-size counts it and UDP records its length, both
+            // still as the side it came from (so they land on the new originator's side)
+            _ = c.checkHistory(isOrig ? 0x1 : 0x2, isOrig ? UInt8(ascii: "D") : UInt8(ascii: "d"), isOrig: true)
+            c.flipRoles()
+            c.last = p.ts
+            let ulen = Int64(p.udpLength) - 8
+            if isOrig {
+                c.orig.packets &+= 1; c.orig.ipBytes &+= UInt64(p.ipLength)
+                c.orig.dgramBytes = c.orig.dgramBytes < 0 ? ulen : c.orig.dgramBytes + ulen
+            } else {
+                c.resp.packets &+= 1; c.resp.ipBytes &+= UInt64(p.ipLength)
+                c.resp.dgramBytes = c.resp.dgramBytes < 0 ? ulen : c.resp.dgramBytes + ulen
+            }
+            return
+        }
         // the conn-size analyzer sees the packet before the checksum check
         if isOrig { c.orig.packets &+= 1; c.orig.ipBytes &+= UInt64(p.ipLength) }
         else { c.resp.packets &+= 1; c.resp.ipBytes &+= UInt64(p.ipLength) }

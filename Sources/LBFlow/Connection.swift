@@ -99,6 +99,8 @@ struct Conn {
     var expireBase2: UInt64 = 0
     /// the DNS analyzer's ExpireTimer (0: none)
     var dnsTimerAt: UInt64 = 0
+    /// the DNS analyzer saw its first message / the NTP analyzer flipped (each acts once)
+    var appSeenFirst = false
     var isActive = true
     var isPartial = false
     var firstPacketSeen: UInt8 = 0

@@ -14,6 +14,8 @@ public struct IPAddr: Hashable, Comparable, Sendable {
     public static func < (a: IPAddr, b: IPAddr) -> Bool { (a.hi, a.lo) < (b.hi, b.lo) }
     /// 255.255.255.255 (Zeek never flips a connection to a broadcast address)
     public var isBroadcast: Bool { isV4 && v4 == 0xFFFF_FFFF }
+    /// 224.0.0.0/4 or ff00::/8 (IPAddr::IsMulticast)
+    public var isMulticast: Bool { isV4 ? v4 >> 28 == 0xE : hi >> 56 == 0xFF }
 }
 
 /// Why a packet was not tracked (each has a counter in `FlowStats`).
@@ -46,6 +48,8 @@ public struct FlowPacket {
     public var payloadCaptured = 0
     // UDP
     public var udpLength = 0                // the UDP header's length field
+    /// the UDP payload's bytes 0 and 2 (NTP's mode, DNS's QR bit), and how many were captured
+    public var appByte0: UInt8 = 0, appByte2: UInt8 = 0
     // ICMP
     public var icmpType: UInt8 = 0
     public var icmpCode: UInt8 = 0
@@ -225,6 +229,8 @@ public enum PacketParser {
             p.udpLength = Int(be16(bytes, l4 + 4))
             p.payloadLength = l4Len - 8
             p.payloadCaptured = captured - 8
+            p.appByte0 = p.payloadCaptured >= 1 ? bytes[l4 + 8] : 0
+            p.appByte2 = p.payloadCaptured >= 3 ? bytes[l4 + 10] : 0
             let sum = be16(bytes, l4 + 6)
             if !ignoreChecksums && allCaptured && (sum != 0 || p.isV6) {
                 let s = onesSum(bytes, l4, l4Len, pseudo &+ 17 &+ UInt64(l4Len))
