@@ -29,8 +29,9 @@ public enum Layer: Sendable {
     /// customer's `.ethernet`.
     case pbb(isid: UInt32, pcp: UInt8 = 0, dei: Bool = false)
     /// Cisco FabricPath: outer switch addresses, EtherType 0x8903 and the FTAG/TTL word (16
-    /// bytes in all), followed by the classical `.ethernet` frame.
-    case fabricPath(dst: MAC = "02:fa:00:00:00:02", src: MAC = "02:fa:00:00:00:01", ftag: UInt16 = 1, ttl: UInt8 = 32)
+    /// bytes in all), followed by the classical `.ethernet` frame; `fcs` appends the frame's
+    /// FCS (Wireshark's FabricPath dissector expects one).
+    case fabricPath(dst: MAC = "02:fa:00:00:00:02", src: MAC = "02:fa:00:00:00:01", ftag: UInt16 = 1, ttl: UInt8 = 32, fcs: Bool = false)
     /// Cisco HDLC (a LINKTYPE_PPP_HDLC frame starting 0F): address, control, EtherType.
     case ciscoHDLC(address: UInt8 = 0x0F, type: UInt16? = nil)
     /// NFLOG (LINKTYPE_NFLOG): the 4-byte header, a packet-header TLV, a prefix TLV and the

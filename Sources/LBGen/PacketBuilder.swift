@@ -133,11 +133,12 @@ extension Layer {
             o.be32(UInt32(pcp & 7) << 29 | (dei ? 1 << 28 : 0) | isid & 0xFF_FFFF)
             o += payload
 
-        case .fabricPath(let dst, let src, let ftag, let ttl):
+        case .fabricPath(let dst, let src, let ftag, let ttl, let fcs):
             o = dst.bytes + src.bytes
             o.be16(0x8903)
             o.be16((ftag & 0x3FF) << 6 | UInt16(ttl & 0x3F))
             o += payload
+            if fcs { o.le32(Checksum.crc32(o)) }
 
         case .ciscoHDLC(let address, let type):
             o = [address, 0]
