@@ -182,7 +182,7 @@ struct DecoderSerialLinkTests {
         let d = decodeFrame(f, link: .pppHDLC)
         #expect(d.key == inner4Key && d.start == 4 && d.synthType == 0x0800)
         let keepalive = decodeFrame(build(.ciscoHDLC(address: 0x8F, type: 0x8035), .filler(18)), link: .pppHDLC)
-        #expect(keepalive.nonIP && keepalive.error == .none)          // SLARP
+        #expect(keepalive.nonIP && keepalive.error == .none && keepalive.synthType == opaqueEtherType)   // SLARP, not RARP
         // on LINKTYPE_PPP a first byte 0F is not Cisco HDLC
         #expect(decodeFrame(f, link: .ppp).key != inner4Key)
     }

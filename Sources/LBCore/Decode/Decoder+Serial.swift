@@ -8,14 +8,15 @@ extension Walk {
     /// protocol field of two bytes, or one when compressed (RFC 1661: an odd first byte).
     /// 0x0021 IPv4, 0x0057 IPv6 and 0x0281 MPLS continue; LCP, IPCP, CCP ... are non-IP.
     /// LINKTYPE_PPP_HDLC frames that start 0F or 8F are Cisco HDLC: address, control, then an
-    /// EtherType.
+    /// EtherType (IP and MPLS continue; SLARP keepalives and the rest are non-IP).
     mutating func pppLink(hdlc: Bool) -> Next {
         guard f.count >= 2 else { return fail(.truncatedLink) }
         let first = f.u8(0)
         if hdlc && (first == 0x0F || first == 0x8F) {
             guard f.count >= 4 else { return fail(.truncatedLink) }
             let t = f.be16(2)
-            guard t >= 0x0600 else { return opaque() }
+            // IP and MPLS are converted; the rest (SLARP is 0x8035, not RARP) has no Ethernet form
+            guard t == 0x0800 || t == 0x86DD || t == 0x8847 || t == 0x8848 else { return opaque() }
             off = 4
             setDelivery(start: 4, synth: t)
             return .etherType(t)
