@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBSys", "LBCore", "CLBRing"]),
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBRing", "LBCore", "LBGen", "LBSys", "CLBRing", "CLBXdp", "LBTestSupport"]),
         .testTarget(name: "WorkerTests", dependencies: ["LBWorker", "LBBroker", "LBRing", "LBCore", "LBGen", "LBSys", "CLBRing", "LBTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["lb", "LBCore", "LBGen", "LBTestSupport"]),
         .testTarget(name: "OpsTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBWorker", "LBRing", "LBSys", "CLBRing", "LBTestSupport"]),
         .testTarget(name: "UDPTests", dependencies: ["lb", "LBBroker", "LBCore", "LBGen", "LBSys", "LBTestSupport"]),
         .testTarget(name: "FlowTests", dependencies: ["lb", "LBFlow", "LBGen", "LBCore", "LBTestSupport"]),

@@ -54,9 +54,14 @@ struct vlan_hdr_ {
     __be16 proto;
 };
 
+#define LB_ETH_P_FABRICPATH 0x8903
+#define LB_ETH_P_PBB 0x88E7
+
 /* Finds the IP protocol and the destination port (0 if none: not TCP/UDP/SCTP, or a non-first
- * fragment). Returns 0 when the frame is IPv4/IPv6, -1 otherwise. Bounded: at most two VLAN
- * tags, no IPv6 extension headers except a fragment header.
+ * fragment). Returns 0 when the frame is IPv4/IPv6, -1 otherwise. Bounded: a FabricPath
+ * header, at most two VLAN tags, a PBB I-TAG with the customer's header and at most two more
+ * tags (lb decodes both encapsulations, so the filter sees the flow lb hashes), no IPv6
+ * extension headers except a fragment header.
  *
  * Packet pointers only ever move by constants: a variable offset (the IPv4 header length)
  * would need CAP_PERFMON from the verifier, and lb asks only for CAP_BPF and CAP_NET_ADMIN.
@@ -69,6 +74,15 @@ static __always_inline int classify(struct xdp_md *ctx, void *data, void *end, _
     if (p > end)
         return -1;
     __u16 type = eth->h_proto;
+    /* Cisco FabricPath: a 16-byte header, then the classical Ethernet frame */
+    if (type == bpf_htons(LB_ETH_P_FABRICPATH)) {
+        struct ethhdr *in = data + 16;
+        if ((void *)(in + 1) > end)
+            return -1;
+        type = in->h_proto;
+        p = in + 1;
+        off = 16 + sizeof(struct ethhdr);
+    }
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         if (type != bpf_htons(ETH_P_8021Q) && type != bpf_htons(ETH_P_8021AD))
@@ -79,6 +93,26 @@ static __always_inline int classify(struct xdp_md *ctx, void *data, void *end, _
         type = v->proto;
         p = v + 1;
         off += sizeof(struct vlan_hdr_);
+    }
+    /* 802.1ah PBB: a 4-byte I-TAG, then the customer's Ethernet header and its own tags */
+    if (type == bpf_htons(LB_ETH_P_PBB)) {
+        __u8 *b = p;
+        if ((void *)(b + 4 + sizeof(struct ethhdr)) > end)
+            return -1;
+        type = ((struct ethhdr *)(b + 4))->h_proto;
+        p = b + 4 + sizeof(struct ethhdr);
+        off += 4 + sizeof(struct ethhdr);
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            if (type != bpf_htons(ETH_P_8021Q) && type != bpf_htons(ETH_P_8021AD))
+                break;
+            struct vlan_hdr_ *v = p;
+            if ((void *)(v + 1) > end)
+                return -1;
+            type = v->proto;
+            p = v + 1;
+            off += sizeof(struct vlan_hdr_);
+        }
     }
     int first = 1;
     __u32 ihl = 5;

@@ -20,6 +20,27 @@ public enum Layer: Sendable {
     case pppoe(session: UInt16 = 1, pppProtocol: UInt16? = nil)
     /// 802.2 LLC with a SNAP header carrying an EtherType.
     case llcSnap(oui: UInt32 = 0, type: UInt16? = nil)
+    /// An 802.3 header: a length field instead of an EtherType (nil: the length of what
+    /// follows), then `padding` zero bytes after the data that the length does not count.
+    case ieee8023(dst: MAC = .b, src: MAC = .a, length: UInt16? = nil, padding: Int = 0)
+    /// 802.2 LLC without SNAP (3 bytes: DSAP, SSAP, control); the data follows.
+    case llc(dsap: UInt8, ssap: UInt8, control: UInt8 = 0x03)
+    /// 802.1ah Provider Backbone Bridging I-TAG (EtherType 0x88E7), followed by the
+    /// customer's `.ethernet`.
+    case pbb(isid: UInt32, pcp: UInt8 = 0, dei: Bool = false)
+    /// Cisco FabricPath: outer switch addresses, EtherType 0x8903 and the FTAG/TTL word (16
+    /// bytes in all), followed by the classical `.ethernet` frame; `fcs` appends the frame's
+    /// FCS (Wireshark's FabricPath dissector expects one).
+    case fabricPath(dst: MAC = "02:fa:00:00:00:02", src: MAC = "02:fa:00:00:00:01", ftag: UInt16 = 1, ttl: UInt8 = 32, fcs: Bool = false)
+    /// Cisco HDLC (a LINKTYPE_PPP_HDLC frame starting 0F): address, control, EtherType.
+    case ciscoHDLC(address: UInt8 = 0x0F, type: UInt16? = nil)
+    /// NFLOG (LINKTYPE_NFLOG): the 4-byte header, a packet-header TLV, a prefix TLV and the
+    /// payload TLV holding what follows; TLV lengths and types little-endian. nil family: 2
+    /// (AF_INET) or 10 (AF_INET6) from the next layer.
+    case nflog(family: UInt8? = nil, version: UInt8 = 0, resourceID: UInt16 = 0, prefix: String = "lb")
+    /// FDDI (LINKTYPE_FDDI): frame control (0x50: asynchronous LLC), destination, source;
+    /// `.llcSnap` follows for IP.
+    case fddi(frameControl: UInt8 = 0x50, dst: MAC = .b, src: MAC = .a)
     /// An ARP packet for Ethernet/IPv4 (terminal).
     case arp(operation: UInt16 = 1, senderMAC: MAC = .a, senderIP: IPv4, targetMAC: MAC = MAC(0), targetIP: IPv4)
     /// Linux cooked capture v1 (LINKTYPE_LINUX_SLL).

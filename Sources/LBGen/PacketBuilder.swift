@@ -35,6 +35,7 @@ extension Layer {
         case .pppoe: 0x8864
         case .arp: 0x0806
         case .ethernet: 0x6558
+        case .pbb: 0x88E7
         default: nil
         }
     }
@@ -71,6 +72,7 @@ extension Layer {
         case .ipv4: 0x0021
         case .ipv6: 0x0057
         case .ip(let b): b.first.map { $0 >> 4 == 6 ? 0x0057 : 0x0021 }
+        case .mpls: 0x0281
         default: nil
         }
     }
@@ -117,6 +119,51 @@ extension Layer {
             o = [0xAA, 0xAA, 0x03, UInt8(oui >> 16 & 0xFF), UInt8(oui >> 8 & 0xFF), UInt8(oui & 0xFF)]
             o.be16(type ?? next?.etherType ?? 0x88B5)
             o += payload
+
+        case .ieee8023(let dst, let src, let length, let padding):
+            o = dst.bytes + src.bytes
+            o.be16(length ?? UInt16(truncatingIfNeeded: payload.count))
+            o += payload
+            o += Array(repeating: 0, count: max(0, padding))
+
+        case .llc(let dsap, let ssap, let control):
+            o = [dsap, ssap, control] + payload
+
+        case .pbb(let isid, let pcp, let dei):
+            o.be32(UInt32(pcp & 7) << 29 | (dei ? 1 << 28 : 0) | isid & 0xFF_FFFF)
+            o += payload
+
+        case .fabricPath(let dst, let src, let ftag, let ttl, let fcs):
+            o = dst.bytes + src.bytes
+            o.be16(0x8903)
+            o.be16((ftag & 0x3FF) << 6 | UInt16(ttl & 0x3F))
+            o += payload
+            if fcs { o.le32(Checksum.crc32(o)) }
+
+        case .ciscoHDLC(let address, let type):
+            o = [address, 0]
+            o.be16(type ?? next?.etherType ?? 0x88B5)
+            o += payload
+
+        case .nflog(let family, let version, let resourceID, let prefix):
+            var fam: UInt8 = 2
+            if next?.etherType == 0x86DD { fam = 10 }
+            o = [family ?? fam, version]
+            o.be16(resourceID)
+            func tlv(_ type: UInt16, _ value: [UInt8]) {
+                let len = UInt16(truncatingIfNeeded: 4 + value.count)
+                o += [UInt8(len & 0xFF), UInt8(len >> 8), UInt8(type & 0xFF), UInt8(type >> 8)] + value
+                while o.count % 4 != 0 { o.append(0) }
+            }
+            var hdr: [UInt8] = []
+            hdr.be16(next?.etherType ?? 0)                  // NFULA_PACKET_HDR: hw_protocol, hook, pad
+            hdr += [3, 0]
+            tlv(1, hdr)
+            tlv(10, Array(prefix.utf8) + [0])              // NFULA_PREFIX, NUL-terminated
+            tlv(9, payload)                                 // NFULA_PAYLOAD
+
+        case .fddi(let frameControl, let dst, let src):
+            o = [frameControl] + dst.bytes + src.bytes + payload
 
         case .arp(let operation, let senderMAC, let senderIP, let targetMAC, let targetIP):
             o = [0, 1, 0x08, 0x00, 6, 4]

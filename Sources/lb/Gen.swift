@@ -4,6 +4,9 @@ import LBCore
 import LBGen
 import LBSys
 
+extension LinkFraming: ExpressibleByArgument {}
+extension EthernetEncap: ExpressibleByArgument {}
+
 struct Gen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make traffic: a synthetic trace (TCP sessions, DNS-like UDP, ICMP, IPv6, fragments, VXLAN and GENEVE mirroring) written to a pcap file or sent on an interface, or a capture replayed onto an interface.",
@@ -18,6 +21,16 @@ struct Gen: ParsableCommand {
             --duration or --loop, each frame of the trace is sent once. When it ends (or on \
             SIGINT/SIGTERM) it prints one JSON line on stdout: packets_sent, bytes_sent, seconds, \
             rate_pps, rate_mbps, busy_retries, rate_lagged, frames_skipped.
+
+            Other link layers (the synthetic trace's IP packets, the same flows): --link ppp \
+            (LINKTYPE_PPP: FF 03 and the PPP protocol), ppp-hdlc (LINKTYPE_PPP_HDLC, the same \
+            bytes), nflog (LINKTYPE_NFLOG: header, packet-header and prefix TLVs, the payload \
+            TLV) or fddi (LINKTYPE_FDDI: frame control, addresses, LLC/SNAP) writes a pcap of \
+            that link type (with -w only). --encap wraps every Ethernet frame: pbb (802.1ah: \
+            backbone addresses, backbone VLAN 100 on 0x88A8, an I-TAG whose I-SID is 65536 + the \
+            flow's index modulo 65536, then the frame), fabricpath (the 16-byte Cisco FabricPath header, \
+            then the frame) or llc-snap (802.3 with LLC/SNAP instead of Ethernet II; frames \
+            whose data would pass 802.3's 1500 bytes stay Ethernet II); it works with -w and -i.
             """)
 
     @Option(name: .customShort("w"), help: "The pcap file to write.")
@@ -31,6 +44,12 @@ struct Gen: ParsableCommand {
 
     @Option(help: "mix (every kind of flow), udp64 (minimum-size UDP frames), or vxlan (the mix inside VXLAN).")
     var mode: GenMode = .mix
+
+    @Option(help: "Write the trace on this link layer instead of Ethernet: \(LinkFraming.allCases.map(\.rawValue).joined(separator: ", ")) (with -w).")
+    var link: LinkFraming?
+
+    @Option(help: "Wrap every Ethernet frame: \(EthernetEncap.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var encap: EthernetEncap?
 
     @Option(help: "Number of flows.", transform: Arguments.integer(in: 1...Int(Int32.max)))
     var flows: Int = 1000
@@ -78,6 +97,11 @@ struct Gen: ParsableCommand {
         case (.some, .some): throw ValidationError("-w and -i go separately: write a file or send on an interface")
         default: break
         }
+        if link != nil {
+            guard write != nil else { throw ValidationError("--link writes a capture file of that link type: use it with -w FILE") }
+            guard encap == nil else { throw ValidationError("--link and --encap go separately: --encap wraps Ethernet frames") }
+        }
+        if encap != nil && replay != nil { throw ValidationError("--encap wraps the synthetic trace, not a --replay capture") }
         if write != nil {
             guard replay == nil else { throw ValidationError("--replay sends a capture: use it with -i IFACE") }
             guard rate == 0, count == nil, duration == nil, !loop else {
@@ -101,7 +125,17 @@ struct Gen: ParsableCommand {
         var config = SynthConfig(seed: seed, flows: flows, packets: packets,
                                  mode: mode == .udp64 ? .udp64 : mode == .vxlan ? .vxlanOnly : .mixed)
         config.sizes = sizes
-        return TrafficSynth.generate(config)
+        var trace = TrafficSynth.generate(config)
+        if let encap {
+            for i in trace.indices { trace[i].bytes = encap.frame(trace[i].bytes, isid: 0x10000 + UInt32(trace[i].flowIndex % 0x10000)) }
+        }
+        if let link {
+            for i in trace.indices {
+                guard let f = link.frame(fromEthernet: trace[i].bytes) else { preconditionFailure("TrafficSynth made a frame that is not IP") }
+                trace[i].bytes = f
+            }
+        }
+        return trace
     }
 
     func run() throws {
@@ -112,7 +146,7 @@ struct Gen: ParsableCommand {
             let fd = try Sys.open(write, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
             defer { Sys.close(fd) }
             var out = PcapOutput(fd: fd, nanosecond: nano)
-            try out.header(snaplen: 65535)
+            try out.header(snaplen: 65535, linkType: link?.linkType ?? 1)
             for p in trace { try out.append(array: p.bytes, timestampNanos: p.timestampNanos) }
             try out.flush()
             try? printError("lb gen: \(write): \(trace.count) packets, \(Set(trace.map(\.flowIndex)).count) flows")

@@ -19,8 +19,8 @@ struct PcapOutput: ~Copyable {
 
     deinit { buffer.deallocate() }
 
-    mutating func header(snaplen: UInt32) throws {
-        Pcap.writeFileHeader(to: buffer, linkType: 1, snaplen: snaplen, nanosecond: nanosecond)
+    mutating func header(snaplen: UInt32, linkType: UInt32 = 1) throws {
+        Pcap.writeFileHeader(to: buffer, linkType: linkType, snaplen: snaplen, nanosecond: nanosecond)
         used = Pcap.fileHeaderSize
     }
 

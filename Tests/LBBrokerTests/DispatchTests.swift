@@ -120,12 +120,13 @@ import Testing
 }
 
 @Suite struct DeliveryTests {
-    /// A 9000-byte-MTU frame passes whole with the default slot size; a longer frame than the
+    /// A 9000-byte-MTU frame passes whole with a 9216-byte slot; a longer frame than the
     /// slot holds is truncated, flagged and counted, never dropped silently.
     @Test func jumboFramesPassWholeAndLongerOnesAreTruncated() throws {
         var geometry = RingGeometry.default
         geometry.dataBytes = 1 << 20
         geometry.slots = 1024
+        geometry.maxCaplen = 9216
         let rings = try TestRings([1], big: [], geometry: geometry)
         let jumbo = udpFrame(client: 1, sport: 1000, payload: 9000 - 28)        // 9014 bytes on the wire
         let tooLong = udpFrame(client: 2, sport: 1001, payload: 9300)

@@ -70,6 +70,30 @@ import Testing
                                                  notIP: UInt64(notIP.count)))
     }
 
+    /// PBB and FabricPath are decoded by lb, so the filter looks at the IP flow inside them.
+    @Test func seesThroughPBBAndFabricPath() throws {
+        let prog = try XDPProgram(object: Self.object, divert: try DivertFilter("udp dst port 4789"))
+        func inner(_ dport: UInt16) -> [Layer] {
+            [.ipv4(src: Self.a, dst: Self.b), .udp(sport: 40000, dport: dport), .payload([1, 2, 3, 4])]
+        }
+        let pbb: [Layer] = [.ethernet(), .pbb(isid: 0x10000), .ethernet()]
+        let pbbTagged: [Layer] = [.ethernet(), .vlan(id: 100, tpid: 0x88A8), .pbb(isid: 0x10000), .ethernet(), .vlan(id: 7), .vlan(id: 8)]
+        let fp: [Layer] = [.fabricPath(), .ethernet()]
+        let fpTagged: [Layer] = [.fabricPath(), .ethernet(), .vlan(id: 9), .pbb(isid: 1), .ethernet(), .vlan(id: 10)]
+        let diverted = [pbb, pbbTagged, fp, fpTagged].map { PacketBuilder.build($0 + inner(4789)) }
+            + [PacketBuilder.build(pbb + [.ipv6(src: Self.a6, dst: Self.b6), .udp(sport: 1, dport: 4789), .payload([0])])]
+        let passed = [pbb, pbbTagged, fp, fpTagged].map { PacketBuilder.build($0 + inner(53)) }
+        let notIP: [[UInt8]] = [
+            PacketBuilder.build(pbb + [.arp(senderIP: Self.a, targetIP: Self.b)]),
+            Array(PacketBuilder.build(pbb + inner(4789)).prefix(14 + 4 + 10)),     // cut in the customer header
+            Array(PacketBuilder.build(fp + inner(4789)).prefix(16 + 10)),           // cut in the classical header
+            PacketBuilder.build(pbbTagged.dropLast() + [.vlan(id: 8, type: 0x8100), .vlan(id: 9)] + inner(4789)),   // a third customer tag
+        ]
+        for f in diverted + passed + notIP { #expect(try prog.run(f) == .pass) }
+        #expect(prog.counts == XDPProgram.Counts(diverted: 0, passed: UInt64(passed.count), noSocket: UInt64(diverted.count),
+                                                 notIP: UInt64(notIP.count)))
+    }
+
     @Test func withoutAFilterEverythingIsForLB() throws {
         let prog = try XDPProgram(object: Self.object, divert: nil)
         for f in [udp(53), udp(4789), PacketBuilder.build(.ethernet(), .arp(senderIP: Self.a, targetIP: Self.b)), [UInt8](repeating: 0, count: 14)] {

@@ -592,3 +592,25 @@ private func parseEpoch(_ s: Substring) -> UInt64? {
         }
     }
 }
+
+// MARK: - The link types of issue 15
+
+@Suite struct CaptureReaderLinkTypeTests {
+    /// PPP, PPP in HDLC framing, FDDI and NFLOG captures, classic and pcapng (one interface of
+    /// each in one section), are read with their link type, which the decoder accepts.
+    @Test func pppFDDIAndNFLOGCaptures() {
+        let links: [(UInt32, LinkType)] = [(9, .ppp), (50, .pppHDLC), (10, .fddi), (239, .nflog)]
+        for (value, link) in links {
+            #expect(LinkType(linktype: value) == link)
+            let pcap = Pcap.file(linkType: value, nanosecond: false, packets: [(1_000, payload(40, seed: 9))])
+            let r = CaptureCheck.readAll(pcap)
+            #expect(r.error == nil && r.packets.count == 1 && r.packets.first?.linkType == value)
+        }
+        var b = PcapngBuilder()
+        b.shb(big: false)
+        for (value, _) in links { b.idb(link: UInt16(value), snaplen: 65535) }
+        for i in links.indices { b.epb(ifid: UInt32(i), ts: 1, data: payload(40, seed: UInt8(i))) }
+        let r = CaptureCheck.readAll(b.bytes)
+        #expect(r.error == nil && r.packets.map(\.linkType) == links.map(\.0))
+    }
+}

@@ -46,6 +46,8 @@ struct DecoderErrorCatalogueTests {
         case .wifiUnsupported:
             return (.ieee80211, build(.wifiData(), .amsdu(Array(repeating: AMSDUSubframe(packet: [1], llcSnap: false), count: 65))))
         case .tunnelTooDeep: return (.ethernet, build([.ethernet()] + Array(repeating: Layer.ipv4(src: Addr.o4, dst: Addr.t4), count: 9) + inner4))
+        case .nflogBadHeader: return (.nflog, build([.nflog(version: 1)] + inner4))
+        case .nflogNoPayload: return (.nflog, [2, 0, 0, 0])
         case .tooManyLayers:   // Ethernet pseudowires in MPLS add no tunnel level, only steps
             let pw: [Layer] = [.ethernet(type: 0x8847), .mpls(labels: [16], controlWord: true)]
             return (.ethernet, build(Array(Array(repeating: pw, count: 400).joined()) + [.ethernet()] + inner4))

@@ -85,6 +85,13 @@ struct FastPathTests {
             frames.append(build(outer6 + [.udp(sport: 40000, dport: 4789), .vxlan(vni: 42), .ethernet(), .vlan(id: 9)] + inner))
             frames.append(build([.ethernet(), .vlan(id: 5), .ipv4(src: Addr.o4, dst: Addr.t4), .udp(sport: 1, dport: 4789),
                                  .vxlan(vni: 1), .ethernet()] + inner))
+            // layer-2 encapsulations the fast path leaves to the walk (PBB, FabricPath, 802.3)
+            frames.append(build([.ethernet(), .pbb(isid: 5), .ethernet()] + inner))
+            frames.append(build([.ethernet(), .vlan(id: 100, tpid: 0x88A8), .pbb(isid: 5), .ethernet(), .vlan(id: 7)] + inner))
+            frames.append(build([.fabricPath(), .ethernet()] + inner))
+            frames.append(build([.ieee8023(padding: 6), .llcSnap()] + inner))
+            frames.append(build(outer4 + [.udp(sport: 40000, dport: 4789), .vxlan(vni: 42), .fabricPath(), .ethernet()] + inner))
+            frames.append(build(outer4 + [.udp(sport: 40000, dport: 4789), .vxlan(vni: 42), .ethernet(), .pbb(isid: 1), .ethernet()] + inner))
         }
         var rng = SeededRNG(seed: 5)
         var all = frames

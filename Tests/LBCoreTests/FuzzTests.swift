@@ -195,6 +195,16 @@ enum Fuzz {
             udp(2152) + [.gtpu(teid: 1, seq: 1, extensions: [GTPExtension(), GTPExtension(type: 0x40, content: [1, 2, 3, 4, 5, 6])])] + inner6,
             udp(3544) + [.teredo(auth: TeredoAuth(clientID: [1], authValue: [2, 3]), origin: TeredoOrigin(port: 1, address: Addr.o4))] + inner6,
             udp(5072) + [.ayiya()] + inner6, udp(5072) + [.ayiya(identity: [1, 2], signature: [])] + inner4,
+            // layer-2 encapsulations and 802.3 frames
+            [.ethernet(), .vlan(id: 100, tpid: 0x88A8), .pbb(isid: 7), .ethernet(), .vlan(id: 5)] + inner4,
+            [.ethernet(), .pbb(isid: 7), .fabricPath(), .ethernet()] + inner6,
+            [.fabricPath(), .ethernet(), .vlan(id: 5)] + inner4,
+            [.fabricPath()] + udp(4789) + [.vxlan(vni: 1), .ethernet(), .pbb(isid: 1), .ethernet()] + inner6,
+            [.ieee8023(padding: 10), .llcSnap()] + inner4,
+            [.ieee8023(), .llcSnap(type: 0x0806), .arp(senderIP: Addr.c4, targetIP: Addr.s4)],
+            [.ieee8023(), .payload([0xFF, 0xFF, 0, 30, 0, 0x11]), .filler(24)],
+            [.ieee8023(), .llc(dsap: 0x42, ssap: 0x42), .filler(35)],
+            [.ethernet(type: 0x8035), .arp(operation: 3, senderIP: Addr.c4, targetIP: Addr.s4)],
         ]
         let vx = { (inner: [Layer]) -> [Layer] in [.ipv4(src: Addr.o4, dst: Addr.t4), .udp(sport: 1, dport: 4789), .vxlan(vni: 1), .ethernet()] + inner }
         eth.append([.ethernet()] + vx(vx(vx(vx(inner4)))))
@@ -211,6 +221,14 @@ enum Fuzz {
             (.ieee80211, build(.wifiData(), amsdu)),
             (.radiotap, build([.radiotap(tsft: true, fcs: true, extraPresentWords: 1), .wifiData(toDS: false, fromDS: true), .llcSnap()] + inner6)),
             (.radiotap, build(.radiotap(fcs: true), .wifiData(), amsdu)),
+            (.ppp, build([.ppp()] + inner4)), (.ppp, build([.ppp(addressControl: false)] + inner6)),
+            (.ppp, build([.ppp(addressControl: false, compressed: true)] + inner4)),
+            (.ppp, build([.ppp(), .mpls(labels: [16, 17])] + inner6)),
+            (.ppp, build(.ppp(proto: 0xC021), .payload([1, 1, 0, 8, 5, 6, 0, 0]))),
+            (.pppHDLC, build([.ppp()] + inner6)), (.pppHDLC, build([.ciscoHDLC()] + inner4)),
+            (.nflog, build([.nflog()] + inner4)), (.nflog, build([.nflog(prefix: "drop in")] + inner6)),
+            (.fddi, build([.fddi(), .llcSnap()] + inner4)), (.fddi, build([.fddi(), .llcSnap()] + inner6)),
+            (.fddi, build(.fddi(), .llcSnap(type: 0x0806), .arp(senderIP: Addr.c4, targetIP: Addr.s4))),
         ]
         return out
     }

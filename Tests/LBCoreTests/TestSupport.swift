@@ -71,7 +71,8 @@ func hashOf(_ k: FlowKey, _ mode: TupleMode = .five, extra: UInt32 = 0, seeds: H
 func bucket(_ hash: UInt64, _ n: Int) -> Int { Int(((hash >> 32) * UInt64(n)) >> 32) }
 
 /// Every link type the decoder accepts.
-let allLinkTypes: [LinkType] = [.null, .ethernet, .raw, .ieee80211, .loop, .linuxSLL, .radiotap, .ipv4, .ipv6, .linuxSLL2]
+let allLinkTypes: [LinkType] = [.null, .ethernet, .raw, .ieee80211, .loop, .linuxSLL, .radiotap, .ipv4, .ipv6, .linuxSLL2,
+                                .ppp, .pppHDLC, .nflog, .fddi]
 
 /// Frames built from layers (shorthand).
 func build(_ layers: Layer...) -> [UInt8] { PacketBuilder.build(layers) }

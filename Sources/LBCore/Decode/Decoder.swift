@@ -230,6 +230,14 @@ enum Next {
     case done
 }
 
+/// What an 802.2 LLC header holds.
+@usableFromInline
+enum SNAP {
+    case etherType(UInt16, payload: Int)
+    case other
+    case truncated
+}
+
 /// One decode in progress: a cursor over the frame and the result being built.
 @usableFromInline
 struct Walk {
@@ -280,6 +288,9 @@ struct Walk {
         case .linuxSLL2: loop(sll2())
         case .ieee80211: loop(.wifi)
         case .radiotap: loop(radiotap())
+        case .ppp, .pppHDLC: loop(pppLink(hdlc: link == .pppHDLC))
+        case .nflog: loop(nflog())
+        case .fddi: loop(fddi())
         }
     }
 
@@ -314,6 +325,11 @@ struct Walk {
         setLinkKey(dst: off, src: off + 6)
         tags = 0
         let t = f.be16(off + 12)
+        if t == 0x8903 {            // Cisco FabricPath: a 16-byte header, then the Ethernet frame
+            guard end - off >= 16 + 14 else { return fail(.truncatedLink) }
+            off += 16
+            return .ethernet
+        }
         off += 14
         return etherType(t)
     }
@@ -339,23 +355,49 @@ struct Walk {
             return .etherType(inner)
         case 0x8847, 0x8848: return mpls()
         case 0x8864: return pppoe()
-        case 0x0806: return arp()
+        case 0x88E7:    // 802.1ah PBB: a 4-byte I-TAG, then the customer's Ethernet frame
+            guard end - off >= 4 + 14 else { return fail(.truncatedLink) }
+            off += 4
+            return .ethernet
+        case 0x0806, 0x8035: return arp()     // ARP, RARP
         default:
-            if t < 0x0600 { return llc() }
+            if t <= 1500 { return llc(length: Int(t)) }
+            d.nonIP = true                    // 1501-1535 are undefined, the rest unknown
+            return .done
+        }
+    }
+
+    /// An 802.3 length field: the frame's data ends there (what follows is padding), and is
+    /// 802.2 LLC; SNAP with an EtherType continues, anything else (Novell raw 802.3 starts
+    /// FF FF, other LLC SAPs) is a non-IP frame.
+    mutating func llc(length: Int) -> Next {
+        if end - off > length { end = off + length }
+        switch snap(off) {
+        case .etherType(let t, let payload):
+            off = payload
+            return .etherType(t)
+        case .truncated:
+            d.nonIP = true
+            return fail(.truncatedLink)
+        case .other:
             d.nonIP = true
             return .done
         }
     }
 
-    /// 802.3 length field: LLC, and SNAP carrying an EtherType.
-    mutating func llc() -> Next {
-        guard end - off >= 8, f.u8(off) == 0xAA, f.u8(off + 1) == 0xAA, f.u8(off + 2) == 0x03 else {
-            d.nonIP = true
-            return .done
-        }
-        let t = f.be16(off + 6)
-        off += 8
-        return .etherType(t)
+    /// Reads 802.2 LLC at `p`: SNAP (DSAP and SSAP AA) with OUI 00-00-00 (RFC 1042) or
+    /// 00-00-F8 (802.1H) carries an EtherType. The LLC header is 3 bytes, 4 when its control
+    /// field is not an unnumbered PDU.
+    func snap(_ p: Int) -> SNAP {
+        guard end - p >= 2 else { return .truncated }
+        guard f.u8(p) == 0xAA, f.u8(p + 1) == 0xAA else { return .other }
+        guard end - p >= 3 else { return .truncated }
+        let h = f.u8(p + 2) & 3 == 3 ? 3 : 4
+        guard end - p >= h + 5 else { return .truncated }
+        let oui = UInt32(f.u8(p + h)) << 16 | UInt32(f.be16(p + h + 1))
+        let t = f.be16(p + h + 3)
+        guard oui == 0 || oui == 0xF8, t >= 0x0600 else { return .other }
+        return .etherType(t, payload: p + h + 5)
     }
 
     mutating func mpls() -> Next {

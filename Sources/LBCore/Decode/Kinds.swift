@@ -67,6 +67,8 @@ public enum ParseError: UInt8, CaseIterable, Sendable {
     case wifiUnsupported
     case tunnelTooDeep
     case tooManyLayers
+    case nflogBadHeader
+    case nflogNoPayload
 
     public var name: String {
         switch self {
@@ -99,6 +101,8 @@ public enum ParseError: UInt8, CaseIterable, Sendable {
         case .wifiUnsupported: "wifi_unsupported_frame"
         case .tunnelTooDeep: "tunnel_too_deep"
         case .tooManyLayers: "too_many_layers"
+        case .nflogBadHeader: "nflog_bad_header"
+        case .nflogNoPayload: "nflog_no_payload"
         }
     }
 }
@@ -107,6 +111,10 @@ public enum ParseError: UInt8, CaseIterable, Sendable {
 public enum LinkType: UInt32, Sendable {
     case null = 0
     case ethernet = 1
+    case ppp = 9
+    case fddi = 10
+    /// PPP in HDLC-like framing (RFC 1662), or Cisco HDLC
+    case pppHDLC = 50
     case raw = 101
     case ieee80211 = 105
     case loop = 108
@@ -114,6 +122,7 @@ public enum LinkType: UInt32, Sendable {
     case radiotap = 127
     case ipv4 = 228
     case ipv6 = 229
+    case nflog = 239
     case linuxSLL2 = 276
 
     /// Accepts the LINKTYPE_ value and the platform DLT_ aliases seen in the wild.
