@@ -208,7 +208,8 @@ public enum Broker {
         let server = s.server
         server.shunts = ShuntService(channels: s.shared.shuntChannels, groups: s.groupMemories.map { $0.first?.name.group ?? "" },
                                      decode: config.dispatch.decode) {
-            fd, error, message, lines in server.sendText(fd, error: error, message: message, lines: lines)
+            [weak server] fd, error, message, lines in     // weak: the server owns the service
+            server?.sendText(fd, error: error, message: message, lines: lines)
         }
         let ops = try Operations.install(config: config, isLive: ingress.isLive, server: s.server, records: s.records,
                                          shared: s.shared, log: log)
