@@ -75,6 +75,7 @@ struct LinkLayerTests {
     static let zeros: [UInt8] = [0, 0, 0, 0, 0, 0]
     static func etherType(_ ip: [UInt8]) -> UInt16 { ip[0] >> 4 == 6 ? 0x86DD : 0x0800 }
     static func opaque(_ f: [UInt8]) -> [UInt8] { ethernet(zeros, zeros, 0x88B5) + f }
+    static func kept(_ f: [UInt8]) -> ([UInt8], [UInt8]) { (f, f) }
     static let arp = PacketBuilder.build(.arp(senderIP: c4, targetIP: s4))
 
     /// A link layer converted to Ethernet: the IP packet behind a synthesized header.
@@ -86,11 +87,13 @@ struct LinkLayerTests {
         return t
     }
 
-    /// A layer-2 encapsulation on Ethernet: delivered as it is.
-    static func kept(_ name: String, frame: (Int, [UInt8]) -> [UInt8], nonIP: [[UInt8]]) -> Trace {
+    /// A layer-2 encapsulation on Ethernet: the frame inside is delivered (PBB, FabricPath), or
+    /// the frame as Ethernet II (802.3 LLC/SNAP).
+    static func unwrapped(_ name: String, frame: (Int, [UInt8]) -> [UInt8], expect: (Int, [UInt8]) -> [UInt8],
+                          nonIP: [([UInt8], [UInt8])]) -> Trace {
         var t = Trace(name, 1)
-        for (i, p) in ipPackets().enumerated() { let f = frame(i, p.bytes); t.add(f, expect: f, flow: p.flow) }
-        for (k, f) in nonIP.enumerated() { t.add(f, expect: f, flow: -1 - k) }
+        for (i, p) in ipPackets().enumerated() { t.add(frame(i, p.bytes), expect: expect(i, p.bytes), flow: p.flow) }
+        for (k, (f, e)) in nonIP.enumerated() { t.add(f, expect: e, flow: -1 - k) }
         return t
     }
 
@@ -118,15 +121,20 @@ struct LinkLayerTests {
             converted("fddi", 10, frame: { _, p in PacketBuilder.build(.fddi(dst: "02:00:00:00:00:f1", src: "02:00:00:00:00:f2"), .llcSnap(), .ip(p)) },
                       header: { ethernet(MAC("02:00:00:00:00:f1").bytes, MAC("02:00:00:00:00:f2").bytes, etherType($0)) },
                       nonIP: [(smt, opaque(smt)), (fddiARP, fddiMACs(fddiARP) + [0x08, 0x06] + arp)]),
-            kept("pbb", frame: { i, p in PacketBuilder.build(pbb + [.ethernet(), .vlan(id: UInt16(1 + i % 3)), .ip(p)]) },
-                 nonIP: [PacketBuilder.build(pbb + [.ethernet(dst: .broadcast), .payload(arp)]), PacketBuilder.build(pbb + [.payload(lldp)])]),
-            kept("fabricpath", frame: { _, p in PacketBuilder.build(.fabricPath(), .ethernet(), .ip(p)) },
-                 nonIP: [PacketBuilder.build(.fabricPath(), .ethernet(dst: .broadcast), .payload(arp)), lldp]),
-            kept("llc-snap", frame: { i, p in PacketBuilder.build(.ieee8023(padding: i % 5), .llcSnap(), .ip(p)) },
-                 nonIP: [PacketBuilder.build(.ieee8023(), .llcSnap(type: 0x0806), .payload(arp)),
-                         PacketBuilder.build(.ieee8023(dst: "01:80:c2:00:00:00"), .llc(dsap: 0x42, ssap: 0x42), .filler(35)),
-                         PacketBuilder.build(.ieee8023(), .payload([0xFF, 0xFF, 0, 30, 0, 0x11]), .filler(24)),
-                         PacketBuilder.build(.ethernet(type: 0x8035), .payload(arp))]),
+            unwrapped("pbb", frame: { i, p in PacketBuilder.build(pbb + [.ethernet(), .vlan(id: UInt16(1 + i % 3)), .ip(p)]) },
+                      expect: { i, p in PacketBuilder.build(.ethernet(), .vlan(id: UInt16(1 + i % 3)), .ip(p)) },
+                      nonIP: [(PacketBuilder.build(pbb + [.ethernet(dst: .broadcast), .payload(arp)]), PacketBuilder.build(.ethernet(dst: .broadcast), .payload(arp))),
+                              (PacketBuilder.build(pbb + [.payload(lldp)]), lldp)]),
+            unwrapped("fabricpath", frame: { _, p in PacketBuilder.build(.fabricPath(), .ethernet(), .ip(p)) },
+                      expect: { _, p in PacketBuilder.build(.ethernet(), .ip(p)) },
+                      nonIP: [(PacketBuilder.build(.fabricPath(), .ethernet(dst: .broadcast), .payload(arp)), PacketBuilder.build(.ethernet(dst: .broadcast), .payload(arp))),
+                              (lldp, lldp)]),
+            unwrapped("llc-snap", frame: { i, p in PacketBuilder.build(.ieee8023(padding: i % 5), .llcSnap(), .ip(p)) },
+                      expect: { _, p in ethernet(MAC.b.bytes, MAC.a.bytes, etherType(p)) + p },
+                      nonIP: [(PacketBuilder.build(.ieee8023(), .llcSnap(type: 0x0806), .payload(arp)), ethernet(MAC.b.bytes, MAC.a.bytes, 0x0806) + arp),
+                              kept(PacketBuilder.build(.ieee8023(dst: "01:80:c2:00:00:00"), .llc(dsap: 0x42, ssap: 0x42), .filler(35))),
+                              kept(PacketBuilder.build(.ieee8023(), .payload([0xFF, 0xFF, 0, 30, 0, 0x11]), .filler(24))),
+                              kept(PacketBuilder.build(.ethernet(type: 0x8035), .payload(arp)))]),
         ]
     }
 

@@ -47,8 +47,8 @@ struct DecoderLayer2EncapTests {
         let d = decodeFrame(f)
         #expect(d.key == inner4Key && d.error == .none)
         #expect(d.l3 == 14 + 4 + 4 + 14 + 4)
-        // no tunnel: delivered as it is (like VLAN and MPLS), Zeek reads PBB itself
-        #expect(d.start == 0 && d.end == f.count && d.synthType == 0 && d.depth == 0)
+        // the customer frame is delivered (with its own tag), the backbone header removed
+        #expect(d.start == 14 + 4 + 4 && d.end == f.count && d.synthType == 0 && d.depth == 0)
         #expect(d.hasVLAN && d.vlan == 100)       // the outermost (backbone) VLAN
         let back = build([.ethernet(dst: .a, src: .b), .vlan(id: 100, tpid: 0x88A8), .pbb(isid: 0x12345), .ethernet(), .vlan(id: 7)] + inner4Back)
         expectSymmetric(f, back, link: .ethernet, key: inner4Key)
@@ -66,7 +66,7 @@ struct DecoderLayer2EncapTests {
         let f = build([.fabricPath(), .ethernet()] + inner6)
         let d = decodeFrame(f)
         #expect(d.key == inner6Key && d.error == .none && d.l3 == 16 + 14)
-        #expect(d.start == 0 && d.end == f.count && d.synthType == 0)
+        #expect(d.start == 16 && d.end == f.count && d.synthType == 0)      // the frame inside
         let tagged = decodeFrame(build([.fabricPath(), .ethernet(), .vlan(id: 30)] + inner4))
         #expect(tagged.key == inner4Key && tagged.vlan == 30 && tagged.l3 == 16 + 18)
         expectSymmetric(f, build([.fabricPath(dst: "02:fa:00:00:00:01", src: "02:fa:00:00:00:02"), .ethernet(dst: .a, src: .b)] + inner6Back),
@@ -81,14 +81,15 @@ struct DecoderLayer2EncapTests {
         let f = build(outer4 + [.udp(sport: 40000, dport: 4789), .vxlan(vni: 42), .fabricPath(), .ethernet()] + inner4)
         let d = decodeFrame(f)
         #expect(d.key == inner4Key && d.depth == 1 && d.vni == 42)
-        #expect(d.start == 14 + 20 + 8 + 8)     // the inner frame is delivered with its FabricPath header
+        #expect(d.start == 14 + 20 + 8 + 8 + 16)     // the frame inside the FabricPath header inside VXLAN
     }
 
     @Test func ieee8023SnapAndTrailingPadding() {
         let f = build([.ieee8023(padding: 9), .llcSnap()] + inner4)
         let d = decodeFrame(f)
         #expect(d.key == inner4Key && d.error == .none && d.l3 == 22)
-        #expect(d.start == 0 && d.end == f.count)
+        // delivered as Ethernet II: the 802.3 addresses, the SNAP EtherType, the IP packet, no padding
+        #expect(d.start == 22 && d.end == f.count - 9 && d.synthType == 0x0800 && d.synthDst == 0 && d.synthSrc == 6)
         expectSymmetric(f, build([.ieee8023(dst: .a, src: .b), .llcSnap()] + inner4Back), link: .ethernet, key: inner4Key)
         expectTruncationsCounted(f, link: .ethernet, l3: 22, complete: 22 + 24)
         // the length field ends the data: a length that stops inside the IPv4 header cuts it

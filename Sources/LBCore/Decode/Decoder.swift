@@ -262,6 +262,8 @@ struct Walk {
     var ipIsV6 = false
     /// tags seen on the current Ethernet header
     var tags = 0
+    /// where the current Ethernet header starts (its addresses, for an 802.3 frame's conversion)
+    var ethAt = 0
 
     init(frame: UnsafeRawBufferPointer, decoder: WalkParams, subframe: Int, into result: UnsafeMutablePointer<Decoded>) {
         f = frame
@@ -324,10 +326,12 @@ struct Walk {
         guard end - off >= 14 else { return fail(.truncatedLink) }
         setLinkKey(dst: off, src: off + 6)
         tags = 0
+        ethAt = off
         let t = f.be16(off + 12)
         if t == 0x8903 {            // Cisco FabricPath: a 16-byte header, then the Ethernet frame
             guard end - off >= 16 + 14 else { return fail(.truncatedLink) }
             off += 16
+            deliverLayer2Payload(at: off)
             return .ethernet
         }
         off += 14
@@ -358,6 +362,7 @@ struct Walk {
         case 0x88E7:    // 802.1ah PBB: a 4-byte I-TAG, then the customer's Ethernet frame
             guard end - off >= 4 + 14 else { return fail(.truncatedLink) }
             off += 4
+            deliverLayer2Payload(at: off)
             return .ethernet
         case 0x0806, 0x8035: return arp()     // ARP, RARP
         default:
@@ -367,6 +372,13 @@ struct Walk {
         }
     }
 
+    /// PBB and FabricPath carry a whole customer Ethernet frame: that frame is delivered (the
+    /// backbone's header removed, as a tunnel's would be), unless `--decap keep`.
+    mutating func deliverLayer2Payload(at p: Int) {
+        guard !dec.config.keepEncapsulation else { return }
+        setDelivery(start: p, end: end, synth: 0)
+    }
+
     /// An 802.3 length field: the frame's data ends there (what follows is padding), and is
     /// 802.2 LLC; SNAP with an EtherType continues, anything else (Novell raw 802.3 starts
     /// FF FF, other LLC SAPs) is a non-IP frame.
@@ -374,6 +386,8 @@ struct Walk {
         if end - off > length { end = off + length }
         switch snap(off) {
         case .etherType(let t, let payload):
+            // delivered as Ethernet II with the SNAP EtherType (tags, if any, keep the frame as it is)
+            if tags == 0 && !dec.config.keepEncapsulation { setDelivery(start: payload, end: end, synth: t, dst: ethAt, src: ethAt + 6) }
             off = payload
             return .etherType(t)
         case .truncated:
