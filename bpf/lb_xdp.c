@@ -57,6 +57,23 @@ struct vlan_hdr_ {
 #define LB_ETH_P_FABRICPATH 0x8903
 #define LB_ETH_P_PBB 0x88E7
 
+/* Steps over at most two 802.1Q/802.1ad tags; -1 when one is cut short. */
+static __always_inline int skip_tags(__u16 *type, void **p, __u32 *off, void *end)
+{
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (*type != bpf_htons(ETH_P_8021Q) && *type != bpf_htons(ETH_P_8021AD))
+            break;
+        struct vlan_hdr_ *v = *p;
+        if ((void *)(v + 1) > end)
+            return -1;
+        *type = v->proto;
+        *p = v + 1;
+        *off += sizeof(struct vlan_hdr_);
+    }
+    return 0;
+}
+
 /* Finds the IP protocol and the destination port (0 if none: not TCP/UDP/SCTP, or a non-first
  * fragment). Returns 0 when the frame is IPv4/IPv6, -1 otherwise. Bounded: a FabricPath
  * header, at most two VLAN tags, a PBB I-TAG with the customer's header and at most two more
@@ -83,17 +100,8 @@ static __always_inline int classify(struct xdp_md *ctx, void *data, void *end, _
         p = in + 1;
         off = 16 + sizeof(struct ethhdr);
     }
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        if (type != bpf_htons(ETH_P_8021Q) && type != bpf_htons(ETH_P_8021AD))
-            break;
-        struct vlan_hdr_ *v = p;
-        if ((void *)(v + 1) > end)
-            return -1;
-        type = v->proto;
-        p = v + 1;
-        off += sizeof(struct vlan_hdr_);
-    }
+    if (skip_tags(&type, &p, &off, end) < 0)
+        return -1;
     /* 802.1ah PBB: a 4-byte I-TAG, then the customer's Ethernet header and its own tags */
     if (type == bpf_htons(LB_ETH_P_PBB)) {
         __u8 *b = p;
@@ -102,17 +110,8 @@ static __always_inline int classify(struct xdp_md *ctx, void *data, void *end, _
         type = ((struct ethhdr *)(b + 4))->h_proto;
         p = b + 4 + sizeof(struct ethhdr);
         off += 4 + sizeof(struct ethhdr);
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-            if (type != bpf_htons(ETH_P_8021Q) && type != bpf_htons(ETH_P_8021AD))
-                break;
-            struct vlan_hdr_ *v = p;
-            if ((void *)(v + 1) > end)
-                return -1;
-            type = v->proto;
-            p = v + 1;
-            off += sizeof(struct vlan_hdr_);
-        }
+        if (skip_tags(&type, &p, &off, end) < 0)
+            return -1;
     }
     int first = 1;
     __u32 ihl = 5;
