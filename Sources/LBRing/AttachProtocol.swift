@@ -23,8 +23,10 @@ public enum AttachProtocol {
         public var mode: Mode
         /// a consumer that also wants the ring's doorbell (LB_ATTACH_DOORBELL)
         public var doorbell: Bool
-        public init(group: String, ring: Int, mode: Mode, doorbell: Bool = false) {
-            self.group = group; self.ring = ring; self.mode = mode; self.doorbell = doorbell
+        /// a consumer that takes shunt end reports (LB_ATTACH_SHUNT_REPORTS)
+        public var shuntReports: Bool
+        public init(group: String, ring: Int, mode: Mode, doorbell: Bool = false, shuntReports: Bool = false) {
+            self.group = group; self.ring = ring; self.mode = mode; self.doorbell = doorbell; self.shuntReports = shuntReports
         }
     }
 
@@ -46,7 +48,7 @@ public enum AttachProtocol {
         m.version = UInt16(LB_RING_VERSION)
         m.mode = r.mode.rawValue
         m.ring = UInt32(clamping: r.ring)
-        m.flags = r.doorbell ? LB_ATTACH_DOORBELL : 0
+        m.flags = (r.doorbell ? LB_ATTACH_DOORBELL : 0) | (r.shuntReports ? LB_ATTACH_SHUNT_REPORTS : 0)
         withUnsafeMutableBytes(of: &m.group) { dst in
             for (i, b) in r.group.utf8.prefix(Int(LB_GROUP_NAME_MAX) - 1).enumerated() { dst[i] = b }
         }
@@ -77,8 +79,9 @@ public enum AttachProtocol {
         guard m.magic == LB_ATTACH_MAGIC, m.version == UInt16(LB_RING_VERSION),
               let mode = Mode(rawValue: m.mode) else { return nil }
         let group = withUnsafeBytes(of: &m.group) { cString($0) }
-        guard m.flags & ~LB_ATTACH_DOORBELL == 0 else { return nil }
-        return Request(group: group, ring: Int(m.ring), mode: mode, doorbell: m.flags & LB_ATTACH_DOORBELL != 0)
+        guard m.flags & ~(LB_ATTACH_DOORBELL | LB_ATTACH_SHUNT_REPORTS) == 0 else { return nil }
+        return Request(group: group, ring: Int(m.ring), mode: mode, doorbell: m.flags & LB_ATTACH_DOORBELL != 0,
+                       shuntReports: m.flags & LB_ATTACH_SHUNT_REPORTS != 0)
     }
 
     public static func encode(_ r: Reply) -> [UInt8] {

@@ -49,8 +49,10 @@ public struct RingConsumer: ~Copyable {
 
     /// Connects to lb's socket for `name.group` in `runDir` and attaches to ring `name.index`.
     /// Retries while lb is not (yet) there, for up to `waitNanos` (nil: forever).
+    /// `shuntReports`: the consumer takes LB_F_SHUNT_END records (`ShuntEnd`), the final counts
+    /// of the flows it shunted (docs/shunting.md); others never see them.
     public static func attach(_ name: RingName, runDir: String? = nil, waitNanos: UInt64? = nil,
-                              tap: Bool = false) throws(AttachError) -> RingConsumer {
+                              tap: Bool = false, shuntReports: Bool = false) throws(AttachError) -> RingConsumer {
         let dir = RunDirectory.resolve(runDir)
         let path = RunDirectory.socketPath(dir, group: name.group)
         let deadline = waitNanos.map { Sys.monoNanos() &+ $0 }
@@ -62,7 +64,7 @@ public struct RingConsumer: ~Copyable {
             do {
                 let fd = try Sys.connectUnix(path)
                 do { try OwnerCheck.checkSocket(path: path, fd: fd) } catch { Sys.close(fd); throw error }
-                var c = try handshake(fd: fd, name: name, tap: tap)
+                var c = try handshake(fd: fd, name: name, tap: tap, shuntReports: shuntReports)
                 c.runDir = dir
                 return c
             } catch let e as SysError where e.code == ENOENT || e.code == ECONNREFUSED {
@@ -92,9 +94,10 @@ public struct RingConsumer: ~Copyable {
         }
     }
 
-    static func handshake(fd: Int32, name: RingName, tap: Bool) throws -> RingConsumer {
+    static func handshake(fd: Int32, name: RingName, tap: Bool, shuntReports: Bool) throws -> RingConsumer {
         let owned = OwnedFD(fd)
-        let request = AttachProtocol.encode(AttachProtocol.Request(group: name.group, ring: name.index, mode: tap ? .tap : .consumer))
+        let request = AttachProtocol.encode(AttachProtocol.Request(group: name.group, ring: name.index, mode: tap ? .tap : .consumer,
+                                                                   shuntReports: shuntReports && !tap))
         try Sys.send(fd, request)
         var buffer = [UInt8](repeating: 0, count: AttachProtocol.replySize + 64)
         var got: (count: Int, fds: [Int32])? = nil

@@ -1,3 +1,4 @@
+import CLBRing
 import LBRing
 import LBSys
 
@@ -52,5 +53,37 @@ extension RingConsumer {
     /// One request on the group's socket: lb's reply message, then its lines.
     public func shuntRequest(_ line: String) throws(AttachError) -> [String] {
         try StatsClient.shunt(runDir: runDir, group: name.group, line: line).lines
+    }
+}
+
+/// A shunt's end report (an LB_F_SHUNT_END record, struct lb_shunt_end): what one of lb's
+/// data-path threads stopped of a flow; several threads each send their own (add them up).
+public struct ShuntEnd: Sendable, Equatable {
+    public var aHi: UInt64, aLo: UInt64, bHi: UInt64, bLo: UInt64
+    public var aPort: UInt16, bPort: UInt16
+    public var proto: UInt8
+    /// 1 idle timeout, 2 hard timeout, 3 removed, 4 end of input
+    public var reason: UInt8
+    /// packets and IP bytes stopped from a to b and from b to a (a is the lower endpoint)
+    public var packetsAB: UInt64, ipBytesAB: UInt64, packetsBA: UInt64, ipBytesBA: UInt64
+    public var addedNanos: UInt64, lastNanos: UInt64
+
+    /// The report in a record whose descriptor has LB_F_SHUNT_END; nil for anything else.
+    public init?(flags: UInt32, bytes: UnsafeRawBufferPointer) {
+        guard flags & LB_F_SHUNT_END != 0, bytes.count >= MemoryLayout<lb_shunt_end>.size else { return nil }
+        var r = lb_shunt_end()
+        withUnsafeMutableBytes(of: &r) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[..<$0.count])) }
+        func words(_ t: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) -> (UInt64, UInt64) {
+            withUnsafeBytes(of: t) { b in
+                var hi: UInt64 = 0, lo: UInt64 = 0
+                for i in 0..<8 { hi = hi << 8 | UInt64(b[i]); lo = lo << 8 | UInt64(b[8 + i]) }
+                return (hi, lo)
+            }
+        }
+        (aHi, aLo) = words(r.a)
+        (bHi, bLo) = words(r.b)
+        aPort = r.a_port; bPort = r.b_port; proto = r.proto; reason = r.reason
+        packetsAB = r.packets_ab; ipBytesAB = r.ip_bytes_ab; packetsBA = r.packets_ba; ipBytesBA = r.ip_bytes_ba
+        addedNanos = r.added_ns; lastNanos = r.last_ns
     }
 }

@@ -1,3 +1,4 @@
+import CLBRing
 @testable import LBBroker
 import LBCore
 import LBGen
@@ -54,7 +55,7 @@ import Testing
         #expect(r.a == 5, "group a: \(r.a)")                 // SYN, SYN-ACK, FIN, FIN, RST
         #expect(r.b == frames.count)                         // the other group is untouched
         let c = r.channel.counters(group: 0)
-        #expect(c.entries == 1 && c.added == 1 && c.packets == 80)
+        #expect(c.entries == 0 && c.added == 1 && c.packets == 80)      // the end of the input ended it
         #expect(r.counters.get(ring: 0, .shunted) == 80 && r.counters.get(ring: 1, .shunted) == 0)
         #expect(r.counters.get(ring: 0, .shuntedBytes) == UInt64(80 * (frames[2].count - (vxlan ? 50 : 0))))
         let reply = try #require(r.channel.receive())
@@ -94,5 +95,48 @@ import Testing
         let r = try run(frames, fast: true, commands: [])
         #expect(r.a == frames.count && r.b == frames.count)
         #expect(r.channel.receive() == nil)
+    }
+}
+
+/// End reports: when a shunt ends (here: the end of the input), the ring its flow hashes to gets
+/// an LB_F_SHUNT_END record with the final counts, if its consumer asked for them — after the
+/// flow's last packets and before the end of the stream.
+@Suite struct ShuntEndReportTests {
+    @Test(arguments: [true, false])
+    func theEndOfTheInputReportsEveryShunt(wanted: Bool) throws {
+        let frames = ShuntDispatchTests.conversation(vxlan: false)
+        let rings = try TestRings([1, 1], big: [0, 1])
+        let ch = ShuntChannel(groupCount: 2)
+        rings.shared.shuntChannels = [ch]
+        rings.shared.setWantsShuntReports(0, wanted)
+        #expect(ch.send(.init(op: .add, group: 0, rule: ShuntDispatchTests.rule(), token: 1)))
+        var dispatcher = Dispatcher(config: DispatchConfig(), groups: rings.memories, shared: rings.shared)
+        var source = MemorySource(frames, live: true)
+        dispatcher.run(&source)
+        var lane = rings.consumers[0].lane(0)
+        var packets = 0
+        var reports: [lb_shunt_end] = []
+        while let p = lane.next() {
+            if p.descriptor.flags & LB_F_SHUNT_END != 0 {
+                #expect(p.bytes.count == MemoryLayout<lb_shunt_end>.size)
+                var r = lb_shunt_end()
+                withUnsafeMutableBytes(of: &r) { $0.copyMemory(from: p.bytes) }
+                reports.append(r)
+                #expect(packets == 5, "the report comes after the flow's packets")
+            } else {
+                packets += 1
+            }
+        }
+        #expect(packets == 5)
+        guard wanted else { #expect(reports.isEmpty); return }
+        try #require(reports.count == 1)
+        let r = reports[0]
+        // 10.0.0.1:40000 < 10.9.9.9:443, so a is the client: 40 data segments each way,
+        // IP bytes 20 + 20 + 100 each
+        #expect(r.a_port == 40000 && r.b_port == 443 && r.proto == 6 && r.reason == 4 && r.directions == 3)
+        #expect(r.packets_ab == 40 && r.packets_ba == 40 && r.ip_bytes_ab == 40 * 140 && r.ip_bytes_ba == 40 * 140)
+        #expect(r.last_ns >= r.added_ns)
+        // ring b:0 asked for nothing and got every packet
+        #expect(rings.drain(1) == frames.count)
     }
 }

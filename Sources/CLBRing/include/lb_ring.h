@@ -53,6 +53,9 @@
 #define LB_F_VLAN            0x0080u /* lb_desc.vlan holds the outermost VLAN id */
 #define LB_F_KEPT_ENCAP      0x0100u /* --decap keep: the original frame, hashed on the inner flow */
 #define LB_F_NON_IP          0x0200u /* no IP layer was found (hash on link-layer addresses) */
+#define LB_F_SHUNT_END       0x0400u /* not a packet: the record holds a struct lb_shunt_end, the
+                                      * final counts of a shunt that ended (only to consumers that
+                                      * attached with LB_ATTACH_SHUNT_REPORTS; docs/shunting.md) */
 
 /* lb_desc.encap and lb_tunnel_info.encap: the outermost tunnel that was removed */
 #define LB_ENCAP_NONE        0u
@@ -158,6 +161,28 @@ struct lb_tunnel_info {
     uint32_t reserved[5];
 };
 
+/* The record of an LB_F_SHUNT_END descriptor (caplen = its size): a shunted flow's entry
+ * ended in one of lb's data-path threads (each reports its own counts: add them up). Sent to the
+ * ring the flow hashes to, in packet order. a is the lower endpoint (address, then port). */
+struct lb_shunt_end {
+    uint8_t  a[16];             /* IPv4 mapped (::ffff:a.b.c.d) */
+    uint8_t  b[16];
+    uint16_t a_port;            /* 0 for protocols hashed without ports */
+    uint16_t b_port;
+    uint8_t  proto;
+    uint8_t  directions;        /* 1: a -> b, 2: b -> a, 3: both */
+    uint8_t  reason;            /* 1 idle timeout, 2 hard timeout, 3 removed, 4 end of input */
+    uint8_t  reserved0;
+    uint32_t extra;             /* the VLAN/VNI value the hash mixed in (0 if none) */
+    uint32_t reserved1;
+    uint64_t packets_ab;        /* packets and IP bytes (headers included) stopped, per direction */
+    uint64_t ip_bytes_ab;
+    uint64_t packets_ba;
+    uint64_t ip_bytes_ba;
+    uint64_t added_ns;          /* packet time the entry began, and of its last stopped packet */
+    uint64_t last_ns;
+};
+
 /* ---- CONTROL region ------------------------------------------------------------------------ */
 
 /* The consumer's report (offset 0 of the CONTROL region). Written by the consumer only. */
@@ -218,6 +243,7 @@ struct lb_attach_request {
 };
 
 /* lb_attach_request.flags */
+#define LB_ATTACH_SHUNT_REPORTS 0x2u /* the consumer takes LB_F_SHUNT_END records (a worker that shunts) */
 #define LB_ATTACH_DOORBELL   0x1u  /* a consumer also wants the ring's doorbell: a third descriptor,
                                     * an eventfd lb writes 1 to when a consumer_waiting has
                                     * LB_WAIT_DOORBELL set after it publishes, and at end of stream */
@@ -285,6 +311,8 @@ _Static_assert(offsetof(struct lb_lane_control, tail) == 0, "tail first: the fut
 _Static_assert(offsetof(struct lb_lane_control, consumer_waiting) == 8, "consumer_waiting");
 _Static_assert(offsetof(struct lb_lane_control, producer_waiting) == 64, "producer_waiting");
 _Static_assert(sizeof(struct lb_attach_request) == 48, "attach request");
+_Static_assert(sizeof(struct lb_shunt_end) == 96, "shunt end report");
+_Static_assert(offsetof(struct lb_shunt_end, packets_ab) == 48, "shunt end counts");
 _Static_assert(offsetof(struct lb_attach_request, flags) == 12, "attach flags");
 _Static_assert(sizeof(struct lb_attach_reply) == 256, "attach reply");
 

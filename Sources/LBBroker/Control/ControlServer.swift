@@ -228,6 +228,7 @@ final class ControlServer {
             ring.consumerFD = p.fd
             ring.consumerPID = Sys.peerCredentials(p.fd)?.pid ?? 0
             ring.attaches += 1
+            shared.setWantsShuntReports(ring.global, request.shuntReports)
             shared.setAttached(ring.global, true)
             log("\(ring.name): consumer attached (pid \(ring.consumerPID))")
         case .tap:
@@ -312,6 +313,7 @@ final class ControlServer {
 
     func detach(_ r: RingRecord, reason: String) {
         shared.setAttached(r.global, false)
+        shared.setWantsShuntReports(r.global, false)
         Sys.close(r.consumerFD)
         r.consumerFD = -1
         r.memory.clearConsumerFlags()

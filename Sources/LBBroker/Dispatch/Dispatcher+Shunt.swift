@@ -29,10 +29,11 @@ extension Dispatcher {
                             hash: UInt64) -> UInt64 {
         guard let t = shuntTables, key.pointee.kind == .ports || key.pointee.kind == .addresses else { return 0 }
         let control = Self.isTCPControl(frame, l3: l3, proto: key.pointee.proto)
+        let ipBytes = Self.ipLength(frame, l3: l3)
         let now = lastTimestamp
         var mask: UInt64 = 0
         for g in 0..<min(groupCount, 64) where !t[g].isEmpty {
-            if t[g].shunts(key.pointee, extra: extra, bytes: bytes, now: now, control: control) {
+            if t[g].shunts(key.pointee, extra: extra, bytes: ipBytes, now: now, control: control) {
                 mask |= 1 << UInt64(g)
                 let ring = tables[g].ring(for: hash)
                 counters.add(ring: ring, .shunted)
@@ -53,6 +54,16 @@ extension Dispatcher {
                              frame: frame, l3: ff.pointee.l3, bytes: Int(desc.pointee.wirelen), hash: desc.pointee.flow_hash)
         for g in 0..<groupCount where g >= 64 || skip & (1 << UInt64(g)) == 0 {
             writeFast(ring: tables[g].ring(for: desc.pointee.flow_hash), note, src)
+        }
+    }
+
+    /// The IP packet's length from its header (what Zeek counts as IP bytes), 0 without one.
+    static func ipLength(_ f: UnsafeRawBufferPointer, l3: Int) -> Int {
+        guard l3 >= 0, f.count - l3 >= 20 else { return 0 }
+        switch f[l3] >> 4 {
+        case 4: return Int(f[l3 + 2]) << 8 | Int(f[l3 + 3])
+        case 6: return f.count - l3 >= 40 ? 40 + (Int(f[l3 + 4]) << 8 | Int(f[l3 + 5])) : 0
+        default: return 0
         }
     }
 
@@ -121,11 +132,66 @@ extension Dispatcher {
         for g in 0..<min(groupCount, 64) {
             for e in t[g].takeEnded() {
                 _ = ch.reply(.init(kind: .ended, group: g, token: 0, entry: e.entry, reason: e.reason, total: 0))
+                writeShuntEnd(e, group: g)
             }
             ch.mirror(group: g, t[g].counters)
             active = active || !t[g].isEmpty
         }
         shuntActive = active
+    }
+
+    /// The end of the input: every entry ends (reason `end`) and is reported, before the
+    /// consumers see the end of the stream, so a worker can count what it never saw.
+    mutating func finishShunts() {
+        guard let t = shuntTables, let ch = shuntChannel else { return }
+        for g in 0..<min(groupCount, 64) {
+            while t[g].endSome(reason: .end, max: 1024) > 0 { reportShunts(ch) }
+        }
+        reportShunts(ch)
+    }
+
+    /// Writes an entry's end report (struct lb_shunt_end) into the ring its flow hashes to in
+    /// group g, when that ring's consumer asked for reports.
+    mutating func writeShuntEnd(_ e: ShuntTable.Ended, group g: Int) {
+        let r = e.entry.rule
+        var k = FlowKey()
+        k.srcHi = r.a.hi; k.srcLo = r.a.lo; k.sport = r.a.port
+        k.dstHi = r.b.hi; k.dstLo = r.b.lo; k.dport = r.b.port
+        k.proto = r.proto
+        k.kind = r.proto == 6 || r.proto == 17 ? .ports : .addresses
+        let d = decoder.pointee
+        let hash = FlowHash.hash(k, mode: d.tuple, extra: r.extra, seeds: d.seeds)
+        let ring = tables[g].ring(for: hash)
+        guard shared.wantsShuntReports(ring), isAttached(ring) else { return }
+        var report = lb_shunt_end()
+        withUnsafeMutableBytes(of: &report.a) { Self.store128(r.a.hi, r.a.lo, into: $0) }
+        withUnsafeMutableBytes(of: &report.b) { Self.store128(r.b.hi, r.b.lo, into: $0) }
+        report.a_port = r.a.port
+        report.b_port = r.b.port
+        report.proto = r.proto
+        report.directions = r.directions.rawValue
+        report.reason = e.reason.rawValue
+        report.extra = r.extra
+        report.packets_ab = e.entry.packets.0
+        report.ip_bytes_ab = e.entry.bytes.0
+        report.packets_ba = e.entry.packets.1
+        report.ip_bytes_ba = e.entry.bytes.1
+        report.added_ns = e.entry.addedNanos
+        report.last_ns = e.entry.lastNanos
+        let size = MemoryLayout<lb_shunt_end>.size
+        guard let record = producers[ring].reserveRecord(bytes: size) ?? waitForRoom(ring: ring, bytes: size) else { return }
+        withUnsafeBytes(of: &report) { record.writePacket(from: $0.baseAddress!, count: size, at: 0) }
+        record.describe(ts: e.entry.lastNanos, caplen: size, wirelen: UInt32(size), hash: hash, flags: LB_F_SHUNT_END, l3: 0xFFFF,
+                        encap: 0, depth: 0, vni: 0, vlan: 0, tunnelLength: 0, input: 0)
+        producers[ring].commit()
+    }
+
+    /// A 128-bit address as 16 bytes, most significant first.
+    static func store128(_ hi: UInt64, _ lo: UInt64, into b: UnsafeMutableRawBufferPointer) {
+        for i in 0..<8 {
+            b[i] = UInt8(truncatingIfNeeded: hi >> UInt64(56 - 8 * i))
+            b[8 + i] = UInt8(truncatingIfNeeded: lo >> UInt64(56 - 8 * i))
+        }
     }
 
     mutating func tablesForShunting() -> UnsafeMutablePointer<ShuntTable> {

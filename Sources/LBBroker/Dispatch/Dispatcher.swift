@@ -228,6 +228,7 @@ public struct Dispatcher: ~Copyable {
         }
         fragments.flush()
         drainFragments()
+        finishShunts()
         publishAll()
         mirrorFragmentCounters()
     }

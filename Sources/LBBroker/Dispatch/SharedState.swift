@@ -9,6 +9,8 @@ public final class SharedState: @unchecked Sendable {
     let attached: UnsafeMutablePointer<Atomic<UInt32>>
     /// 1 while the data path gave up waiting for ring r's consumer (capture replay only)
     let stalled: UnsafeMutablePointer<Atomic<UInt32>>
+    /// 1 while ring r's consumer takes shunt end reports (LB_ATTACH_SHUNT_REPORTS)
+    let wantsShuntReports: UnsafeMutablePointer<Atomic<UInt32>>
     /// lane 0's data-path thread writes these (a capture or UDP input has only that one)
     public let counters: Counters
     /// the counters of further data-path threads (a live input: one per RX queue after the
@@ -28,9 +30,11 @@ public final class SharedState: @unchecked Sendable {
         self.ringCount = ringCount
         attached = .allocate(capacity: ringCount)
         stalled = .allocate(capacity: ringCount)
+        wantsShuntReports = .allocate(capacity: ringCount)
         for i in 0..<ringCount {
             (attached + i).initialize(to: Atomic(0))
             (stalled + i).initialize(to: Atomic(0))
+            (wantsShuntReports + i).initialize(to: Atomic(0))
         }
         counters = Counters(ringCount: ringCount)
     }
@@ -38,8 +42,10 @@ public final class SharedState: @unchecked Sendable {
     deinit {
         attached.deinitialize(count: ringCount)
         stalled.deinitialize(count: ringCount)
+        wantsShuntReports.deinitialize(count: ringCount)
         attached.deallocate()
         stalled.deallocate()
+        wantsShuntReports.deallocate()
     }
 
     /// Every data-path thread's counters added up, for the stats, metrics and checks (the
@@ -49,6 +55,8 @@ public final class SharedState: @unchecked Sendable {
     }
 
     public func isAttached(_ r: Int) -> Bool { attached[r].load(ordering: .relaxed) != 0 }
+    public func setWantsShuntReports(_ r: Int, _ on: Bool) { wantsShuntReports[r].store(on ? 1 : 0, ordering: .releasing) }
+    func wantsShuntReports(_ r: Int) -> Bool { wantsShuntReports[r].load(ordering: .acquiring) != 0 }
     public func setAttached(_ r: Int, _ on: Bool) {
         if on { stalled[r].store(0, ordering: .relaxed) }
         attached[r].store(on ? 1 : 0, ordering: .releasing)

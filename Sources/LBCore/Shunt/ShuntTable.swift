@@ -93,7 +93,7 @@ public struct ShuntTable: ~Copyable {
         }
     }
 
-    public enum EndReason: UInt8, Sendable { case idle = 1, hard = 2, removed = 3 }
+    public enum EndReason: UInt8, Sendable { case idle = 1, hard = 2, removed = 3, end = 4 }
 
     public struct Ended: Sendable, Equatable {
         public var entry: Entry
@@ -266,6 +266,17 @@ public struct ShuntTable: ~Copyable {
         }
     }
 
+    /// Ends up to `max` entries (the input ended), each reported with `reason`; returns how
+    /// many ended. The caller takes the reports (`takeEnded`) between calls, so none is lost.
+    public mutating func endSome(reason: EndReason, max: Int) -> Int {
+        var n = 0
+        var i = 0
+        while n < max && !isEmpty && i <= mask {
+            if slots[i].used { end(at: i, reason: reason); n += 1 } else { i += 1 }   // a later entry may have moved into i
+        }
+        return n
+    }
+
     /// Every entry, in slot order (for `lb shunt list`; allocates, so not for the data path).
     public func list() -> [Entry] {
         var out: [Entry] = []
@@ -286,18 +297,23 @@ public struct ShuntTable: ~Copyable {
         return out
     }
 
-    /// Ends the entry at slot `i`: reports it, and closes the gap so that every probe still
-    /// reaches its entry (backward shift).
-    @discardableResult
-    mutating func end(at i: Int, reason: EndReason) -> Entry {
-        let e = slots[i].entry
+    /// Keeps an end report for `takeEnded`; past the list's capacity the oldest is lost (counted).
+    mutating func record(_ report: Ended) {
         if endedCount == endedCapacity {
             endedHead = (endedHead + 1) % endedCapacity
             endedCount -= 1
             counters.endReportsLost &+= 1
         }
-        (ended + (endedHead + endedCount) % endedCapacity).initialize(to: Ended(entry: e, reason: reason))
+        (ended + (endedHead + endedCount) % endedCapacity).initialize(to: report)
         endedCount += 1
+    }
+
+    /// Ends the entry at slot `i`: reports it, and closes the gap so that every probe still
+    /// reaches its entry (backward shift).
+    @discardableResult
+    mutating func end(at i: Int, reason: EndReason) -> Entry {
+        let e = slots[i].entry
+        record(Ended(entry: e, reason: reason))
         var hole = i
         var j = (i + 1) & mask
         while slots[j].used {
