@@ -70,8 +70,13 @@ struct PacketLine {
             return "\(head).\(p.sport) > \(dst).\(p.dport): udp, length \(wire)"
         case 1 where problem == .none, 58 where problem == .none:
             return "\(head) > \(dst): \(p.proto == 1 ? "icmp" : "icmp6") type \(p.icmpType) code \(p.icmpCode), length \(wire)"
+        case 132 where p.l4Captured >= 4:
+            // SCTP: its ports are in its header (lb hashes SCTP on the addresses only)
+            let at = p.l4Offset
+            let sport = Int(b[at]) << 8 | Int(b[at + 1]), dport = Int(b[at + 2]) << 8 | Int(b[at + 3])
+            return "\(head).\(sport) > \(dst).\(dport): sctp, length \(wire)"
         case 6, 17, 132:
-            // SCTP, or a transport header cut short: the ports, if the decoder could read them
+            // a transport header cut short: the ports, if the decoder could read them
             guard d.key.kind == .ports else { return "\(head) > \(dst): proto \(p.proto), length \(wire)" }
             let name = Self.transportName(p.proto)!
             let cut = p.proto == 132 ? "" : " (truncated)"

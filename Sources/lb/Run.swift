@@ -54,8 +54,8 @@ struct Run: ParsableCommand {
     @Option(help: "Packet bytes per ring (a power of two; k, M, G suffixes).", transform: Arguments.size)
     var ringSize: Int = 16 << 20
 
-    @Option(help: "Longest packet a ring stores; longer ones are truncated and counted.")
-    var slotSize: Int = RingGeometry.default.maxCaplen
+    @Option(help: "Longest packet a ring stores; longer ones are truncated and counted (default 65535, less when --ring-size cannot hold two such packets).")
+    var slotSize: Int?
 
     @Option(help: "Directory of the control sockets (default: $LB_RUN_DIR, /run/lb for root, else $XDG_RUNTIME_DIR/lb).")
     var runDir: String?
@@ -180,7 +180,10 @@ struct Run: ParsableCommand {
             }
         }
         config.user = user
-        config.geometry = RingGeometry(slots: ringSlots, dataBytes: ringSize, maxCaplen: slotSize, lanes: 1)
+        // unless told, the slot is as large as a ring of this size holds twice (a record is a
+        // 64-byte cache line of tunnel info and the packet rounded up to 64)
+        let slot = slotSize ?? max(64, min(RingGeometry.default.maxCaplen, ringSize / 2 - 128))
+        config.geometry = RingGeometry(slots: ringSlots, dataBytes: ringSize, maxCaplen: slot, lanes: 1)
         var ports = noDefaultTunnelPorts ? [] : DecodeConfig.defaultTunnelPorts
         for p in tunnelPort {
             ports.removeAll { $0.port == p.port }
