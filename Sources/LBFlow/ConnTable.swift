@@ -15,6 +15,9 @@ public struct FlowConfig: Sendable {
     /// dns_session_timeout: with the DNS scripts loaded, Zeek's DNS analyzer (attached to UDP
     /// connections to its ports) removes a session idle this long (less its 1 s allowance)
     public var dnsSessionTimeout: UInt64 = 10_000_000_000
+    /// `lb flowlog --shunt-after`: ask lb to shunt a TCP or UDP connection once it has carried
+    /// this many payload bytes (0: never)
+    public var shuntAfter: UInt64 = 0
     /// the ports base/protocols/dns registers the analyzer for (UDP)
     public static let dnsPorts: Set<UInt16> = [53, 137, 5353, 5355]
     public var tcpAttemptDelay: UInt64 = 5_000_000_000
@@ -53,6 +56,11 @@ public struct FlowStats: Sendable {
     /// fragments dropped: their datagram timed out or was evicted
     public var fragmentsDropped: UInt64 = 0
     public var otherProtocol: UInt64 = 0
+    /// connections shunted (`--shunt-after`), lb's end reports applied, and reports for a
+    /// connection no longer in the table
+    public var shunted: UInt64 = 0
+    public var shuntReports: UInt64 = 0
+    public var shuntReportsUnmatched: UInt64 = 0
     public var tableFull: UInt64 = 0
     public var connections: UInt64 = 0
     public init() {}
@@ -240,6 +248,13 @@ public struct ConnTable {
         analyse(bytes, l3: l3, wireLength: wireLength, ts: ts, tunnel: tunnel, vlan: vlan, reassembled: false)
     }
 
+    /// set by `process` when a connection crossed `shuntAfter`: the caller asks lb to shunt
+    /// the flow of the packet just processed (with `shuntIdleNanos` as the idle timeout)
+    public var shuntRequested = false
+    public private(set) var shuntIdleNanos: UInt64 = 0
+    /// the connection of the last request (for `cancelShunt`)
+    public private(set) var shuntSlot: Int32 = -1
+
     /// DNS session timers by time (`fireDNSTimers`)
     var dnsTimers = TimerHeap()
 
@@ -333,6 +348,55 @@ public struct ConnTable {
         case .icmp: icmp(&c, p, isOrig: isOrig)
         case .unknown: unknownTransport(&c, p, isOrig: isOrig)
         }
+        if config.shuntAfter > 0 && !c.shunted && (c.transport == .tcp || c.transport == .udp) {
+            c.payloadSeen &+= UInt64(max(0, p.payloadLength))
+            if c.payloadSeen >= config.shuntAfter { startShunt(&c) }
+        }
+    }
+
+    // MARK: Shunting (lb flowlog --shunt-after)
+
+    /// The connection is to be shunted: lb will send only its SYN, FIN and RST from now on,
+    /// and report what it stopped when the shunt ends. Until then the connection neither
+    /// expires nor counts the data it does not see as content gaps (Zeek's
+    /// skip_further_processing does the same to the reassembler).
+    mutating func startShunt(_ c: inout Conn) {
+        c.shunted = true
+        c.orig.skipDeliveries = true
+        c.resp.skipDeliveries = true
+        shuntRequested = true
+        shuntIdleNanos = c.inactivityTimeout
+        shuntSlot = index[c.key] ?? -1
+        stats.shunted &+= 1
+    }
+
+    /// lb refused the shunt: the connection expires again as usual (it keeps not counting
+    /// content gaps, since data may already be missing).
+    public mutating func cancelShunt(slot: Int32) {
+        guard slot >= 0, Int(slot) < conns.count, live[Int(slot)] else { return }
+        conns.base[Int(slot)].shunted = false
+        stats.shunted &-= 1
+    }
+
+    /// lb's end report for a shunted flow (one per data-path thread): its packets and IP bytes
+    /// join the connection's counts, and its time the connection's last time while either side
+    /// is open (Zeek moves the last time only then).
+    public mutating func applyShuntEnd(a: IPAddr, aPort: UInt16, b: IPAddr, bPort: UInt16, proto: UInt8,
+                                       packetsAB: UInt64, ipBytesAB: UInt64, packetsBA: UInt64, ipBytesBA: UInt64, lastNanos: UInt64) {
+        let key = ConnKey(src: a, sport: aPort, dst: b, dport: bPort, proto: proto, oneWay: false)
+        guard let s = index[key] else { stats.shuntReportsUnmatched &+= 1; return }
+        let i = Int(s)
+        var c = conns[i]
+        let aIsOrig = c.origH == a && c.origP == aPort
+        c.orig.packets &+= aIsOrig ? packetsAB : packetsBA
+        c.orig.ipBytes &+= aIsOrig ? ipBytesAB : ipBytesBA
+        c.resp.packets &+= aIsOrig ? packetsBA : packetsAB
+        c.resp.ipBytes &+= aIsOrig ? ipBytesBA : ipBytesAB
+        let last = lastNanos / 1000 &* 1000
+        if !(c.orig.didClose && c.resp.didClose) && last > c.last { c.last = last }
+        c.shunted = false
+        conns[i] = c
+        stats.shuntReports &+= 1
     }
 
     mutating func newConn(_ p: FlowPacket, key: ConnKey, sport: UInt16, dport: UInt16) -> Int {
@@ -431,6 +495,7 @@ public struct ConnTable {
 
     /// Whether one of Zeek's timers would have removed `c` by time `t`.
     func expired(_ c: Conn, at t: UInt64) -> Bool {
+        if c.shunted { return false }          // until lb's end report (its counts complete the record)
         if c.inactivityTimeout > 0 && t >= c.last &+ c.inactivityTimeout { return true }
         guard c.transport == .tcp else { return false }
         if c.deleteAt != 0 && t >= c.deleteAt { return true }

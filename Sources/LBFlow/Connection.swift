@@ -101,6 +101,9 @@ struct Conn {
     var dnsTimerAt: UInt64 = 0
     /// the DNS analyzer saw its first message / the NTP analyzer flipped (each acts once)
     var appSeenFirst = false
+    /// lb shunts this connection (`--shunt-after`): until its end report, no expiry
+    var shunted = false
+    var payloadSeen: UInt64 = 0
     var isActive = true
     var isPartial = false
     var firstPacketSeen: UInt8 = 0

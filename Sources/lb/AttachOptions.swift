@@ -27,9 +27,9 @@ struct AttachOptions: ParsableArguments {
     }
 
     /// Attaches to `name` (as a tap with `tap`); on failure says why as "lb TOOL: ..." and exits 1.
-    func attach(_ name: RingName, tool: String, tap: Bool = false) throws -> RingConsumer {
+    func attach(_ name: RingName, tool: String, tap: Bool = false, shuntReports: Bool = false) throws -> RingConsumer {
         do {
-            return try RingConsumer.attach(name, runDir: runDir, waitNanos: waitNanos, tap: tap)
+            return try RingConsumer.attach(name, runDir: runDir, waitNanos: waitNanos, tap: tap, shuntReports: shuntReports)
         } catch {
             try? printError("lb \(tool): \(error)")
             throw ExitCode(1)

@@ -48,16 +48,21 @@ struct FlowLog: ParsableCommand {
     @Option(help: "Seed for connection uids (default: from the clock, pid and ring).")
     var seed: UInt64?
 
+    @Option(help: "Ask lb to shunt a TCP or UDP connection once it has carried BYTES of payload (k, M, G suffixes; 0: never). Its SYN, FIN and RST still arrive, and lb's final counts complete its conn.log record.",
+            transform: Arguments.size)
+    var shuntAfter: Int = 0
+
     @OptionGroup var attach: AttachOptions
 
     func run() throws {
         let name = ring
         if rotate > 0 && directory == nil { throw ValidationError("--rotate needs -d DIR") }
         AttachOptions.stopOnSignals()
-        var consumer = try attach.attach(name, tool: "flowlog")
+        var consumer = try attach.attach(name, tool: "flowlog", shuntReports: shuntAfter > 0)
         var config = FlowConfig()
         config.ignoreChecksums = ignoreChecksums
         config.likelyServerPorts = likelyServerPorts
+        config.shuntAfter = UInt64(shuntAfter)
         let uidSeed = seed ?? (Sys.wallNanos() ^ UInt64(UInt32(bitPattern: Sys.pid())) << 32 ^ UInt64(name.index) &* 0x9E37_79B9)
         var table = ConnTable(config: config, seed: uidSeed)
         let format: LogFormat = json ? .json : .tsv
@@ -85,7 +90,7 @@ struct FlowLog: ParsableCommand {
             try loss?.close(at: table.now)
             consumer.report(processed: consumer.packets, lossGaps: table.loss.gaps, lossAcks: table.loss.acks)
             let s = table.stats
-            try? printError("lb flowlog: \(name): \(s.packets) packets, \(s.connections) connections, \(table.loss.gaps) gaps of \(table.loss.acks) acks; not tracked: \(s.notIP) non-IP, \(s.fragments) fragments (\(s.reassembled) datagrams rebuilt, \(s.fragmentsDropped) dropped), \(s.otherProtocol) other protocols, \(s.truncated) truncated, \(s.badHeader) bad headers, \(s.badIPChecksum) bad IP checksums, \(s.tableFull) table full")
+            try? printError("lb flowlog: \(name): \(s.packets) packets, \(s.connections) connections, \(table.loss.gaps) gaps of \(table.loss.acks) acks; not tracked: \(s.notIP) non-IP, \(s.fragments) fragments (\(s.reassembled) datagrams rebuilt, \(s.fragmentsDropped) dropped), \(s.otherProtocol) other protocols, \(s.truncated) truncated, \(s.badHeader) bad headers, \(s.badIPChecksum) bad IP checksums, \(s.tableFull) table full; \(s.shunted) connections shunted, \(s.shuntReports) end reports from lb (\(s.shuntReportsUnmatched) unmatched)")
             if status != 0 { throw ExitCode(status) }
         } catch let e as LogError {
             try? printError("lb flowlog: \(e)")
@@ -98,15 +103,36 @@ struct FlowLog: ParsableCommand {
 
     func consume(_ consumer: inout RingConsumer, _ table: inout ConnTable, _ conn: inout LogWriter,
                  _ loss: inout LogWriter?, _ estimator: inout CaptureLoss, peer: String) throws -> Int32 {
+        var shunts: [(frame: [UInt8], vni: UInt32, vlan: UInt16?, idle: UInt64, slot: Int32)] = []
         while consumerStop.load(ordering: .relaxed) == 0 {
             let n = consumer.read(max: 256) { _, _, p in
                 let d = p.descriptor
+                if let r = ShuntEnd(flags: d.flags, bytes: p.bytes) {
+                    table.applyShuntEnd(a: IPAddr(hi: r.aHi, lo: r.aLo), aPort: r.aPort, b: IPAddr(hi: r.bHi, lo: r.bLo), bPort: r.bPort,
+                                        proto: r.proto, packetsAB: r.packetsAB, ipBytesAB: r.ipBytesAB, packetsBA: r.packetsBA,
+                                        ipBytesBA: r.ipBytesBA, lastNanos: r.lastNanos)
+                    return
+                }
                 var tunnel: UID? = nil
                 if let t = p.tunnel { tunnel = Self.tunnelUID(t.pointee) }
                 let vlan: UInt16? = d.flags & LB_F_VLAN != 0 ? d.vlan : nil
                 let l3 = d.l3_off == 0xFFFF ? -1 : Int(d.l3_off)
                 table.process(p.bytes, l3: l3, wireLength: Int(d.wirelen), ts: d.ts_ns, tunnel: tunnel, vlan: vlan)
+                if table.shuntRequested {
+                    table.shuntRequested = false
+                    shunts.append((Array(p.bytes.prefix(256)), d.vni, vlan, table.shuntIdleNanos, table.shuntSlot))
+                }
             }
+            // Shunt requests go out once the batch is read (each is one exchange with lb).
+            for s in shunts {
+                let ask = ShuntAsk(idleSeconds: Double(s.idle) / 1e9)
+                do { _ = try s.frame.withUnsafeBytes { b throws(AttachError) in try consumer.shunt(frame: b, vni: s.vni, vlan: s.vlan, ask) } }
+                catch {
+                    table.cancelShunt(slot: s.slot)
+                    try? printError("lb flowlog: \(consumer.name): shunt refused: \(error)")
+                }
+            }
+            shunts.removeAll(keepingCapacity: true)
             // Report, then release: lb prints its final stats as soon as the ring is drained,
             // so the report must be in place before the last packets are handed back.
             consumer.report(processed: consumer.packets, lossGaps: table.loss.gaps, lossAcks: table.loss.acks)

@@ -16,7 +16,7 @@ import Testing
     /// second segment, the client's sequence numbers starting at `isn`; optional window scaling
     /// and retransmissions that overlap acknowledged data.
     static func transfer(segments: Int, size: Int, isn: UInt32, wscale: Bool = false, overlaps: Bool = false,
-                         carrier: Carrier = .plain) -> [(timestampNanos: UInt64, bytes: [UInt8])] {
+                         carrier: Carrier = .plain, cport: UInt16 = 40000) -> [(timestampNanos: UInt64, bytes: [UInt8])] {
         var frames: [(timestampNanos: UInt64, bytes: [UInt8])] = []
         var t: UInt64 = 1_700_000_000_000_000_000
         let c: IPv4 = "10.0.0.1", s: IPv4 = "10.0.0.2"
@@ -34,7 +34,7 @@ import Testing
         func seg(_ fromClient: Bool, _ flags: TCPFlags, seq: UInt32, ack: UInt32, payload: Int, options: [UInt8] = []) {
             t += 100_000
             var l: [Layer] = [.ipv4(src: fromClient ? c : s, dst: fromClient ? s : c),
-                              .tcp(sport: fromClient ? 40000 : 80, dport: fromClient ? 80 : 40000, seq: seq, ack: ack, flags: flags,
+                              .tcp(sport: fromClient ? cport : 80, dport: fromClient ? 80 : cport, seq: seq, ack: ack, flags: flags,
                                    window: wscale ? 512 : 65535, options: options)]
             if payload > 0 { l.append(.filler(payload)) }
             frames.append((t, wrap(l)))

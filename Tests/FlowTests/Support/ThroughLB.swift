@@ -9,16 +9,17 @@ struct ThroughLB {
 
     /// Runs `lb -i pcap:TRACE -p w:WORKERS` with a `lb flowlog` per ring (`flowlogArgs` added).
     static func run(_ frames: [(timestampNanos: UInt64, bytes: [UInt8])], linkType: UInt32 = 1, workers: Int = 2,
-                    flowlogArgs: [String] = [], tag: String) throws -> ThroughLB {
+                    flowlogArgs: [String] = [], lbArgs: [String] = [], tag: String) throws -> ThroughLB {
         let scratch = try ScratchDirectory("flow-" + tag)
         let trace = scratch.path + "/trace.pcap"
         try Data(Pcap.file(linkType: linkType, nanosecond: true, packets: frames)).write(to: URL(fileURLWithPath: trace))
-        return try run(trace: trace, workers: workers, flowlogArgs: flowlogArgs, in: scratch)
+        return try run(trace: trace, workers: workers, flowlogArgs: flowlogArgs, lbArgs: lbArgs, in: scratch)
     }
 
-    static func run(trace: String, workers: Int = 2, flowlogArgs: [String] = [], in scratch: ScratchDirectory) throws -> ThroughLB {
+    static func run(trace: String, workers: Int = 2, flowlogArgs: [String] = [], lbArgs: [String] = [],
+                    in scratch: ScratchDirectory) throws -> ThroughLB {
         let runDir = scratch.path + "/run"
-        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "w:\(workers)", "-w", "60", "--run-dir", runDir],
+        let lb = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "w:\(workers)", "-w", "60", "--run-dir", runDir] + lbArgs,
                           in: scratch.path, label: "lb")
         var tools: [Tool] = []
         for k in 0..<workers {
