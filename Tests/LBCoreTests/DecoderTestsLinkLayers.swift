@@ -215,6 +215,21 @@ struct DecoderSerialLinkTests {
         #expect(d6.key == inner6Key && d6.synthType == 0x86DD && deliveredBytes(v6, d6) == zeroEthernet(0x86DD) + build(inner6))
     }
 
+    /// A big-endian host's capture: lb swaps the TLV headers as libpcap does.
+    @Test func nflogFromABigEndianHost() {
+        var f = build([.nflog()] + inner6)
+        var p = 4
+        while p + 4 <= f.count {
+            let len = Int(f[p]) | Int(f[p + 1]) << 8
+            f.swapAt(p, p + 1)
+            f.swapAt(p + 2, p + 3)
+            p += (len + 3) & ~3
+        }
+        let d = decodeFrame(f, link: .nflog)
+        #expect(d.key == inner6Key && d.error == .none && d.start == 24 && d.synthType == 0x86DD)
+        expectTruncationsCounted(f, link: .nflog, l3: 24, complete: 24 + 48, linkErrors: [.truncatedLink, .nflogNoPayload])
+    }
+
     @Test func nflogPayloadEndsAtItsTLVLength() {
         // the payload TLV's padding is not part of the packet: IPv6 with payload length 0
         // (a jumbogram's) would otherwise take it
@@ -231,13 +246,13 @@ struct DecoderSerialLinkTests {
         #expect(decodeFrame(version, link: .nflog).error == .nflogBadHeader)
         var shortTLV = good; shortTLV[4] = 3; shortTLV[5] = 0           // a TLV shorter than its header
         #expect(decodeFrame(shortTLV, link: .nflog).error == .nflogBadHeader)
-        var bigEndian = good; bigEndian[4] = 0; bigEndian[5] = 8       // length 0x0800: runs past the end
-        #expect(decodeFrame(bigEndian, link: .nflog).error == .truncatedLink)
+        var tooLong = good; tooLong[4] = 0; tooLong[5] = 8             // length 0x0800: runs past the end
+        #expect(decodeFrame(tooLong, link: .nflog).error == .truncatedLink)
         var noPayload = good; noPayload[22] = 11                        // the payload TLV's type becomes 11
         let np = decodeFrame(noPayload, link: .nflog)
         #expect(np.error == .truncatedLink || np.error == .nflogNoPayload)
         #expect(decodeFrame(Array(good.prefix(20)), link: .nflog).error == .nflogNoPayload)
-        for bad in [version, shortTLV, bigEndian, noPayload] {
+        for bad in [version, shortTLV, tooLong, noPayload] {
             let d = decodeFrame(bad, link: .nflog)
             #expect(d.nonIP && d.start == 0 && d.end == bad.count && d.synthType == opaqueEtherType)
         }

@@ -50,23 +50,25 @@ extension Walk {
     }
 
     /// NFLOG (Linux netfilter log): family, version 0 and a resource id, then TLVs whose
-    /// length and type are in the capturing host's order (little-endian in practice, as
-    /// libpcap writes them); each TLV's length counts its 4-byte header, and TLVs are padded
-    /// to 4 bytes. The payload TLV (type 9) holds the packet, an IP packet for the families
-    /// AF_INET (2) and AF_INET6 (10).
+    /// length and type are in the capturing host's order; each TLV's length counts its 4-byte
+    /// header, and TLVs are padded to 4 bytes. The payload TLV (type 9) holds the packet, an IP
+    /// packet for the families AF_INET (2) and AF_INET6 (10). Little-endian hosts write almost
+    /// every capture; libpcap swaps the TLVs of a big-endian host's file, and so does lb: TLV
+    /// types are below 256, so the first TLV's type says the order.
     mutating func nflog() -> Next {
         guard f.count >= 4 else { return fail(.truncatedLink) }
         let family = f.u8(0)
         guard f.u8(1) == 0 else { return opaque(error: .nflogBadHeader) }
         var p = 4
         var tlvs = 0
+        let big = end - p >= 4 && f.le16(p + 2) > 0xFF
         while true {
             if p == end { return opaque(error: .nflogNoPayload) }
             guard end - p >= 4 else { return opaque(error: .truncatedLink) }
             tlvs += 1
             guard tlvs <= 64 else { return opaque(error: .nflogBadHeader) }
-            let len = Int(f.le16(p))
-            let type = f.le16(p + 2)
+            let len = Int(big ? f.be16(p) : f.le16(p))
+            let type = big ? f.be16(p + 2) : f.le16(p + 2)
             guard len >= 4 else { return opaque(error: .nflogBadHeader) }
             if type == 9 {
                 // the packet may have been cut by the capture's snaplen: it ends at the end
