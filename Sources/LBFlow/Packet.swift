@@ -246,9 +246,10 @@ public enum PacketParser {
                 let start: UInt64 = proto == 58 ? pseudo &+ 58 &+ UInt64(l4Len) : 0
                 p.checksumOK = fold(onesSum(bytes, l4, l4Len, start)) == 0xFFFF
             }
-        } else if proto == 4 || proto == 41 || proto == 47 || proto == 59 {
-            // IP-in-IP and GRE go to Zeek's tunnel analyzers (lb removes them), and IPv6's
-            // No Next Header is a weird: none of them makes a connection
+        } else if proto == 2 || proto == 4 || proto == 41 || proto == 47 || proto == 59 {
+            // IGMP has a packet analyzer of its own in Zeek (base/packet-protocols/igmp), IP-in-IP
+            // and GRE go to its tunnel analyzers (lb removes them), and IPv6's No Next Header is a
+            // weird: none of them makes a connection
             return .otherProtocol
         } else {
             // any other protocol: a connection of its own (Zeek's Unknown_IP_Transport)

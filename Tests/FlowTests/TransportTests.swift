@@ -2,7 +2,8 @@ import Foundation
 import LBGen
 import Testing
 
-/// Transports other than TCP, UDP and ICMP: Zeek's Unknown_IP_Transport analyzer logs each as a
+/// Transports other than TCP, UDP, ICMP and IGMP (which Zeek's own IGMP packet analyzer takes,
+/// without a connection): Zeek's Unknown_IP_Transport analyzer logs each as a
 /// connection keyed on the two addresses and the protocol (ports 0, proto `unknown_transport`,
 /// `ip_proto` the number), oriented by its first packet, timed out after
 /// unknown_ip_inactivity_timeout (1 min), conn_state OTH, no history, no payload sizes (0 when
@@ -34,7 +35,6 @@ import Testing
             "10.1.0.1 0 10.1.0.2 0 unknown_transport 0.050000 0 0 OTH - 3 156 3 276 132",
             "10.2.0.1 0 224.0.0.5 0 unknown_transport 10.000000 0 0 OTH - 2 128 0 0 89",
             "10.3.0.1 0 224.0.0.18 0 unknown_transport - - - OTH - 1 40 0 0 112",
-            "10.4.0.1 0 224.0.0.22 0 unknown_transport - - - OTH - 1 36 0 0 2",
             "10.5.0.1 0 224.0.0.13 0 unknown_transport - - - OTH - 1 50 0 0 103",
             "10.5.0.1 0 224.0.0.13 0 unknown_transport - - - OTH - 1 50 0 0 103",
         ].sorted()
