@@ -48,6 +48,15 @@ let package = Package(
                 .product(name: "LBFlow", package: rootIdentity),
                 .product(name: "LBCore", package: rootIdentity),
             ]),
+        // what a shunted packet costs against a delivered one, and a table of 1,000,000 flows (bench/shunt.sh)
+        .executableTarget(
+            name: "shunt-bench",
+            dependencies: [
+                "BenchKit",
+                .product(name: "LBBroker", package: rootIdentity),
+                .product(name: "LBCore", package: rootIdentity),
+                .product(name: "LBRing", package: rootIdentity),
+            ]),
         // the share of flows that move when a worker fails and returns (bench/failover.sh)
         .executableTarget(
             name: "failover-share",

@@ -15,6 +15,9 @@ public struct SynthConfig: Sendable {
         case udp64
         /// the mix, every flow wrapped in VXLAN (AWS traffic mirroring)
         case vxlanOnly
+        /// TCP flows where 2% of them (at least one) carry 90% of the packets, in full-size
+        /// segments: the backups and downloads that shunting is for
+        case elephants
     }
 
     /// Sizes of data-carrying frames (inner Ethernet frame, without FCS).
@@ -95,7 +98,12 @@ public enum TrafficSynth {
         if config.mode == .udp64 { return udp64(config, total: total, rng: &rng) }
 
         let flowCount = max(1, min(config.flows, total))
-        let budgets = splitBudget(total, into: flowCount, rng: &rng)
+        var config = config
+        if config.mode == .elephants {
+            config.shares.tcp = 1; config.shares.udp = 0; config.shares.icmp = 0; config.shares.fragmentedUDP = 0
+        }
+        let budgets = config.mode == .elephants ? elephantBudget(total, into: flowCount, rng: &rng)
+                                                : splitBudget(total, into: flowCount, rng: &rng)
         let spread = config.spreadNanos ?? UInt64(total) * 20_000
         var out: [SynthPacket] = []
         out.reserveCapacity(total)
@@ -126,6 +134,22 @@ public enum TrafficSynth {
         var left = total - budgets.reduce(0, +)
         var i = 0
         while left > 0 { budgets[i % n] += 1; left -= 1; i += 1 }
+        return budgets
+    }
+
+    /// 90% of the packets over the first 2% of the flows (at least one), the rest over the
+    /// others, at least one each.
+    static func elephantBudget(_ total: Int, into n: Int, rng: inout SeededRNG) -> [Int] {
+        let big = max(1, n * 2 / 100)
+        let small = n - big
+        let smallTotal = small == 0 ? 0 : max(small, total / 10)
+        let bigTotal = total - smallTotal
+        var budgets = (0..<big).map { k in bigTotal / big + (k < bigTotal % big ? 1 : 0) }
+        if small > 0 {
+            var rest = splitBudget(smallTotal, into: small, rng: &rng)
+            rest.shuffle(using: &rng)
+            budgets += rest
+        }
         return budgets
     }
 

@@ -42,7 +42,7 @@ struct Gen: ParsableCommand {
     @Option(help: "Send the frames of this capture (pcap or pcapng, Ethernet) instead of a synthetic trace.")
     var replay: String?
 
-    @Option(help: "mix (every kind of flow), udp64 (minimum-size UDP frames), or vxlan (the mix inside VXLAN).")
+    @Option(help: "mix (every kind of flow), udp64 (minimum-size UDP frames), vxlan (the mix inside VXLAN), or elephants (TCP, 2% of the flows carrying 90% of the packets).")
     var mode: GenMode = .mix
 
     @Option(help: "Write the trace on this link layer instead of Ethernet: \(LinkFraming.allCases.map(\.rawValue).joined(separator: ", ")) (with -w).")
@@ -119,11 +119,11 @@ struct Gen: ParsableCommand {
         throw ArgumentProblem("use imix, a frame size from 60 to 9018, or a range such as 64-1500")
     }
 
-    enum GenMode: String, ExpressibleByArgument, CaseIterable { case mix, udp64, vxlan }
+    enum GenMode: String, ExpressibleByArgument, CaseIterable { case mix, udp64, vxlan, elephants }
 
     func synthesize() throws -> [SynthPacket] {
         var config = SynthConfig(seed: seed, flows: flows, packets: packets,
-                                 mode: mode == .udp64 ? .udp64 : mode == .vxlan ? .vxlanOnly : .mixed)
+                                 mode: mode == .udp64 ? .udp64 : mode == .vxlan ? .vxlanOnly : mode == .elephants ? .elephants : .mixed)
         config.sizes = sizes
         var trace = TrafficSynth.generate(config)
         if let encap {

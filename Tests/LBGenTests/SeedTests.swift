@@ -12,3 +12,17 @@ import Testing
         #expect(a.map(\.bytes) != c.map(\.bytes))
     }
 }
+
+@Suite struct ElephantTraceTests {
+    /// `lb gen --mode elephants`: 2% of the flows carry 90% of the packets, all TCP.
+    @Test func twoPercentOfTheFlowsCarryNinetyPercent() {
+        let trace = TrafficSynth.generate(SynthConfig(seed: 5, flows: 500, packets: 50_000, mode: .elephants))
+        #expect(trace.count == 50_000)
+        var perFlow: [Int: Int] = [:]
+        for p in trace { perFlow[p.flowIndex, default: 0] += 1 }
+        #expect(perFlow.count == 500)
+        let top = perFlow.values.sorted(by: >).prefix(10).reduce(0, +)
+        #expect(abs(Double(top) / 50_000 - 0.9) < 0.01, "top 2% carry \(top)")
+        #expect(trace.allSatisfy { $0.kind == .tcp })
+    }
+}

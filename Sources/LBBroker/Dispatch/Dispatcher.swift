@@ -24,6 +24,9 @@ public struct DispatchConfig: Sendable {
     public var publishDelayNanos: UInt64 = 0
     /// the most flows each group's shunt table holds (allocated at the first shunt request)
     public var shuntCapacity = 65536
+    /// at the end of `run`, end every shunt and report it (lb's one run per input); a benchmark
+    /// that calls `run` again and again keeps them
+    public var endShuntsAtEnd = true
     public init() {}
 }
 
@@ -112,6 +115,7 @@ public struct Dispatcher: ~Copyable {
     var shuntTables: UnsafeMutablePointer<ShuntTable>? = nil
     var shuntActive = false
     let shuntCapacity: Int
+    let endShuntsAtEnd: Bool
     let hashVNI: Bool
     let hashVLAN: Bool
 
@@ -160,6 +164,7 @@ public struct Dispatcher: ~Copyable {
         owners = groups
         shuntChannel = lane < shared.shuntChannels.count ? shared.shuntChannels[lane] : nil
         shuntCapacity = config.shuntCapacity
+        endShuntsAtEnd = config.endShuntsAtEnd
         hashVNI = config.decode.hashVNI
         hashVLAN = config.decode.hashVLAN
     }
@@ -228,7 +233,7 @@ public struct Dispatcher: ~Copyable {
         }
         fragments.flush()
         drainFragments()
-        finishShunts()
+        if endShuntsAtEnd { finishShunts() }
         publishAll()
         mirrorFragmentCounters()
     }

@@ -1,0 +1,107 @@
+// shunt-bench: what a shunted packet costs lb against a delivered one, and what a large shunt
+// table costs every packet (issue 16). One group of 8 rings, a consumer draining them on the
+// other core (BenchKit), the trace in memory:
+//   delivered       no shunt at all (every packet written into a ring)
+//   shunted         every flow of the trace shunted (its SYN/FIN/RST still delivered)
+//   big-delivered   1,000,000 other flows in the table, the trace's flows not
+//   big-shunted     1,000,000 other flows and the trace's flows in the table
+//
+//   shunt-bench TRACE.pcap [--packets N] [--repeat N]
+
+import BenchKit
+import Foundation
+import LBBroker
+import LBCore
+import LBRing
+import LBSys
+
+var args = CommandLine.arguments.dropFirst()
+guard let tracePath = args.popFirst() else { print("usage: shunt-bench TRACE.pcap [--packets N] [--repeat N]"); exit(2) }
+var packets = 2_000_000, repeats = 5
+while let a = args.popFirst() {
+    switch a {
+    case "--packets": packets = Int(args.popFirst() ?? "") ?? packets
+    case "--repeat": repeats = Int(args.popFirst() ?? "") ?? repeats
+    default: print("unknown option \(a)"); exit(2)
+    }
+}
+
+let set: FrameSet
+do { set = try FrameSet(pcap: tracePath) } catch { print("\(error)"); exit(1) }
+let decoder = Decoder()
+var rules: [ShuntTable.Rule] = []
+var seen: Set<String> = []
+for i in 0..<set.count {
+    let d = decoder.decode(set.frames[i].bytes, link: .ethernet)
+    guard d.key.kind == .ports else { continue }
+    let r = ShuntTable.Rule(key: d.key)
+    let id = "\(r.a.hi),\(r.a.lo),\(r.a.port),\(r.b.hi),\(r.b.lo),\(r.b.port),\(r.proto)"
+    if seen.insert(id).inserted { rules.append(r) }
+}
+/// Flows no packet of the trace belongs to (198.18.0.0/15 to 198.19.x.x, TCP).
+func otherRule(_ i: Int) -> ShuntTable.Rule {
+    ShuntTable.Rule(src: .init(hi: 0, lo: 0xFFFF_C612_0000 | UInt64(i & 0xFFFF), port: UInt16(1024 + i >> 16)),
+                    dst: .init(hi: 0, lo: 0xFFFF_C613_0001, port: 443), proto: 6)
+}
+
+struct Result { var name: String; var ns: [Double]; var forwarded: UInt64; var shunted: UInt64 }
+
+func session(_ name: String, shunt: [ShuntTable.Rule], others: Int) throws -> Result {
+    try Threads.pin(cpu: 0)
+    let rings = try BenchRings(rings: DataPathBench.rings, geometry: .default, consumerCPU: 1)
+    let channel = ShuntChannel(groupCount: 1, commandCapacity: 4096)
+    rings.shared.shuntChannels = [channel]
+    var config = DispatchConfig()
+    config.backpressure = false
+    config.endShuntsAtEnd = false
+    config.shuntCapacity = max(65536, others + shunt.count + 1024)
+    var dispatcher = Dispatcher(config: config, groups: [rings.memories], shared: rings.shared)
+    // the requests go in 4096 at a time, each batch applied by a run of no packets
+    let all = (0..<others).lazy.map(otherRule) + shunt
+    var batch: [ShuntTable.Rule] = []
+    func flush() {
+        for r in batch { _ = channel.send(.init(op: .add, group: 0, rule: r, token: 0)) }
+        var none = ReplaySource(set, packets: 0)
+        dispatcher.run(&none)
+        while channel.receive() != nil {}
+        batch.removeAll(keepingCapacity: true)
+    }
+    for r in all {
+        batch.append(r)
+        if batch.count == 4096 { flush() }
+    }
+    flush()
+    var position = 0
+    func run(_ n: Int) -> UInt64 {
+        var source = ReplaySource(set, packets: n, start: position)
+        let t0 = Sys.monoNanos()
+        dispatcher.run(&source)
+        let t1 = Sys.monoNanos()
+        position = source.position
+        return t1 - t0
+    }
+    _ = run(packets)                                    // warm-up: caches, ring pages
+    var ns: [Double] = []
+    for _ in 0..<repeats { ns.append(Double(run(packets)) / Double(packets)) }
+    let forwarded = rings.total(.forwarded), shunted = rings.total(.shunted)
+    _ = rings.finish()
+    return Result(name: name, ns: ns.sorted(), forwarded: forwarded, shunted: shunted)
+}
+
+print("trace: \(set.count) frames, \(rules.count) TCP/UDP flows; \(packets) packets per run, \(repeats) runs, median shown")
+var results: [Result] = []
+do {
+    results.append(try session("delivered", shunt: [], others: 0))
+    results.append(try session("shunted", shunt: rules, others: 0))
+    results.append(try session("big-delivered", shunt: [], others: 1_000_000))
+    results.append(try session("big-shunted", shunt: rules, others: 1_000_000))
+} catch {
+    print("shunt-bench: \(error)")
+    exit(1)
+}
+let base = results[0].ns[results[0].ns.count / 2]
+print(String(format: "%-14s %10s %10s %12s %12s", "case", "ns/packet", "vs delivered", "forwarded", "shunted"))
+for r in results {
+    let m = r.ns[r.ns.count / 2]
+    print(String(format: "%-14s %10.1f %10.2f %12llu %12llu", r.name, m, m / base, r.forwarded, r.shunted))
+}
