@@ -138,6 +138,9 @@ extension Dispatcher {
         var bytes: UnsafeRawPointer? = nil
         /// what the fast path found (written by `Decoder.classify(_:into:)`)
         var frame = FastFrame()
+        /// groups (bit g) that shunt it; shunted in all of them: not delivered at all
+        var skip: UInt64 = 0
+        var shunted = false
     }
 
     /// What goes into every group's ring, computed once per packet.

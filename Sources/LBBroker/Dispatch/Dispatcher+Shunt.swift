@@ -23,35 +23,48 @@ extension Dispatcher {
         return extra
     }
 
-    /// The groups (bit g) whose table shunts this packet; counts it for each.
+    /// The groups (bit g) whose table shunts this packet (`hash`: its flow hash, the tables'
+    /// index); counts it for each. Through the tables' pointer: the first pass over a batch
+    /// calls it, and it changes nothing of the dispatcher itself.
     @inline(never)
-    mutating func shuntMask(_ key: UnsafePointer<FlowKey>, extra: UInt32, frame: UnsafeRawBufferPointer, l3: Int, bytes: Int,
-                            hash: UInt64) -> UInt64 {
+    func shuntMask(_ key: UnsafePointer<FlowKey>, extra: UInt32, frame: UnsafeRawBufferPointer, l3: Int, bytes: Int,
+                   hash: UInt64) -> UInt64 {
         guard let t = shuntTables, key.pointee.kind == .ports || key.pointee.kind == .addresses else { return 0 }
-        let control = Self.isTCPControl(frame, l3: l3, proto: key.pointee.proto)
-        let ipBytes = Self.ipLength(frame, l3: l3)
         let now = lastTimestamp
         var mask: UInt64 = 0
-        for g in 0..<min(groupCount, 64) where !t[g].isEmpty {
-            if t[g].shunts(key.pointee, extra: extra, bytes: ipBytes, now: now, control: control) {
-                mask |= 1 << UInt64(g)
-                let ring = tables[g].ring(for: hash)
-                counters.add(ring: ring, .shunted)
-                counters.add(ring: ring, .shuntedBytes, UInt64(truncatingIfNeeded: bytes))
+        var control: Bool? = nil, ipBytes = 0
+        for g in 0..<min(groupCount, 64) {
+            guard let m = t[g].match(key.pointee, extra: extra, hash: hash, now: now), m.stops else { continue }
+            if control == nil {
+                control = Self.isTCPControl(frame, l3: l3, proto: key.pointee.proto)
+                ipBytes = Self.ipLength(frame, l3: l3)
             }
+            if control == true { return 0 }          // SYN, FIN, RST: always delivered
+            t[g].count(m, ipBytes: ipBytes, now: now)
+            mask |= 1 << UInt64(g)
+            let ring = tables[g].ring(for: hash)
+            counters.add(ring: ring, .shunted)
+            counters.add(ring: ring, .shuntedBytes, UInt64(truncatingIfNeeded: bytes))
         }
         return mask
     }
 
-    /// A fast-path frame while some table holds entries: the groups that do not shunt it get it.
+    /// The first pass's shunt check for a fast-path frame.
+    @inline(__always)
+    func shuntMaskFast(_ fp: UnsafePointer<Frame>, _ ff: UnsafePointer<FastFrame>, hash: UInt64) -> UInt64 {
+        let frame = fp.pointee.bytes
+        let wire = ff.pointee.end == frame.count ? ff.pointee.end &- ff.pointee.start &+ max(0, fp.pointee.wireLength &- frame.count)
+                                                 : ff.pointee.end &- ff.pointee.start
+        return shuntMask(ff.pointer(to: \.key)!, extra: hashExtra(vni: ff.pointee.vni, vlan: ff.pointee.vlan, tagged: ff.pointee.tagged),
+                         frame: frame, l3: ff.pointee.l3, bytes: wire, hash: hash)
+    }
+
+    /// A fast-path frame while some table holds entries: the groups that do not shunt it
+    /// (`note.skip`, found in the first pass) get it.
     @inline(never)
     mutating func deliverFastShunting(_ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
         let desc = note.pointer(to: \.desc)!
-        let ff = note.pointer(to: \.frame)!
-        let frameStart = src - ff.pointee.start
-        let frame = UnsafeRawBufferPointer(start: frameStart, count: ff.pointee.end)
-        let skip = shuntMask(ff.pointer(to: \.key)!, extra: hashExtra(vni: ff.pointee.vni, vlan: ff.pointee.vlan, tagged: ff.pointee.tagged),
-                             frame: frame, l3: ff.pointee.l3, bytes: Int(desc.pointee.wirelen), hash: desc.pointee.flow_hash)
+        let skip = note.pointee.skip
         for g in 0..<groupCount where g >= 64 || skip & (1 << UInt64(g)) == 0 {
             writeFast(ring: tables[g].ring(for: desc.pointee.flow_hash), note, src)
         }
@@ -197,7 +210,8 @@ extension Dispatcher {
     mutating func tablesForShunting() -> UnsafeMutablePointer<ShuntTable> {
         if let t = shuntTables { return t }
         let t = UnsafeMutablePointer<ShuntTable>.allocate(capacity: groupCount)
-        for g in 0..<groupCount { (t + g).initialize(to: ShuntTable(capacity: g < 64 ? shuntCapacity : 1)) }
+        let d = decoder.pointee
+        for g in 0..<groupCount { (t + g).initialize(to: ShuntTable(capacity: g < 64 ? shuntCapacity : 1, mode: d.tuple, seeds: d.seeds)) }
         shuntTables = t
         return t
     }

@@ -264,10 +264,22 @@ public struct Dispatcher: ~Copyable {
             let note = fastNotes + i
             let ff = note.pointer(to: \.frame)!
             if fp.pointee.linkType == fastLinkType && decoder.classify(fp.pointee.bytes, into: ff) {
-                describeFast(fp, UnsafePointer(ff), hash: decoder.flowHash(UnsafePointer(ff)), into: note)
+                let hash = decoder.flowHash(UnsafePointer(ff))
+                if shuntActive {
+                    // shunted in every group: nothing more to do for it (no descriptor, no copy)
+                    let skip = shuntMaskFast(fp, UnsafePointer(ff), hash: hash)
+                    note.pointee.skip = skip
+                    if skip != 0 && skip == allGroups {
+                        note.pointee.bytes = nil
+                        note.pointee.shunted = true
+                        continue
+                    }
+                }
+                describeFast(fp, UnsafePointer(ff), hash: hash, into: note)
             } else {
                 note.pointee.bytes = nil
             }
+            note.pointee.shunted = false
         }
         return bytes
     }
@@ -277,6 +289,7 @@ public struct Dispatcher: ~Copyable {
     mutating func deliverBatch(_ n: Int, _ decoder: Decoder) {
         for i in 0..<n {
             let note = UnsafePointer(fastNotes + i)
+            if note.pointee.shunted { continue }
             if let src = note.pointee.bytes {
                 deliverFast(note, src)
             } else {

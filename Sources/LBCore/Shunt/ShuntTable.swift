@@ -132,9 +132,14 @@ public struct ShuntTable: ~Copyable {
     var endedHead = 0, endedCount = 0
     /// where the next `expire` sweep starts
     var sweep = 0
+    /// the flow hash's tuple mode and seeds (the dispatcher's)
+    let mode: TupleMode
+    let seeds: HashSeeds
 
     /// `capacity`: the most entries (rounded so that the slots are a power of two).
-    public init(capacity: Int = 65536, endReports: Int = 4096) {
+    public init(capacity: Int = 65536, endReports: Int = 4096, mode: TupleMode = .five, seeds: HashSeeds = .standard) {
+        self.mode = mode
+        self.seeds = seeds
         precondition(capacity >= 1 && endReports >= 1)
         var n = 8
         while n * 7 / 8 < capacity { n <<= 1 }
@@ -156,13 +161,20 @@ public struct ShuntTable: ~Copyable {
     public var isEmpty: Bool { count == 0 }
     public var count: Int { Int(counters.entries) }
 
-    static func hash(_ r: Rule) -> UInt64 {
+    /// The flow hash of a rule's flow: the dispatcher's own (its tuple mode and seeds), so that
+    /// a packet's hash is the index of its entry.
+    func hash(_ r: Rule) -> UInt64 {
         var k = FlowKey()
         k.srcHi = r.a.hi; k.srcLo = r.a.lo; k.sport = r.a.port
         k.dstHi = r.b.hi; k.dstLo = r.b.lo; k.dport = r.b.port
         k.proto = r.proto
-        k.kind = .ports
-        return FlowHash.hash(k, mode: .five, extra: r.extra, seeds: .standard)
+        k.kind = r.a.port != 0 || r.b.port != 0 || r.proto == 6 || r.proto == 17 ? .ports : .addresses
+        return FlowHash.hash(k, mode: mode, extra: r.extra, seeds: seeds)
+    }
+
+    /// The same for a packet's key.
+    public func flowHash(_ key: FlowKey, extra: UInt32) -> UInt64 {
+        FlowHash.hash(key, mode: mode, extra: extra, seeds: seeds)
     }
 
     /// The slot holding this flow, or nil.
@@ -177,7 +189,7 @@ public struct ShuntTable: ~Copyable {
 
     /// Adds a rule, or updates the directions and timeouts of the flow's entry (its counts stay).
     public mutating func add(_ r: Rule, now: UInt64) -> AddResult {
-        let h = Self.hash(r)
+        let h = hash(r)
         if let i = find(r, hash: h) {
             slots[i].entry.rule.directions.formUnion(r.directions)
             slots[i].entry.rule.idleNanos = r.idleNanos
@@ -200,46 +212,66 @@ public struct ShuntTable: ~Copyable {
     /// returned and reported as ended.
     @discardableResult
     public mutating func remove(_ r: Rule) -> Entry? {
-        guard let i = find(r, hash: Self.hash(r)) else { return nil }
+        guard let i = find(r, hash: hash(r)) else { return nil }
         counters.removed &+= 1
         return end(at: i, reason: .removed)
     }
 
-    /// Whether a packet of `key` going in its own direction is shunted; counts it if so.
-    /// `control`: a TCP SYN, FIN or RST, which is never shunted (the analyzer still sees how the
-    /// connection ends). An entry past its timeouts ends here and the packet goes on.
+    /// A packet's entry, as `match` finds it.
+    public struct Match {
+        public let slot: Int
+        /// the packet goes from a to b
+        public let forward: Bool
+        /// the entry stops the packet's direction
+        public let stops: Bool
+    }
+
+    /// The entry of a packet's flow (`hash`: the packet's flow hash, which the table's index
+    /// uses), or nil. An entry past its timeouts ends here (the packet goes on).
     @inline(__always)
-    public mutating func shunts(_ key: FlowKey, extra: UInt32, bytes: Int, now: UInt64, control: Bool) -> Bool {
-        if isEmpty { return false }
-        return lookup(key, extra: extra, bytes: bytes, now: now, control: control)
+    public mutating func match(_ key: FlowKey, extra: UInt32, hash: UInt64, now: UInt64) -> Match? {
+        if isEmpty { return nil }
+        return lookup(key, extra: extra, hash: hash, now: now)
     }
 
     @inline(never)
-    mutating func lookup(_ key: FlowKey, extra: UInt32, bytes: Int, now: UInt64, control: Bool) -> Bool {
+    mutating func lookup(_ key: FlowKey, extra: UInt32, hash: UInt64, now: UInt64) -> Match? {
         let ports = key.kind == .ports
         let src = Endpoint(hi: key.srcHi, lo: key.srcLo, port: ports ? key.sport : 0)
         let dst = Endpoint(hi: key.dstHi, lo: key.dstLo, port: ports ? key.dport : 0)
         let r = Rule(src: src, dst: dst, proto: key.proto, extra: extra)
-        guard let i = find(r, hash: Self.hash(r)) else { return false }
-        let e = slots[i].entry
-        if let why = Self.expiry(e, now: now) {
+        guard let i = find(r, hash: hash) else { return nil }
+        if let why = Self.expiry(slots[i].entry, now: now) {
             counters.expired &+= 1
             end(at: i, reason: why)
-            return false
+            return nil
         }
         let forward = !(dst < src)            // canonical a -> b
-        guard e.rule.directions.contains(forward ? .forward : .reverse), !control else { return false }
-        let n = UInt64(truncatingIfNeeded: bytes)
-        if forward {
-            slots[i].entry.packets.0 &+= 1
-            slots[i].entry.bytes.0 &+= n
+        return Match(slot: i, forward: forward, stops: slots[i].entry.rule.directions.contains(forward ? .forward : .reverse))
+    }
+
+    /// Counts a packet an entry stopped: `ipBytes` of it, at `now`.
+    @inline(__always)
+    public mutating func count(_ m: Match, ipBytes: Int, now: UInt64) {
+        let n = UInt64(truncatingIfNeeded: ipBytes)
+        if m.forward {
+            slots[m.slot].entry.packets.0 &+= 1
+            slots[m.slot].entry.bytes.0 &+= n
         } else {
-            slots[i].entry.packets.1 &+= 1
-            slots[i].entry.bytes.1 &+= n
+            slots[m.slot].entry.packets.1 &+= 1
+            slots[m.slot].entry.bytes.1 &+= n
         }
-        slots[i].entry.lastNanos = now
+        slots[m.slot].entry.lastNanos = now
         counters.packets &+= 1
         counters.bytes &+= n
+    }
+
+    /// Whether a packet of `key` going in its own direction is shunted; counts it if so.
+    /// `control`: a TCP SYN, FIN or RST, which is never shunted (the analyzer still sees how the
+    /// connection ends). (The data path uses `match` and `count`, with the flow hash it has.)
+    public mutating func shunts(_ key: FlowKey, extra: UInt32, bytes: Int, now: UInt64, control: Bool) -> Bool {
+        guard let m = match(key, extra: extra, hash: flowHash(key, extra: extra), now: now), m.stops, !control else { return false }
+        count(m, ipBytes: bytes, now: now)
         return true
     }
 

@@ -46,7 +46,7 @@ func otherRule(_ i: Int) -> ShuntTable.Rule {
 
 struct Result { var name: String; var ns: [Double]; var forwarded: UInt64; var shunted: UInt64 }
 
-func session(_ name: String, shunt: [ShuntTable.Rule], others: Int) throws -> Result {
+@MainActor func session(_ name: String, shunt: [ShuntTable.Rule], others: Int) throws -> Result {
     try Threads.pin(cpu: 0)
     let rings = try BenchRings(rings: DataPathBench.rings, geometry: .default, consumerCPU: 1)
     let channel = ShuntChannel(groupCount: 1, commandCapacity: 4096)
@@ -100,8 +100,11 @@ do {
     exit(1)
 }
 let base = results[0].ns[results[0].ns.count / 2]
-print(String(format: "%-14s %10s %10s %12s %12s", "case", "ns/packet", "vs delivered", "forwarded", "shunted"))
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+print(pad("case", 14) + lpad("ns/packet", 10) + lpad("vs delivered", 14) + lpad("forwarded", 12) + lpad("shunted", 12))
 for r in results {
     let m = r.ns[r.ns.count / 2]
-    print(String(format: "%-14s %10.1f %10.2f %12llu %12llu", r.name, m, m / base, r.forwarded, r.shunted))
+    print(pad(r.name, 14) + lpad(String(format: "%.1f", m), 10) + lpad(String(format: "%.2f", m / base), 14)
+          + lpad("\(r.forwarded)", 12) + lpad("\(r.shunted)", 12))
 }
