@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// lb's version: the ring protocol's (LB_RING_VERSION) major, then the feature level.
-let lbVersion = "1.14.0"
+let lbVersion = "1.15.0"
 
 @main
 struct LB: ParsableCommand {
