@@ -167,9 +167,10 @@ public enum PacketParser {
             p.ipLength = total
             var next = bytes[l3 + 6]
             var off = l3 + 40
-            // extension headers: hop-by-hop, routing, destination options, fragment
+            // extension headers: hop-by-hop, routing, destination options, fragment, AH (Zeek's
+            // IP_Hdr walks them; its chain stops at ESP and the mobility header)
             var guardCount = 0
-            while next == 0 || next == 43 || next == 60 || next == 44 {
+            while next == 0 || next == 43 || next == 60 || next == 44 || next == 51 {
                 guardCount += 1
                 guard guardCount < 16, l3 + cap - off >= 8, off + 8 <= l3 + total else { return .truncatedIP }
                 if next == 44 {
@@ -186,7 +187,7 @@ public enum PacketParser {
                         return p.fragDataOffset + p.fragDataLen <= bytes.count ? .fragment : .truncatedIP
                     }
                 }
-                let len = (Int(bytes[off + 1]) + 1) * 8
+                let len = next == 51 ? (Int(bytes[off + 1]) + 2) * 4 : (Int(bytes[off + 1]) + 1) * 8
                 next = bytes[off]
                 off += len
             }
@@ -246,10 +247,11 @@ public enum PacketParser {
                 let start: UInt64 = proto == 58 ? pseudo &+ 58 &+ UInt64(l4Len) : 0
                 p.checksumOK = fold(onesSum(bytes, l4, l4Len, start)) == 0xFFFF
             }
-        } else if proto == 2 || proto == 4 || proto == 41 || proto == 47 || proto == 59 {
+        } else if proto == 2 || proto == 4 || proto == 41 || proto == 47 || proto == 59 || proto == 50 || proto == 135 {
             // IGMP has a packet analyzer of its own in Zeek (base/packet-protocols/igmp), IP-in-IP
-            // and GRE go to its tunnel analyzers (lb removes them), and IPv6's No Next Header is a
-            // weird: none of them makes a connection
+            // and GRE go to its tunnel analyzers (lb removes them), Zeek's IP analyzer stops at ESP
+            // and the mobility header, and IPv6's No Next Header is a weird: none of them makes a
+            // connection
             return .otherProtocol
         } else {
             // any other protocol: a connection of its own (Zeek's Unknown_IP_Transport)
