@@ -430,11 +430,7 @@ public struct ConnTable {
                      origP: sport, respP: dport, start: p.ts, last: p.ts, uid: uids.next(),
                      orig: Endpoint(isOrig: true), resp: Endpoint(isOrig: false), inactivityTimeout: timeout)
         if transport == .tcp { c.expireBase = p.ts &+ config.tcpSYNTimeout }
-        if flip && !p.dst.isBroadcast {
-            c.flipRoles()
-        } else if transport == .tcp && p.flags & (TCPFlag.syn | TCPFlag.ack) == TCPFlag.syn | TCPFlag.ack {
-            c.startedWithSYNACK = true
-        }
+        if flip && !p.dst.isBroadcast { c.flipRoles() }
         stats.connections &+= 1
         let i: Int
         if let f = free.popLast() {

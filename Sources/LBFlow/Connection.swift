@@ -115,8 +115,6 @@ struct Conn {
     var vlan: UInt16? = nil
     var lastTunnel: UID? = nil
     var tunnelChanges: UInt16 = 0
-    /// created by a SYN-ACK (Zeek flips such a connection when an ACK or data follows)
-    var startedWithSYNACK = false
 
     mutating func addHistory(_ c: UInt8) { history.append(c) }
 
@@ -143,29 +141,16 @@ struct Conn {
         }
     }
 
-    /// Connection::FlipRoles: swaps the endpoints and marks the history with '^'. When TCP
-    /// analysis flips an established history (a SYN-ACK seen before its SYN), the letters so far
-    /// change case, as they now describe the other side, and '^' leads (as Zeek's logs show:
-    /// "^hADadFf" for a SYN-ACK, ACK, ... whose SYN was missed).
-    mutating func flipRoles(rewriteHistory: Bool = false) {
+    /// Connection::FlipRoles: swaps the endpoints and appends '^' to the history (`mark`: false
+    /// when the caller has put the '^' where Zeek does). The history's letters and the masks of
+    /// letters seen stay as they are, as in Zeek.
+    mutating func flipRoles(mark: Bool = true) {
         swap(&origH, &respH)
         swap(&origP, &respP)
         swap(&orig, &resp)
         orig.isOrig = true
         resp.isOrig = false
-        if rewriteHistory {
-            var h = History()
-            h.append(UInt8(ascii: "^"))
-            for i in 0..<Int(history.count) {
-                let ch = history[i]
-                let isLetter = (ch >= 0x41 && ch <= 0x5A) || (ch >= 0x61 && ch <= 0x7A)
-                h.append(isLetter ? ch ^ 0x20 : ch)
-            }
-            history = h
-            histSeen = histSeen >> 16 | histSeen << 16
-        } else {
-            addHistory(UInt8(ascii: "^"))
-        }
+        if mark { addHistory(UInt8(ascii: "^")) }
     }
 
     func record() -> ConnRecord {

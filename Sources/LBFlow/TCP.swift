@@ -59,19 +59,19 @@ extension ConnTable {
 
     mutating func tcp(_ c: inout Conn, _ p: FlowPacket, isOrig isOrigIn: Bool) {
         var isOrig = isOrigIn
-        if c.startedWithSYNACK && p.checksumOK {
+        if p.checksumOK && c.history.count == 1 && c.history[0] == UInt8(ascii: "H") {
             let f = p.flags
-            if f & (TCPFlag.syn | TCPFlag.fin | TCPFlag.rst) == 0 && (f & TCPFlag.ack != 0 || p.payloadLength > 0) {
-                // a SYN-ACK followed by an ACK or data: the SYN was missed, the SYN-ACK's sender
-                // is the responder (zeek/zeek#2191)
-                c.startedWithSYNACK = false
-                c.flipRoles(rewriteHistory: true)
-                c.resp.prevState = c.resp.state
-                c.resp.state = .established
-                c.firstPacketSeen = 0
+            if f & (TCPFlag.syn | TCPFlag.fin | TCPFlag.rst) == 0 && (p.payloadLength > 0 || f & TCPFlag.ack != 0) {
+                // TCP_Endpoint::CheckHistory: an 'A' or 'D' while the history is just "H" (the
+                // connection began with a SYN-ACK): the SYN was missed, flip (zeek/zeek#2191).
+                // The history becomes "^h", the first packet counts as seen from both sides and
+                // the connection as not partial (TCPSessionAdapter::FlipRoles); endpoint states
+                // and the history masks stay as they are.
+                c.flipRoles()
+                c.history = History("^h")
+                c.isPartial = false
+                c.firstPacketSeen = 3
                 isOrig = !isOrig          // (the packet counters move with the endpoints, zeek/zeek#5047)
-            } else if !(isOrig && f & (TCPFlag.syn | TCPFlag.ack) == TCPFlag.syn | TCPFlag.ack) {
-                c.startedWithSYNACK = false
             }
         }
         var ep = isOrig ? c.orig : c.resp
@@ -81,8 +81,11 @@ extension ConnTable {
         if isOrig { c.orig = ep; c.resp = peer } else { c.resp = ep; c.orig = peer }
         if flipped {
             // the SYN/SYN-ACK reversal flip (is_orig of the endpoints already toggled)
-            c.flipRoles(rewriteHistory: true)
-            c.firstPacketSeen = (c.firstPacketSeen & 1 != 0 ? 2 : 0) | (c.firstPacketSeen & 2 != 0 ? 1 : 0) | 1
+            // ('^' was added where Zeek's Connection::FlipRoles adds it, after this packet's
+            // letter; then both first packets count as seen: FlipRoles' swap, ORIG, and
+            // CheckPIA_FirstPacket with the packet's original direction)
+            c.flipRoles(mark: false)
+            c.firstPacketSeen = 3
             isOrig = !isOrig
         }
         // conn-size analyzer (after the TCP analysis; not for packets with a bad checksum),
@@ -319,10 +322,10 @@ extension ConnTable {
                     // a SYN/SYN-ACK reversal: flip the endpoints and establish the connection
                     c.isPartial = false
                     flipped = true
+                    c.addHistory(UInt8(ascii: "^"))
                     ep.isOrig = true
                     peer.isOrig = false
                     setState(&c, &peer, peerState: ep.state, .established)
-                    c.markFirstPacketSeen(true)
                 }
                 if peer.state == .synSent { setState(&c, &peer, peerState: ep.state, .established) }
                 setState(&c, &ep, peerState: peer.state, .established)
