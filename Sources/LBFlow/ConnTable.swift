@@ -238,14 +238,18 @@ public struct ConnTable {
 
     /// Processes one packet: `bytes` from its first byte, `l3` the IP header's offset.
     /// `tunnel` names the outer flow lb removed (for tunnel_parents), if any.
+    /// `cutToSlot`: lb had more of the packet than it stored (`LB_F_TRUNCATED`, a packet longer
+    /// than the ring's slot size): the capture Zeek reads holds it whole, so its payload counts
+    /// as captured.
     public mutating func process(_ bytes: UnsafeRawBufferPointer, l3: Int, wireLength: Int, ts nanos: UInt64,
-                                 tunnel: UID? = nil, vlan: UInt16? = nil) {
+                                 tunnel: UID? = nil, vlan: UInt16? = nil, cutToSlot: Bool = false) {
         // Zeek reads packets through libpcap at microsecond precision (a nanosecond capture's
         // times are truncated), and so must its times and durations here
         let ts = nanos / 1000 &* 1000
         stats.packets &+= 1
         if ts > now { now = ts }
-        analyse(bytes, l3: l3, wireLength: wireLength, ts: ts, tunnel: tunnel, vlan: vlan, reassembled: false)
+        analyse(bytes, l3: l3, wireLength: wireLength, ts: ts, tunnel: tunnel, vlan: vlan, reassembled: false,
+                cutToSlot: cutToSlot)
     }
 
     /// set by `process` when a connection crossed `shuntAfter`: the caller asks lb to shunt
@@ -259,9 +263,9 @@ public struct ConnTable {
     var dnsTimers = TimerHeap()
 
     mutating func analyse(_ bytes: UnsafeRawBufferPointer, l3: Int, wireLength: Int, ts: UInt64,
-                          tunnel: UID?, vlan: UInt16?, reassembled: Bool) {
+                          tunnel: UID?, vlan: UInt16?, reassembled: Bool, cutToSlot: Bool = false) {
         let problem = PacketParser.parse(bytes, l3: l3, wireLength: wireLength, ts: ts,
-                                         ignoreChecksums: config.ignoreChecksums, into: &packet)
+                                         ignoreChecksums: config.ignoreChecksums, cutToSlot: cutToSlot, into: &packet)
         if reassembled && problem != .none { stats.reassembledUnusable &+= 1; return }
         switch problem {
         case .none: break

@@ -114,8 +114,11 @@ func fold(_ s: UInt64) -> UInt16 {
 public enum PacketParser {
     /// Parses the IP packet at `l3` of `bytes` (`wireLength`: the length of the whole frame on
     /// the wire). Returns `.none` and fills `p` when the packet is trackable.
+    /// `cutToSlot`: the missing bytes were cut by lb's slot size, not by the capture: the
+    /// payload counts as captured (it is reassembled, as Zeek does with the whole packet) and
+    /// its checksum, which cannot be verified, as good.
     public static func parse(_ bytes: UnsafeRawBufferPointer, l3: Int, wireLength: Int, ts: UInt64,
-                             ignoreChecksums: Bool, into p: inout FlowPacket) -> PacketProblem {
+                             ignoreChecksums: Bool, cutToSlot: Bool = false, into p: inout FlowPacket) -> PacketProblem {
         p.ts = ts
         p.windowScale = -1
         p.checksumOK = true
@@ -201,8 +204,9 @@ public enum PacketParser {
         }
         p.l4Offset = l4
         p.l4Length = l4Len
-        p.l4Captured = min(l4Len, bytes.count - l4)
-        let captured = p.l4Captured
+        p.l4Captured = cutToSlot ? l4Len : min(l4Len, bytes.count - l4)
+        // the headers must be in the bytes at hand; the payload may be cut by lb's slot size
+        let captured = min(l4Len, bytes.count - l4)
         let allCaptured = captured >= l4Len
         let proto = p.proto
         if proto == 6 {
@@ -217,7 +221,7 @@ public enum PacketParser {
             p.tcpHeaderUsable = hl >= 20 && hl <= l4Len && hl <= captured
             guard p.tcpHeaderUsable else { return .none }
             p.payloadLength = l4Len - hl
-            p.payloadCaptured = captured - hl
+            p.payloadCaptured = p.l4Captured - hl
             if p.flags & TCPFlag.syn != 0 { p.windowScale = windowScale(bytes, l4 + 20, l4 + hl) }
             if !ignoreChecksums && allCaptured {
                 let s = onesSum(bytes, l4, l4Len, pseudo &+ 6 &+ UInt64(l4Len))
@@ -229,9 +233,9 @@ public enum PacketParser {
             p.dport = be16(bytes, l4 + 2)
             p.udpLength = Int(be16(bytes, l4 + 4))
             p.payloadLength = l4Len - 8
-            p.payloadCaptured = captured - 8
-            p.appByte0 = p.payloadCaptured >= 1 ? bytes[l4 + 8] : 0
-            p.appByte2 = p.payloadCaptured >= 3 ? bytes[l4 + 10] : 0
+            p.payloadCaptured = p.l4Captured - 8
+            p.appByte0 = captured >= 9 ? bytes[l4 + 8] : 0
+            p.appByte2 = captured >= 11 ? bytes[l4 + 10] : 0
             let sum = be16(bytes, l4 + 6)
             if !ignoreChecksums && allCaptured && (sum != 0 || p.isV6) {
                 let s = onesSum(bytes, l4, l4Len, pseudo &+ 17 &+ UInt64(l4Len))
@@ -242,7 +246,7 @@ public enum PacketParser {
             p.icmpType = bytes[l4]
             p.icmpCode = bytes[l4 + 1]
             p.payloadLength = l4Len - 8
-            p.payloadCaptured = captured - 8
+            p.payloadCaptured = p.l4Captured - 8
             if !ignoreChecksums && allCaptured {
                 let start: UInt64 = proto == 58 ? pseudo &+ 58 &+ UInt64(l4Len) : 0
                 p.checksumOK = fold(onesSum(bytes, l4, l4Len, start)) == 0xFFFF
@@ -258,7 +262,7 @@ public enum PacketParser {
             p.sport = 0
             p.dport = 0
             p.payloadLength = l4Len
-            p.payloadCaptured = captured
+            p.payloadCaptured = p.l4Captured
         }
         return .none
     }

@@ -117,7 +117,10 @@ struct FlowLog: ParsableCommand {
                 if let t = p.tunnel { tunnel = Self.tunnelUID(t.pointee) }
                 let vlan: UInt16? = d.flags & LB_F_VLAN != 0 ? d.vlan : nil
                 let l3 = d.l3_off == 0xFFFF ? -1 : Int(d.l3_off)
-                table.process(p.bytes, l3: l3, wireLength: Int(d.wirelen), ts: d.ts_ns, tunnel: tunnel, vlan: vlan)
+                // a packet longer than the slot size: lb cut it, the capture had it whole
+                let cut = d.flags & LB_F_TRUNCATED != 0
+                table.process(p.bytes, l3: l3, wireLength: Int(d.wirelen), ts: d.ts_ns, tunnel: tunnel, vlan: vlan,
+                              cutToSlot: cut)
                 if table.shuntRequested {
                     table.shuntRequested = false
                     shunts.append((Array(p.bytes.prefix(256)), d.vni, vlan, table.shuntIdleNanos, table.shuntSlot))

@@ -14,6 +14,11 @@ struct Conversation {
     var frames: [(timestampNanos: UInt64, bytes: [UInt8])] = []
     /// every frame is kept here too, with a label, so a test can drop some
     var labels: [String] = []
+    /// layers before the inner IP header (default: Ethernet); a tunnel's outer headers end with
+    /// the inner link layer, e.g. [.ethernet(), .ipv4(...), .udp(...), .geneve(...), .ethernet()]
+    var outer: [Layer] = [.ethernet()]
+    /// TCP options of SYN and SYN-ACK (e.g. window scale)
+    var synOptions: [UInt8] = []
 
     init(client: IPv4 = "10.0.0.1", server: IPv4 = "10.0.0.2", cport: UInt16 = 40000, sport: UInt16 = 8080,
          ts: UInt64 = 1_700_000_000_000_000_000) {
@@ -28,7 +33,9 @@ struct Conversation {
 
     func tcpFrame(fromClient: Bool, flags: TCPFlags, seq: UInt32, ack: UInt32, payload: Int, window: UInt16 = 65535) -> [UInt8] {
         let (s, d, sp, dp) = fromClient ? (client, server, cport, sport) : (server, client, sport, cport)
-        var layers: [Layer] = [.ethernet(), .ipv4(src: s, dst: d), .tcp(sport: sp, dport: dp, seq: seq, ack: ack, flags: flags, window: window)]
+        let options = flags.contains(.syn) ? synOptions : []
+        var layers: [Layer] = outer + [.ipv4(src: s, dst: d),
+                                       .tcp(sport: sp, dport: dp, seq: seq, ack: ack, flags: flags, window: window, options: options)]
         if payload > 0 { layers.append(.filler(payload)) }
         return PacketBuilder.build(layers)
     }
