@@ -136,7 +136,12 @@ public enum PacketParser {
             guard ihl >= 20 else { return .badIPHeader }
             guard cap >= ihl else { return .truncatedIP }
             var total = Int(be16(bytes, l3 + 2))
-            if total == 0 { total = wire }          // segmentation offload zeroes it
+            if total == 0 {
+                // segmentation offload zeroes it (Zeek's ip_hdr_len_zero): Zeek drops the packet
+                // unless checksums are ignored, then takes the captured length
+                guard ignoreChecksums else { return .badIPHeader }
+                total = cutToSlot ? wire : cap
+            }
             guard total >= ihl else { return .badIPHeader }
             guard wire >= total else { return .truncatedIP }
             if !ignoreChecksums && fold(onesSum(bytes, l3, ihl)) != 0xFFFF { return .badIPChecksum }
@@ -145,7 +150,9 @@ public enum PacketParser {
             p.proto = bytes[l3 + 9]
             p.src = IPAddr(v4: be32(bytes, l3 + 12))
             p.dst = IPAddr(v4: be32(bytes, l3 + 16))
-            p.ipLength = total
+            // the conn-size analyzer adds the header's total length (IP_Hdr::TotalLen), 0 for a
+            // segmentation-offloaded packet, though the analysis uses the captured length
+            p.ipLength = Int(be16(bytes, l3 + 2))
             if frag & 0x3FFF != 0 {
                 p.fragID = UInt32(be16(bytes, l3 + 4))
                 p.fragOffset = Int(frag & 0x1FFF) * 8
