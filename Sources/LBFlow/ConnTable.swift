@@ -84,23 +84,27 @@ public struct LikelyServerPorts: Sendable {
     public var services: Set<String> = []
     public init(tcp: Set<UInt16> = [], udp: Set<UInt16> = []) { self.tcp = tcp; self.udp = udp }
 
-    /// Ports each of Zeek's base protocol scripts adds (`redef likely_server_ports += ...`).
+    /// The server ports each of Zeek's base protocol and packet-protocol scripts registers
+    /// (`Analyzer::register_for_ports` / `PacketAnalyzer::register_for_ports` add their second
+    /// argument to likely_server_ports, not the client ports after it).
     public static let byService: [String: (tcp: [UInt16], udp: [UInt16])] = [
         "http": ([80, 81, 631, 1080, 3128, 8000, 8080, 8888], []),
-        "ssl": ([443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223], []),
+        "ssl": ([443, 465, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223], []),
         "dtls": ([], [443]),
         "quic": ([], [443]),
         "dns": ([53], [53, 137, 5353, 5355]),
         "ftp": ([21, 2811], []),
         "ssh": ([22], []),
+        "finger": ([79], []),
+        "mqtt": ([1883], []),
         "smtp": ([25, 587], []),
-        "pop3": ([110], []),
+        "pop3": ([], []),            // DPD signatures only, no ports
         "imap": ([143], []),
         "irc": ([6666, 6667, 6668, 6669], []),
-        "dhcp": ([], [67]),
+        "dhcp": ([], [67, 4011]),     // 68/udp is registered as a client port
         "ntp": ([], [123]),
         "snmp": ([], [161, 162]),
-        "syslog": ([], [514]),
+        "syslog": ([514], [514]),
         "sip": ([], [5060]),
         "radius": ([], [1812]),
         "krb": ([88], [88]),
@@ -124,6 +128,7 @@ public struct LikelyServerPorts: Sendable {
         "teredo": ([], [3544]),
         "ayiya": ([], [5072]),
         "gtpv1": ([], [2152, 2123]),
+        "gre": ([], [4754]),
     ]
 
     /// The ports of the given services (names as in conn.log's service column).
@@ -141,7 +146,7 @@ public struct LikelyServerPorts: Sendable {
     /// Parses "standard", "none", or a comma-separated list of service names (http, dns, ...)
     /// and ports (80/tcp, 53/udp).
     public init(parsing text: String) throws(LogError) {
-        self.init()
+        self = Self.packetAnalysis
         if text == "standard" { self = .standard; return }
         if text == "none" || text.isEmpty { return }
         for item in text.split(separator: ",") {
@@ -162,6 +167,10 @@ public struct LikelyServerPorts: Sendable {
             }
         }
     }
+
+    /// The tunnel ports Zeek's packet analysis registers (base/packet-protocols, loaded even by
+    /// `zeek -b`): always likely server ports, whatever protocol scripts are loaded.
+    public static let packetAnalysis = services(["vxlan", "geneve", "gre", "teredo", "ayiya", "gtpv1"])
 
     /// Zeek's default script set (every base protocol script loaded).
     public static let standard = services(byService.keys)

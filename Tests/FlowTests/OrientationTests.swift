@@ -69,4 +69,17 @@ struct OrientationTests {
         let r = track(c.frames).records
         #expect(r.first?.origP == 9999 && r.first?.history.string == "Hr")
     }
+
+    @Test("likely_server_ports: Zeek's registered server ports; the packet-analysis tunnel ports even with none")
+    func likelyServerPorts() throws {
+        let std = LikelyServerPorts.standard
+        for p: UInt16 in [79, 465, 514, 1883, 80, 443, 22] { #expect(std.tcp.contains(p), "\(p)/tcp") }
+        for p: UInt16 in [4011, 67, 4754, 4789, 6081, 53] { #expect(std.udp.contains(p), "\(p)/udp") }
+        // pop3 has DPD signatures only; 68/udp is DHCP's client port; DNS over QUIC is not added
+        #expect(!std.tcp.contains(110) && !std.udp.contains(68) && !std.udp.contains(853))
+        let none = try LikelyServerPorts(parsing: "none")
+        #expect(none.tcp.isEmpty && none.udp == [4789, 6081, 4754, 3544, 5072, 2152, 2123])
+        let http = try LikelyServerPorts(parsing: "http")
+        #expect(http.tcp.contains(8080) && http.udp.contains(4789) && !http.tcp.contains(22))
+    }
 }
