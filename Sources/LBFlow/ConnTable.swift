@@ -595,8 +595,12 @@ public struct ConnTable {
             guard !c.appSeenFirst else { return false }
             guard p.payloadCaptured >= 12, p.payloadLength >= 12 else { return false }
             let opcode = (p.appByte2 >> 3) & 0xF
-            // ParseMessage returns before first_message for other opcodes (query 0, notify 4, update 5)
-            guard opcode == 0 || opcode == 4 || opcode == 5 || c.respP == 137 else { return false }
+            // ParseMessage returns before first_message for other opcodes (query 0, notify 4,
+            // update 5; NetBIOS on 137 takes any): DNS_unknown_opcode, analysis partial ('X')
+            guard opcode == 0 || opcode == 4 || opcode == 5 || c.respP == 137 else {
+                _ = c.checkHistory(0x4000, UInt8(ascii: "X"), isOrig: true)
+                return false
+            }
             c.appSeenFirst = true
             return isOrig && p.appByte2 & 0x80 != 0 && !c.respH.isMulticast
         }
@@ -623,23 +627,6 @@ public struct ConnTable {
     // MARK: UDP
 
     mutating func udp(_ c: inout Conn, _ p: FlowPacket, isOrig: Bool) {
-        if p.checksumOK && analyzerFlips(&c, p, isOrig: isOrig) {
-            // Zeek's order for this packet: the UDP history letter, then the protocol analyzer
-            // flips the connection, then conn-size counts it and UDP records its length, both
-            // still as the side it came from (so they land on the new originator's side)
-            _ = c.checkHistory(isOrig ? 0x1 : 0x2, isOrig ? UInt8(ascii: "D") : UInt8(ascii: "d"), isOrig: true)
-            c.flipRoles()
-            c.last = p.ts
-            let ulen = Int64(p.udpLength) - 8
-            if isOrig {
-                c.orig.packets &+= 1; c.orig.ipBytes &+= UInt64(p.ipLength)
-                c.orig.dgramBytes = c.orig.dgramBytes < 0 ? ulen : c.orig.dgramBytes + ulen
-            } else {
-                c.resp.packets &+= 1; c.resp.ipBytes &+= UInt64(p.ipLength)
-                c.resp.dgramBytes = c.resp.dgramBytes < 0 ? ulen : c.resp.dgramBytes + ulen
-            }
-            return
-        }
         // a bad checksum ends UDPAnalyzer::DeliverPacket before the packet is forwarded to the
         // conn-size analyzer: history 'C' only (zeek btest core.tunnels.vxlan-unknown-internal-
         // packet: history C, 0 packets)
@@ -650,18 +637,20 @@ public struct ConnTable {
             return
         }
         c.last = p.ts
+        // Zeek's order: the UDP history letter (its masks are separate bits per direction), then
+        // the protocol analyzers (DNS, NTP), which may flip the connection or mark it 'X'; the
+        // length and the conn-size counts stay with the side the packet came from, so after a
+        // flip they land on the new originator's side
+        _ = c.checkHistory(isOrig ? 0x1 : 0x2, isOrig ? UInt8(ascii: "D") : UInt8(ascii: "d"), isOrig: true)
+        if analyzerFlips(&c, p, isOrig: isOrig) { c.flipRoles() }
         let ulen = Int64(p.udpLength) - 8
         if isOrig {
-            _ = c.checkHistory(0x1, UInt8(ascii: "D"), isOrig: true)
             c.orig.dgramBytes = c.orig.dgramBytes < 0 ? ulen : c.orig.dgramBytes + ulen
+            c.orig.packets &+= 1; c.orig.ipBytes &+= UInt64(p.ipLength)
         } else {
-            // Zeek's UDP masks are separate bits per direction (0x2 for the responder)
-            _ = c.checkHistory(0x2, UInt8(ascii: "d"), isOrig: true)
             c.resp.dgramBytes = c.resp.dgramBytes < 0 ? ulen : c.resp.dgramBytes + ulen
+            c.resp.packets &+= 1; c.resp.ipBytes &+= UInt64(p.ipLength)
         }
-        // the conn-size analyzer, a child of the session adapter
-        if isOrig { c.orig.packets &+= 1; c.orig.ipBytes &+= UInt64(p.ipLength) }
-        else { c.resp.packets &+= 1; c.resp.ipBytes &+= UInt64(p.ipLength) }
     }
 }
 

@@ -78,6 +78,14 @@ import Testing
         #expect(track(mdns, config: cfg).records.first?.origH == IPAddr(v4: 0x0A00_0001))
     }
 
+    /// An opcode the DNS analyzer does not know: weird DNS_unknown_opcode and history X.
+    @Test func anUnknownDNSOpcodeMarksTheConnection() throws {
+        var cfg = FlowConfig()
+        cfg.likelyServerPorts = try LikelyServerPorts(parsing: "dns")
+        let r = track([Self.udp("10.0.0.1", 40000, "10.0.0.53", 53, Self.dns(response: false, opcode: 7), at: 0)], config: cfg).records
+        #expect(r.first?.history.string == "DX")
+    }
+
     @Test func anNTPServerReplySeenFirstFlipsOnce() throws {
         var cfg = FlowConfig()
         cfg.likelyServerPorts = try LikelyServerPorts(parsing: "ntp")

@@ -21,15 +21,15 @@ import Testing
     @Test func amsduSubframesInArubaGRE() throws {
         let outer: [Layer] = [.ethernet(), .ipv4(src: "192.0.2.1", dst: "192.0.2.2", proto: 47), .gre(proto: 0x8240), .wifiData()]
         let first = PacketBuilder.build(outer + [.amsdu([
-            AMSDUSubframe(packet: Self.udp("10.0.0.1", 5000, "10.0.0.2", 53, payload: 20)),
-            AMSDUSubframe(packet: Self.udp("10.0.0.1", 5000, "10.0.0.2", 53, payload: 30)),
-            AMSDUSubframe(packet: Self.udp("10.0.0.3", 6000, "10.0.0.4", 53, payload: 10)),
+            AMSDUSubframe(packet: Self.udp("10.0.0.1", 5000, "10.0.0.2", 7000, payload: 20)),
+            AMSDUSubframe(packet: Self.udp("10.0.0.1", 5000, "10.0.0.2", 7000, payload: 30)),
+            AMSDUSubframe(packet: Self.udp("10.0.0.3", 6000, "10.0.0.4", 7000, payload: 10)),
         ])])
-        let reply = PacketBuilder.build(outer + [.amsdu([AMSDUSubframe(da: .a, sa: .b, packet: Self.udp("10.0.0.2", 53, "10.0.0.1", 5000, payload: 50))])])
+        let reply = PacketBuilder.build(outer + [.amsdu([AMSDUSubframe(da: .a, sa: .b, packet: Self.udp("10.0.0.2", 7000, "10.0.0.1", 5000, payload: 50))])])
         let run = try ThroughLB.run([(Self.t0, first), (Self.t0 + 10_000_000, reply)], workers: 3, tag: "amsdu")
         #expect(run.rows(Self.fields) == [
-            "10.0.0.1 5000 10.0.0.2 53 udp 0.010000 50 50 SF Dd 2 106 1 78",
-            "10.0.0.3 6000 10.0.0.4 53 udp - - - S0 D 1 38 0 0",
+            "10.0.0.1 5000 10.0.0.2 7000 udp 0.010000 50 50 SF Dd 2 106 1 78",
+            "10.0.0.3 6000 10.0.0.4 7000 udp - - - S0 D 1 38 0 0",
         ], "\(run.rows(Self.fields).joined(separator: "\n"))")
         #expect(run.stat("amsdu_subframes") == 2)        // subframes after the first of each frame
     }

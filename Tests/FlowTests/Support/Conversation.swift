@@ -55,7 +55,11 @@ struct Conversation {
 
     mutating func udp(fromClient: Bool, payload: Int) {
         let (s, d, sp, dp) = fromClient ? (client, server, cport, sport) : (server, client, sport, cport)
-        add("u", PacketBuilder.build(.ethernet(), .ipv4(src: s, dst: d), .udp(sport: sp, dport: dp), .filler(payload)))
+        // on DNS's port the payload is a well-formed DNS header (Zeek's DNS analyzer reads it)
+        let dns = (sp == 53 || dp == 53) && payload >= 12
+        let body: Layer = dns ? .payload([0x12, 0x34, fromClient ? 0x01 : 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]
+                                         + Array(repeating: 0x61, count: payload - 12)) : .filler(payload)
+        add("u", PacketBuilder.build(.ethernet(), .ipv4(src: s, dst: d), .udp(sport: sp, dport: dp), body))
     }
 
     mutating func ping(reply: Bool, payload: Int = 56) {
