@@ -41,6 +41,13 @@ struct {
     __type(value, __u64);
 } lb_stats SEC(".maps");
 
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, LB_XDP_MAX_SHUNTS);
+    __type(key, struct lb_shunt_key);
+    __type(value, struct lb_shunt_value);
+} lb_shunts SEC(".maps");
+
 static __always_inline void count(__u32 what)
 {
     __u32 key = (bpf_get_smp_processor_id() % LB_XDP_MAX_CPUS) * LB_XDP_NSTATS + what;
@@ -169,6 +176,140 @@ static __always_inline int classify(struct xdp_md *ctx, void *data, void *end, _
     return 0;
 }
 
+/* The TCP/UDP flow of the IP header at `l3` (EtherType `type`), read with bpf_xdp_load_bytes (so
+ * no packet pointer moves by a variable amount), into `k` in canonical order: `*fwd` says the
+ * packet goes from a to b; also its TCP flags, IP length and where its transport header is.
+ * -1: not a plain (unfragmented, option-less IPv4 or extension-less IPv6) TCP/UDP packet. */
+static __always_inline int shunt_flow(struct xdp_md *ctx, __u32 l3, __u16 type, struct lb_shunt_key *k, int *fwd,
+                                      __u8 *tcpflags, __u32 *iplen, __u32 *l4out)
+{
+    __u8 h[40];
+    __u8 src[16], dst[16];
+    __u8 proto;
+    __u32 l4;
+    __builtin_memset(src, 0, sizeof src);
+    __builtin_memset(dst, 0, sizeof dst);
+    if (type == bpf_htons(ETH_P_IP)) {
+        if (bpf_xdp_load_bytes(ctx, l3, h, 20) < 0)
+            return -1;
+        if ((h[0] & 0x0f) != 5 || (h[6] & 0x3f) || h[7])
+            return -1;                            /* options, or a fragment */
+        proto = h[9];
+        src[10] = 0xff; src[11] = 0xff; dst[10] = 0xff; dst[11] = 0xff;
+        __builtin_memcpy(src + 12, h + 12, 4);
+        __builtin_memcpy(dst + 12, h + 16, 4);
+        *iplen = (__u32)h[2] << 8 | h[3];
+        l4 = l3 + 20;
+    } else if (type == bpf_htons(ETH_P_IPV6)) {
+        if (bpf_xdp_load_bytes(ctx, l3, h, 40) < 0)
+            return -1;
+        proto = h[6];
+        __builtin_memcpy(src, h + 8, 16);
+        __builtin_memcpy(dst, h + 24, 16);
+        *iplen = 40 + ((__u32)h[4] << 8 | h[5]);
+        l4 = l3 + 40;
+    } else {
+        return -1;
+    }
+    if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+        return -1;
+    __u8 t[14];
+    if (proto == IPPROTO_TCP) {
+        if (bpf_xdp_load_bytes(ctx, l4, t, 14) < 0)
+            return -1;
+        *tcpflags = t[13];
+    } else {
+        if (bpf_xdp_load_bytes(ctx, l4, t, 4) < 0)
+            return -1;
+        *tcpflags = 0;
+    }
+    __u16 sport = (__u16)t[0] << 8 | t[1], dport = (__u16)t[2] << 8 | t[3];
+    /* canonical order: the lower (address bytes, then port) endpoint is a */
+    int cmp = 0;
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        if (cmp == 0 && src[i] != dst[i])
+            cmp = src[i] < dst[i] ? -1 : 1;
+    }
+    if (cmp == 0 && sport != dport)
+        cmp = sport < dport ? -1 : 1;
+    *fwd = cmp <= 0;
+    __builtin_memcpy(k->a, *fwd ? src : dst, 16);
+    __builtin_memcpy(k->b, *fwd ? dst : src, 16);
+    k->a_port = *fwd ? sport : dport;
+    k->b_port = *fwd ? dport : sport;
+    k->proto = proto;
+    k->pad[0] = 0; k->pad[1] = 0; k->pad[2] = 0;
+    *l4out = l4;
+    return 0;
+}
+
+/* Whether the frame belongs to a flow shunted in every group (and is not its SYN, FIN or RST):
+ * then it is counted in its entry and dropped here. The flow is the one lb hashes: the inner
+ * one of VXLAN and GENEVE. */
+static __always_inline int shunted(struct xdp_md *ctx, void *data, void *end)
+{
+    struct ethhdr *eth = data;
+    void *p = eth + 1;
+    __u32 off = sizeof(struct ethhdr);
+    if (p > end)
+        return 0;
+    __u16 type = eth->h_proto;
+    if (skip_tags(&type, &p, &off, end) < 0)
+        return 0;
+    struct lb_shunt_key k;
+    int fwd;
+    __u8 flags;
+    __u32 iplen, l4;
+    if (shunt_flow(ctx, off, type, &k, &fwd, &flags, &iplen, &l4) < 0)
+        return 0;
+    if (k.proto == IPPROTO_UDP && (k.a_port == 4789 || k.b_port == 4789 || k.a_port == 6081 || k.b_port == 6081)) {
+        /* a tunnel: the flow inside it */
+        __u8 g[8];
+        __u32 inner;
+        __u16 itype = bpf_htons(ETH_P_TEB);
+        if (bpf_xdp_load_bytes(ctx, l4 + 8, g, 8) < 0)
+            return 0;
+        if (k.a_port == 4789 || k.b_port == 4789) {
+            inner = l4 + 16;
+        } else {
+            if (g[0] >> 6)                        /* GENEVE version 0 only */
+                return 0;
+            inner = l4 + 16 + (__u32)(g[0] & 0x3f) * 4;
+            __u16 pt = (__u16)g[2] << 8 | g[3];
+            if (pt == 0x0800 || pt == 0x86DD)
+                itype = bpf_htons(pt);
+            else if (pt != 0x6558)
+                return 0;
+        }
+        if (itype == bpf_htons(ETH_P_TEB)) {
+            __u8 e[18];
+            if (bpf_xdp_load_bytes(ctx, inner, e, 14) < 0)
+                return 0;
+            itype = bpf_htons((__u16)e[12] << 8 | e[13]);
+            inner += 14;
+            if (itype == bpf_htons(ETH_P_8021Q) || itype == bpf_htons(ETH_P_8021AD)) {
+                if (bpf_xdp_load_bytes(ctx, inner, e, 4) < 0)
+                    return 0;
+                itype = bpf_htons((__u16)e[2] << 8 | e[3]);
+                inner += 4;
+            }
+        }
+        if (shunt_flow(ctx, inner, itype, &k, &fwd, &flags, &iplen, &l4) < 0)
+            return 0;
+    }
+    struct lb_shunt_value *v = bpf_map_lookup_elem(&lb_shunts, &k);
+    if (!v)
+        return 0;
+    if (!(v->directions & (fwd ? 1 : 2)))
+        return 0;
+    if (k.proto == IPPROTO_TCP && (flags & 0x07))
+        return 0;                                 /* FIN, SYN, RST: the analyzer sees how it ends */
+    __sync_fetch_and_add(&v->packets, 1);
+    __sync_fetch_and_add(&v->ip_bytes, iplen);
+    return 1;
+}
+
 SEC("xdp.frags")
 int lb_xdp(struct xdp_md *ctx)
 {
@@ -176,6 +317,10 @@ int lb_xdp(struct xdp_md *ctx)
     struct lb_xdp_config *cfg = bpf_map_lookup_elem(&lb_cfg, &zero);
     if (!cfg)
         return XDP_PASS;
+    if (cfg->shunting && shunted(ctx, (void *)(long)ctx->data, (void *)(long)ctx->data_end)) {
+        count(LB_XDP_SHUNTED);
+        return XDP_DROP;
+    }
     if (!cfg->divert_all) {
         void *data = (void *)(long)ctx->data;
         void *end = (void *)(long)ctx->data_end;

@@ -8,6 +8,7 @@
 #define LB_XDP_MAX_RULES 16
 #define LB_XDP_MAX_QUEUES 256
 #define LB_XDP_MAX_CPUS 128
+#define LB_XDP_MAX_SHUNTS 65536
 
 /* One divert rule: matches when every non-zero field matches. */
 struct lb_xdp_rule {
@@ -20,6 +21,28 @@ struct lb_xdp_config {
     unsigned int divert_all;  /* 1: every frame goes to lb (no --divert) */
     unsigned int rule_count;  /* a frame matching any rule goes to lb, the rest to the kernel */
     struct lb_xdp_rule rules[LB_XDP_MAX_RULES];
+    unsigned int shunting;    /* 1: look packets up in "lb_shunts" (some flow is shunted in every group) */
+};
+
+/* A shunted flow in "lb_shunts", as lb's hash sees it: the two endpoints in canonical order (a
+ * is the lower: address bytes, then port), addresses as 16 bytes (IPv4 mapped ::ffff:a.b.c.d),
+ * ports in host order. Only plain TCP/UDP flows, directly on Ethernet (up to two VLAN tags) or
+ * inside VXLAN (4789) or GENEVE (6081). */
+struct lb_shunt_key {
+    unsigned char a[16];
+    unsigned char b[16];
+    unsigned short a_port;
+    unsigned short b_port;
+    unsigned char proto;
+    unsigned char pad[3];
+};
+
+/* What the program does with it, and what it dropped (updated atomically by every CPU). */
+struct lb_shunt_value {
+    unsigned long long packets;
+    unsigned long long ip_bytes;
+    unsigned char directions;  /* 1: a -> b, 2: b -> a */
+    unsigned char pad[7];
 };
 
 /* Counters: lb_stats[cpu * LB_XDP_NSTATS + i], one row per CPU (plain adds, no atomics: XDP on
@@ -29,6 +52,7 @@ enum {
     LB_XDP_PASSED,            /* not matching --divert: given to the kernel */
     LB_XDP_NO_SOCKET,         /* matching, but no lb socket on this RX queue: given to the kernel */
     LB_XDP_SHORT,             /* too short to parse (not matching): given to the kernel */
+    LB_XDP_SHUNTED,           /* a shunted flow's packet (not SYN/FIN/RST): dropped here */
     LB_XDP_NSTATS_USED,
     LB_XDP_NSTATS = 8
 };

@@ -20,6 +20,7 @@ struct lbx_prog {
     int prog_fd;
     int xsks_fd;
     int cfg_fd;
+    int shunts_fd;
     int link_fd;
     const uint64_t *counters;   /* mmap of lb_stats */
     size_t counters_size;
@@ -59,11 +60,13 @@ int lbx_prog_open(const char *path, struct lbx_prog **out, char *err, size_t err
     struct bpf_map *xsks = bpf_object__find_map_by_name(p->obj, "lb_xsks");
     struct bpf_map *cfg = bpf_object__find_map_by_name(p->obj, "lb_cfg");
     struct bpf_map *stats = bpf_object__find_map_by_name(p->obj, "lb_stats");
-    if (!prog || !xsks || !cfg || !stats) {
+    struct bpf_map *shunts = bpf_object__find_map_by_name(p->obj, "lb_shunts");
+    if (!prog || !xsks || !cfg || !stats || !shunts) {
         bpf_object__close(p->obj);
         free(p);
-        return lbx_fail(err, errlen, EINVAL, "%s is not lb's XDP program (no lb_xdp, lb_xsks, lb_cfg or lb_stats)", path);
+        return lbx_fail(err, errlen, EINVAL, "%s is not lb's XDP program (no lb_xdp, lb_xsks, lb_cfg, lb_stats or lb_shunts)", path);
     }
+    p->shunts_fd = bpf_map__fd(shunts);
     p->prog_fd = bpf_program__fd(prog);
     p->xsks_fd = bpf_map__fd(xsks);
     p->cfg_fd = bpf_map__fd(cfg);
@@ -183,6 +186,30 @@ void lbx_prog_close(struct lbx_prog *p)
         munmap((void *)p->counters, p->counters_size);
     bpf_object__close(p->obj);
     free(p);
+}
+
+int lbx_prog_shunt_set(struct lbx_prog *p, const struct lb_shunt_key *k, unsigned char directions, char *err, size_t errlen)
+{
+    struct lb_shunt_value v;
+    if (bpf_map_lookup_elem(p->shunts_fd, k, &v) == 0) {
+        v.directions = directions;             /* counts stay */
+    } else {
+        memset(&v, 0, sizeof v);
+        v.directions = directions;
+    }
+    if (bpf_map_update_elem(p->shunts_fd, k, &v, BPF_ANY))
+        return lbx_fail(err, errlen, errno, "cannot put a shunted flow into the XDP program: %s", strerror(errno));
+    return 0;
+}
+
+int lbx_prog_shunt_del(struct lbx_prog *p, const struct lb_shunt_key *k)
+{
+    return bpf_map_delete_elem(p->shunts_fd, k) ? -errno : 0;
+}
+
+int lbx_prog_shunt_get(struct lbx_prog *p, const struct lb_shunt_key *k, struct lb_shunt_value *v)
+{
+    return bpf_map_lookup_elem(p->shunts_fd, k, v) ? -errno : 0;
 }
 
 int lbx_prog_test_run(struct lbx_prog *p, const void *frame, uint32_t len, uint32_t *action)

@@ -1,5 +1,6 @@
 import Foundation
 import LBBroker
+import LBCore
 import LBGen
 import Testing
 
@@ -100,5 +101,66 @@ import Testing
             #expect(try prog.run(f) == .pass)
         }
         #expect(prog.counts == XDPProgram.Counts(noSocket: 4))
+    }
+}
+
+/// The XDP program drops a flow shunted in every group before lb sees it (issue 16 item 4): its
+/// data packets, both ways or one, plain, VLAN-tagged, inside VXLAN and GENEVE (with options),
+/// IPv4 and IPv6 — never its SYN, FIN or RST, never another flow; each drop counted in the
+/// program's counters and the flow's entry.
+@Suite(.serialized) struct XDPShuntTests {
+    static let c: IPv4 = "10.0.0.1", s: IPv4 = "10.9.9.9"
+    static let c6: IPv6 = "2001:db8::1", s6: IPv6 = "2001:db8::9"
+
+    static func tcp(_ fromClient: Bool, _ flags: TCPFlags, v6: Bool = false, outer: [Layer] = [.ethernet()], sport: UInt16 = 40000) -> [UInt8] {
+        let ip: Layer = v6 ? .ipv6(src: fromClient ? c6 : s6, dst: fromClient ? s6 : c6)
+                           : .ipv4(src: fromClient ? c : s, dst: fromClient ? s : c)
+        return PacketBuilder.build(outer + [ip, .tcp(sport: fromClient ? sport : 443, dport: fromClient ? 443 : sport, flags: flags), .filler(100)])
+    }
+
+    static func rule(v6: Bool = false, _ d: ShuntTable.Directions = .both) -> ShuntTable.Rule {
+        var k = FlowKey()
+        if v6 {
+            (k.srcHi, k.srcLo) = (0x2001_0DB8_0000_0000, 1); (k.dstHi, k.dstLo) = (0x2001_0DB8_0000_0000, 9)
+        } else {
+            k.srcLo = FlowKey.v4Mapped(c.value); k.dstLo = FlowKey.v4Mapped(s.value)
+        }
+        k.sport = 40000; k.dport = 443; k.proto = 6; k.kind = .ports
+        return ShuntTable.Rule(key: k, directions: d)
+    }
+
+    @Test func shuntedFlowsAreDroppedInTheProgram() throws {
+        let prog = try XDPProgram(object: XDPProgramTests.object, divert: nil)
+        let vxlan: [Layer] = [.ethernet(), .ipv4(src: "192.0.2.1", dst: "192.0.2.2"), .udp(sport: 5000, dport: 4789), .vxlan(vni: 3), .ethernet()]
+        let geneve: [Layer] = [.ethernet(), .ipv6(src: "2001:db8:ff::1", dst: "2001:db8:ff::2"), .udp(sport: 5000, dport: 6081),
+                               .geneve(vni: 3, options: [GeneveOption(data: [1, 2, 3, 4, 5, 6, 7, 8])]), .ethernet(), .vlan(id: 5)]
+        // nothing shunted yet: everything goes to lb (no socket here: counted no_socket)
+        #expect(try prog.run(Self.tcp(true, [.psh, .ack])) == .pass)
+        try prog.shunt(Self.rule())
+        try prog.shunt(Self.rule(v6: true, .forward))
+        let dropped: [[UInt8]] = [
+            Self.tcp(true, [.psh, .ack]), Self.tcp(false, [.psh, .ack]), Self.tcp(true, .ack),
+            Self.tcp(true, [.psh, .ack], outer: [.ethernet(), .vlan(id: 100)]),
+            Self.tcp(false, .ack, outer: [.ethernet(), .vlan(id: 100, tpid: 0x88A8), .vlan(id: 7)]),
+            Self.tcp(true, [.psh, .ack], outer: vxlan),
+            Self.tcp(true, [.psh, .ack], outer: geneve),
+            Self.tcp(true, [.psh, .ack], v6: true),
+        ]
+        let delivered: [[UInt8]] = [
+            Self.tcp(true, .syn), Self.tcp(false, [.syn, .ack]), Self.tcp(true, [.fin, .ack]), Self.tcp(false, .rst),
+            Self.tcp(true, [.psh, .ack], sport: 40001),                 // another flow
+            Self.tcp(false, [.psh, .ack], v6: true),                    // the v6 rule stops one direction only
+            Self.tcp(true, [.fin, .ack], outer: vxlan),
+        ]
+        let before = prog.counts
+        for (i, f) in dropped.enumerated() { #expect(try prog.run(f) == .drop, "frame \(i) is dropped") }
+        for (i, f) in delivered.enumerated() { #expect(try prog.run(f) == .pass, "frame \(i) goes on") }
+        #expect(prog.counts.shunted - before.shunted == UInt64(dropped.count))
+        #expect(prog.counts.noSocket - before.noSocket == UInt64(delivered.count))
+        let v4 = try #require(prog.shuntCounts(Self.rule()))
+        #expect(v4.packets == 7 && v4.ipBytes == 7 * 140)
+        #expect(prog.shuntCounts(Self.rule(v6: true))?.packets == 1)
+        #expect(prog.unshunt(Self.rule()) && !prog.unshunt(Self.rule()))
+        #expect(try prog.run(Self.tcp(true, [.psh, .ack])) == .pass)
     }
 }

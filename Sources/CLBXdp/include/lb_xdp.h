@@ -31,6 +31,12 @@ int lbx_prog_attach(struct lbx_prog *p, int ifindex, int mode, char *err, size_t
 int lbx_prog_set_socket(struct lbx_prog *p, uint32_t queue, int fd, char *err, size_t errlen);
 /* Sums the program's per-CPU counters into out[LB_XDP_NSTATS] (no syscall: mapped memory). */
 void lbx_prog_counters(const struct lbx_prog *p, uint64_t *out);
+/* Shunted flows in "lb_shunts" (the program looks them up when lb_xdp_config.shunting is set):
+ * put one in or change its directions (its counts stay), take one out (-ENOENT if absent),
+ * read its counts. */
+int lbx_prog_shunt_set(struct lbx_prog *p, const struct lb_shunt_key *k, unsigned char directions, char *err, size_t errlen);
+int lbx_prog_shunt_del(struct lbx_prog *p, const struct lb_shunt_key *k);
+int lbx_prog_shunt_get(struct lbx_prog *p, const struct lb_shunt_key *k, struct lb_shunt_value *v);
 /* Runs the program once on a frame (BPF_PROG_TEST_RUN, for tests); *action gets XDP_*. */
 int lbx_prog_test_run(struct lbx_prog *p, const void *frame, uint32_t len, uint32_t *action);
 /* Detaches (closes the link) and frees everything. */

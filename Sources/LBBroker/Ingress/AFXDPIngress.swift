@@ -75,7 +75,8 @@ final class AFXDPIngress: LiveIngress, @unchecked Sendable {
     override func addSocketStatus(_ o: inout IngressStatus) {
         let c = program.counters()
         o.xdp = NamedCounts([("diverted", c[Int(LB_XDP_DIVERTED)]), ("passed_to_kernel", c[Int(LB_XDP_PASSED)]),
-                             ("no_socket", c[Int(LB_XDP_NO_SOCKET)]), ("passed_not_ip", c[Int(LB_XDP_SHORT)])])
+                             ("no_socket", c[Int(LB_XDP_NO_SOCKET)]), ("passed_not_ip", c[Int(LB_XDP_SHORT)]),
+                             ("shunted", c[Int(LB_XDP_SHUNTED)])])
         let sum = sockets.totals()
         o.xsk = NamedCounts([("rx_dropped", sum.rx_dropped), ("rx_invalid_descs", sum.rx_invalid_descs),
                              ("rx_ring_full", sum.rx_ring_full), ("rx_fill_ring_empty_descs", sum.rx_fill_ring_empty_descs),

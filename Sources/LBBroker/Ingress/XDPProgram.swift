@@ -1,9 +1,11 @@
 import CLBXdp
+import LBCore
 
 /// lb's XDP program loaded but not attached: for checking what it does with a frame
 /// (BPF_PROG_TEST_RUN), in tests and `lb` diagnostics. Needs CAP_BPF.
 public final class XDPProgram {
     let prog: OpaquePointer
+    var config: lb_xdp_config
 
     public enum Action: UInt32 { case aborted = 0, drop, pass, tx, redirect }
 
@@ -13,8 +15,46 @@ public final class XDPProgram {
         var p: OpaquePointer? = nil
         guard lbx_prog_open(path, &p, &err, err.count) == 0, let p else { throw BrokerError(XDPText.text(err)) }
         prog = p
-        var cfg = DivertFilter.config(divert)
-        guard lbx_prog_configure(prog, &cfg, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
+        config = DivertFilter.config(divert)
+        guard lbx_prog_configure(prog, &config, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
+    }
+
+    /// Drops a shunted flow in the program (its SYN, FIN and RST still pass): the rule's
+    /// directions, for plain TCP/UDP flows and those inside VXLAN and GENEVE. The first one
+    /// turns the lookup on.
+    public func shunt(_ r: ShuntTable.Rule) throws(BrokerError) {
+        var k = XDPProgram.key(r)
+        var err = [CChar](repeating: 0, count: 512)
+        guard lbx_prog_shunt_set(prog, &k, r.directions.rawValue, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
+        if config.shunting == 0 {
+            config.shunting = 1
+            guard lbx_prog_configure(prog, &config, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
+        }
+    }
+
+    /// Takes a flow out; false if it was not in.
+    @discardableResult
+    public func unshunt(_ r: ShuntTable.Rule) -> Bool {
+        var k = XDPProgram.key(r)
+        return lbx_prog_shunt_del(prog, &k) == 0
+    }
+
+    /// What the program dropped of a shunted flow: packets and IP bytes, or nil if it is not in.
+    public func shuntCounts(_ r: ShuntTable.Rule) -> (packets: UInt64, ipBytes: UInt64)? {
+        var k = XDPProgram.key(r)
+        var v = lb_shunt_value()
+        guard lbx_prog_shunt_get(prog, &k, &v) == 0 else { return nil }
+        return (v.packets, v.ip_bytes)
+    }
+
+    static func key(_ r: ShuntTable.Rule) -> lb_shunt_key {
+        var k = lb_shunt_key()
+        withUnsafeMutableBytes(of: &k.a) { b in for i in 0..<8 { b[i] = UInt8(truncatingIfNeeded: r.a.hi >> UInt64(56 - 8 * i)); b[8 + i] = UInt8(truncatingIfNeeded: r.a.lo >> UInt64(56 - 8 * i)) } }
+        withUnsafeMutableBytes(of: &k.b) { b in for i in 0..<8 { b[i] = UInt8(truncatingIfNeeded: r.b.hi >> UInt64(56 - 8 * i)); b[8 + i] = UInt8(truncatingIfNeeded: r.b.lo >> UInt64(56 - 8 * i)) } }
+        k.a_port = r.a.port
+        k.b_port = r.b.port
+        k.proto = r.proto
+        return k
     }
 
     deinit { lbx_prog_close(prog) }
@@ -29,9 +69,9 @@ public final class XDPProgram {
     }
 
     public struct Counts: Equatable, Sendable {
-        public var diverted: UInt64, passed: UInt64, noSocket: UInt64, notIP: UInt64
-        public init(diverted: UInt64 = 0, passed: UInt64 = 0, noSocket: UInt64 = 0, notIP: UInt64 = 0) {
-            self.diverted = diverted; self.passed = passed; self.noSocket = noSocket; self.notIP = notIP
+        public var diverted: UInt64, passed: UInt64, noSocket: UInt64, notIP: UInt64, shunted: UInt64
+        public init(diverted: UInt64 = 0, passed: UInt64 = 0, noSocket: UInt64 = 0, notIP: UInt64 = 0, shunted: UInt64 = 0) {
+            self.diverted = diverted; self.passed = passed; self.noSocket = noSocket; self.notIP = notIP; self.shunted = shunted
         }
     }
 
@@ -39,6 +79,6 @@ public final class XDPProgram {
         var c = [UInt64](repeating: 0, count: Int(LB_XDP_NSTATS))
         lbx_prog_counters(prog, &c)
         return Counts(diverted: c[Int(LB_XDP_DIVERTED)], passed: c[Int(LB_XDP_PASSED)], noSocket: c[Int(LB_XDP_NO_SOCKET)],
-                      notIP: c[Int(LB_XDP_SHORT)])
+                      notIP: c[Int(LB_XDP_SHORT)], shunted: c[Int(LB_XDP_SHUNTED)])
     }
 }
