@@ -81,6 +81,20 @@ struct ShuntTableTests {
         #expect(t.isEmpty && t.counters.removed == 1 && t.takeEnded().first?.reason == .removed)
     }
 
+    /// A live input that has not seen a packet yet has clock 0: an entry added then starts its
+    /// timeouts at the first packet time, instead of ending at once as 'idle since time 0'.
+    @Test func anEntryAddedBeforeAnyPacketStartsItsClockAtTheFirst() {
+        var t = ShuntTable(capacity: 16)
+        let k = Self.key(1, 1, 2, 2)
+        _ = t.add(ShuntTable.Rule(key: k, idleNanos: 60_000_000_000), now: 0)
+        let wall: UInt64 = 1_700_000_000_000_000_000
+        let first = t.shunts(k, extra: 0, bytes: 100, now: wall, control: false)
+        let later = t.shunts(k, extra: 0, bytes: 100, now: wall + 59_000_000_000, control: false)
+        #expect(first && later && t.counters.expired == 0)
+        t.expire(now: wall + 59_000_000_000 + 60_000_000_000)
+        #expect(t.isEmpty && t.counters.expired == 1)
+    }
+
     @Test func fullTableRefusesAndCounts() {
         var t = ShuntTable(capacity: 10)
         for i in 0..<10 { let r = t.add(ShuntTable.Rule(key: Self.key(UInt32(i), 1, 1000, 2)), now: 0); #expect(r == .added) }

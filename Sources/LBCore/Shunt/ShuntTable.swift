@@ -241,6 +241,7 @@ public struct ShuntTable: ~Copyable {
         let dst = Endpoint(hi: key.dstHi, lo: key.dstLo, port: ports ? key.dport : 0)
         let r = Rule(src: src, dst: dst, proto: key.proto, extra: extra)
         guard let i = find(r, hash: hash) else { return nil }
+        stamp(i, now: now)
         if let why = Self.expiry(slots[i].entry, now: now) {
             counters.expired &+= 1
             end(at: i, reason: why)
@@ -275,10 +276,37 @@ public struct ShuntTable: ~Copyable {
         return true
     }
 
+    /// An entry added before the data path saw any packet (a live input that was idle: its
+    /// clock, the packets' time, was still 0) starts its timeouts at the first time it sees.
+    @inline(__always)
+    mutating func stamp(_ i: Int, now: UInt64) {
+        if slots[i].entry.addedNanos == 0 && now != 0 {
+            slots[i].entry.addedNanos = now
+            slots[i].entry.lastNanos = max(slots[i].entry.lastNanos, now)
+        }
+    }
+
     static func expiry(_ e: Entry, now: UInt64) -> EndReason? {
         if e.rule.hardNanos != 0 && now &- e.addedNanos >= e.rule.hardNanos && now >= e.addedNanos { return .hard }
         if e.rule.idleNanos != 0 && now &- e.lastNanos >= e.rule.idleNanos && now >= e.lastNanos { return .idle }
         return nil
+    }
+
+    /// Adds what an earlier stage (lb's XDP program) stopped of the flow's packets, a to b and b
+    /// to a, and counts it as a shunted packet just now (so the idle timeout sees the flow
+    /// alive). False if the flow has no entry.
+    @discardableResult
+    public mutating func credit(_ r: Rule, packets: (UInt64, UInt64), bytes: (UInt64, UInt64), now: UInt64) -> Bool {
+        guard let i = find(r, hash: hash(r)) else { return false }
+        stamp(i, now: now)
+        slots[i].entry.packets.0 &+= packets.0
+        slots[i].entry.packets.1 &+= packets.1
+        slots[i].entry.bytes.0 &+= bytes.0
+        slots[i].entry.bytes.1 &+= bytes.1
+        if packets.0 &+ packets.1 > 0 { slots[i].entry.lastNanos = now }
+        counters.packets &+= packets.0 &+ packets.1
+        counters.bytes &+= bytes.0 &+ bytes.1
+        return true
     }
 
     /// Ends entries past their timeouts, looking at `budget` slots from where the last sweep
@@ -288,6 +316,7 @@ public struct ShuntTable: ~Copyable {
         var looked = 0
         while looked < budget && looked <= mask {
             let i = sweep & mask
+            if slots[i].used { stamp(i, now: now) }
             if slots[i].used, let why = Self.expiry(slots[i].entry, now: now) {
                 counters.expired &+= 1
                 end(at: i, reason: why)       // a later entry may have moved into i: look again
