@@ -50,7 +50,7 @@ let package = Package(
             ]),
         .target(name: "LBTestSupport", dependencies: ["LBCore", "CLBShim"], path: "Tests/Support"),
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore", "LBGen", "LBTestSupport"]),
-        .testTarget(name: "LBSysTests", dependencies: ["LBSys", "CLBShim"]),
+        .testTarget(name: "LBSysTests", dependencies: ["LBSys", "CLBShim", "LBTestSupport"]),
         .testTarget(name: "LBGenTests", dependencies: ["LBGen", "LBCore", "LBTestSupport"]),
         .testTarget(name: "LBRingTests", dependencies: ["LBRing", "LBSys", "LBCore", "CLBRing"]),
         .testTarget(name: "LBBrokerTests", dependencies: ["LBBroker", "LBWorker", "LBRing", "LBCore", "LBGen", "LBSys", "CLBRing", "CLBXdp", "LBTestSupport"]),
