@@ -39,8 +39,10 @@ struct lb_shunt_key {
 
 /* What the program does with it, and what it dropped (updated atomically by every CPU). */
 struct lb_shunt_value {
-    unsigned long long packets;
-    unsigned long long ip_bytes;
+    unsigned long long packets_ab;  /* dropped from a to b, and their IP bytes */
+    unsigned long long ip_bytes_ab;
+    unsigned long long packets_ba;
+    unsigned long long ip_bytes_ba;
     unsigned char directions;  /* 1: a -> b, 2: b -> a */
     unsigned char pad[7];
 };

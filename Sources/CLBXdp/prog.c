@@ -221,3 +221,14 @@ int lbx_prog_test_run(struct lbx_prog *p, const void *frame, uint32_t len, uint3
     *action = o.retval;
     return 0;
 }
+
+int lbx_prog_test_time(struct lbx_prog *p, const void *frame, uint32_t len, uint32_t repeat, uint32_t *action, uint32_t *ns)
+{
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = len, .repeat = repeat);
+    int rc = bpf_prog_test_run_opts(p->prog_fd, &o);
+    if (rc)
+        return -errno;
+    *action = o.retval;
+    *ns = o.duration;
+    return 0;
+}

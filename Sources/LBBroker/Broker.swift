@@ -214,6 +214,8 @@ public enum Broker {
         let ops = try Operations.install(config: config, isLive: ingress.isLive, server: s.server, records: s.records,
                                          shared: s.shared, log: log)
         ops.shunts = server.shunts
+        server.shunts?.xdp = ingress.xdpShunts
+        server.shunts?.tapsAttached = { [weak server] in !(server?.taps.isEmpty ?? true) }
         if let spec = config.shuntUDP { try openShuntUDP(spec, config, server.shunts!, log: log) }
         let reporter = StatsReporter(operations: ops)
         ingress.report(to: ops, reporter, shared: s.shared)

@@ -39,6 +39,8 @@ int lbx_prog_shunt_del(struct lbx_prog *p, const struct lb_shunt_key *k);
 int lbx_prog_shunt_get(struct lbx_prog *p, const struct lb_shunt_key *k, struct lb_shunt_value *v);
 /* Runs the program once on a frame (BPF_PROG_TEST_RUN, for tests); *action gets XDP_*. */
 int lbx_prog_test_run(struct lbx_prog *p, const void *frame, uint32_t len, uint32_t *action);
+/* The same `repeat` times in the kernel (for benchmarks); *ns gets the mean time of one run. */
+int lbx_prog_test_time(struct lbx_prog *p, const void *frame, uint32_t len, uint32_t repeat, uint32_t *action, uint32_t *ns);
 /* Detaches (closes the link) and frees everything. */
 void lbx_prog_close(struct lbx_prog *p);
 

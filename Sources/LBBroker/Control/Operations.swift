@@ -207,6 +207,10 @@ public final class Operations: @unchecked Sendable {
         total.shuntRemoved = NamedCounts(removed)
         total.shuntEnded = NamedCounts(ended)
         total.shuntRequestsRefused = NamedCounts(service.refusedByReason)
+        if service.xdp != nil {
+            total.shuntXDPFlows = service.xdpInstalled &- service.xdpRemoved
+            total.shuntXDPAdded = service.xdpInstalled
+        }
     }
 
     /// The answer to a stats request: the snapshot as one JSON document.

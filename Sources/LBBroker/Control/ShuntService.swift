@@ -32,6 +32,7 @@ final class ShuntService {
     struct Pending {
         let target: Target
         let op: ShuntRequest.Op
+        let rule: ShuntTable.Rule
         let group: String
         /// replies expected: one per data-path thread and group of that name
         let expected: Int
@@ -62,6 +63,26 @@ final class ShuntService {
     var endings: [Int: [FlowID: Ending]] = [:]
     /// entries whose last data-path copy ended (for `ended` in the stats), per group
     var ended: [UInt64]
+    /// Where a flow is shunted, for the XDP program: the directions each group (index) stops,
+    /// whether the program has it, and what it had dropped at the last look.
+    struct Placement {
+        var rule: ShuntTable.Rule
+        var groups: [Int: ShuntTable.Directions] = [:]
+        var installed = false
+        var seen = XDPShuntCounts(packetsAB: 0, ipBytesAB: 0, packetsBA: 0, ipBytesBA: 0)
+    }
+
+    /// the AF_XDP ingress's program (nil for other inputs): flows shunted in every group, in
+    /// directions all of them stop, are dropped there; taps see every packet, so while a tap
+    /// is attached nothing is
+    var xdp: XDPShuntMap? = nil
+    var tapsAttached: () -> Bool = { false }
+    var placements: [FlowID: Placement] = [:]
+    var tapsBefore = false
+    var nextXDPLook: UInt64 = 0
+    /// flows the XDP program drops now, and put in / taken out so far
+    var xdpInstalled: UInt64 = 0, xdpRemoved: UInt64 = 0
+
     /// requests refused, by reason
     var refused: [String: UInt64] = [:]
     var refusedByReason: [(String, UInt64)] {
@@ -180,12 +201,13 @@ final class ShuntService {
             answer(target, EAGAIN, "shunt: lb's data path has not taken the previous requests yet; try again", [])
             return
         }
-        pending[token] = Pending(target: target, op: r.op, group: name, expected: sent, deadline: now + 2_000_000_000)
+        pending[token] = Pending(target: target, op: r.op, rule: rule, group: name, expected: sent, deadline: now + 2_000_000_000)
     }
 
     /// Takes the data path's replies, answers the requests all threads have replied to, and
     /// gives up on those that waited 2 s (a replay blocked on a full ring answers late).
     func tick(now: UInt64) {
+        tickXDP(now: now)
         for (lane, ch) in channels.enumerated() {
             while let reply = ch.receive() { take(reply, lane: lane) }
         }
@@ -213,6 +235,7 @@ final class ShuntService {
             if e.lanes == channels.count {
                 endings[r.group]?[id] = nil
                 if r.group < ended.count { ended[r.group] += 1 }
+                place(r.entry.rule, group: r.group, adding: false)
             } else {
                 endings[r.group, default: [:]][id] = e
             }
@@ -220,6 +243,12 @@ final class ShuntService {
         }
         guard var p = pending[r.token] else { return }
         switch r.kind {
+        case .added, .updated:
+            if lane == 0 { place(p.rule, group: r.group, adding: true) }
+            p.replies.append(r.kind)
+            p.lanesDone += 1
+            pending[r.token] = p
+            return
         case .listEntry:
             let id = FlowID(r.entry.rule)
             if var e = p.entries[id] {
@@ -231,6 +260,7 @@ final class ShuntService {
                 p.entries[id] = r.entry
             }
         case .removed:
+            if lane == 0 { place(r.entry.rule, group: r.group, adding: false) }
             p.replies.append(r.kind)
             p.entries[FlowID(r.entry.rule)] = r.entry
             p.lanesDone += 1
@@ -239,6 +269,77 @@ final class ShuntService {
             p.lanesDone += 1
         }
         pending[r.token] = p
+    }
+
+    // MARK: The XDP program
+
+    /// Records that group g stops (or no longer stops) the flow, and puts the flow into the XDP
+    /// program or takes it out accordingly.
+    func place(_ rule: ShuntTable.Rule, group g: Int, adding: Bool) {
+        guard xdp != nil else { return }
+        let id = FlowID(rule)
+        var p = placements[id] ?? Placement(rule: rule)
+        if adding { p.groups[g, default: []].formUnion(rule.directions) } else { p.groups[g] = nil }
+        placements[id] = p
+        reconsider(id)
+    }
+
+    /// Whether the program should drop the flow: shunted in every group (the first 64), keyed
+    /// without a VLAN/VNI value (the program does not look at them), TCP or UDP, no tap.
+    func reconsider(_ id: FlowID) {
+        guard let map = xdp, var p = placements[id] else { return }
+        let all = min(groups.count, 64)
+        var dirs = ShuntTable.Directions.both
+        for g in 0..<all { dirs.formIntersection(p.groups[g] ?? []) }
+        let want = !dirs.isEmpty && groups.count <= 64 && p.rule.extra == 0 && (p.rule.proto == 6 || p.rule.proto == 17)
+            && !tapsBefore
+        if want {
+            var r = p.rule
+            r.directions = dirs
+            if (try? map.shunt(r)) != nil {
+                if !p.installed { xdpInstalled += 1 }
+                p.installed = true
+            }
+        } else if p.installed {
+            creditXDP(&p)                      // what it dropped before it goes out
+            map.unshunt(p.rule)
+            p.installed = false
+            p.seen = XDPShuntCounts(packetsAB: 0, ipBytesAB: 0, packetsBA: 0, ipBytesBA: 0)
+            xdpRemoved += 1
+        }
+        placements[id] = p.groups.isEmpty && !p.installed ? nil : p
+    }
+
+    /// Hands what the program dropped since the last look to every group's entry (through the
+    /// first data-path thread), which also keeps the entries from idling out.
+    func creditXDP(_ p: inout Placement) {
+        guard let map = xdp, let now = map.counts(p.rule), let ch = channels.first else { return }
+        let d = (now.packetsAB &- p.seen.packetsAB, now.ipBytesAB &- p.seen.ipBytesAB,
+                 now.packetsBA &- p.seen.packetsBA, now.ipBytesBA &- p.seen.ipBytesBA)
+        guard d.0 | d.2 != 0 else { return }
+        p.seen = now
+        for g in p.groups.keys {
+            var c = ShuntChannel.Command(op: .credit, group: g, rule: p.rule, token: 0)
+            c.packets = (d.0, d.2)
+            c.bytes = (d.1, d.3)
+            _ = ch.send(c)
+        }
+    }
+
+    /// Every 200 ms: credit what the program dropped; follow taps coming and going.
+    func tickXDP(now: UInt64) {
+        guard xdp != nil, now >= nextXDPLook else { return }
+        nextXDPLook = now &+ 200_000_000
+        let taps = tapsAttached()
+        if taps != tapsBefore {
+            tapsBefore = taps
+            for id in Array(placements.keys) { reconsider(id) }
+        }
+        for id in Array(placements.keys) where placements[id]?.installed == true {
+            var p = placements[id]!
+            creditXDP(&p)
+            placements[id] = p
+        }
     }
 
     func finish(_ p: Pending) {

@@ -121,6 +121,9 @@ extension Dispatcher {
                 } else {
                     _ = ch.reply(.init(kind: .notFound, group: c.group, token: c.token, entry: .none, reason: .removed, total: 0))
                 }
+            case .credit:
+                t[c.group].credit(c.rule, packets: c.packets, bytes: c.bytes, now: lastTimestamp)
+                continue                                   // no reply
             case .list:
                 let all = t[c.group].list()
                 for e in all { _ = ch.reply(.init(kind: .listEntry, group: c.group, token: c.token, entry: e, reason: .removed, total: 0)) }

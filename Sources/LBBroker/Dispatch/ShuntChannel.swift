@@ -6,7 +6,11 @@ import Synchronization
 /// per-group table counters it mirrors. The data path looks at it once per batch (one relaxed
 /// load when nothing is pending): no lock, no allocation.
 public final class ShuntChannel: @unchecked Sendable {
-    public enum Op: UInt8, Sendable { case add = 1, remove, list }
+    public enum Op: UInt8, Sendable {
+        case add = 1, remove, list
+        /// what the XDP program dropped of the flow since the last credit (`packets`, `bytes`)
+        case credit
+    }
 
     public struct Command: Sendable {
         public var op: Op
@@ -14,6 +18,9 @@ public final class ShuntChannel: @unchecked Sendable {
         public var rule: ShuntTable.Rule
         /// echoed in the replies, so the control thread can match them to its client
         public var token: UInt64
+        /// for `credit`: a to b, b to a
+        public var packets: (UInt64, UInt64) = (0, 0)
+        public var bytes: (UInt64, UInt64) = (0, 0)
         public init(op: Op, group: Int, rule: ShuntTable.Rule, token: UInt64) {
             self.op = op; self.group = group; self.rule = rule; self.token = token
         }

@@ -16,6 +16,9 @@ final class AFXDPIngress: LiveIngress, @unchecked Sendable {
     /// the NAPI settings lb changed, put back at the end
     let napiDefer: NAPIDefer?
     let log: @Sendable (String) -> Void
+    /// the program's shunted flows (flows shunted in every group are dropped there)
+    let shuntMap: XDPShuntMap
+    override var xdpShunts: XDPShuntMap? { shuntMap }
 
     init(_ input: InputSpec, iface: String, queues wanted: [Int]?, options: LiveOptions,
          log: @escaping @Sendable (String) -> Void) throws(BrokerError) {
@@ -47,6 +50,7 @@ final class AFXDPIngress: LiveIngress, @unchecked Sendable {
             + "queue(s) \(queues.map(String.init).joined(separator: ",")), \(what); "
             + "per queue \(options.frames) UMEM frames of \(options.frameSize) bytes, an RX ring of \(options.frames / 2)")
         self.lock = lock
+        shuntMap = XDPShuntMap(prog: program.prog, config: DivertFilter.config(options.divert))
         self.program = program
         self.sockets = sockets
         self.log = log

@@ -16,6 +16,8 @@ protocol Ingress: AnyObject {
     var unreadBytes: Int { get }
     /// counters for lanes 1... (lane 0 counts into SharedState's)
     func laneCounters(ringCount: Int) -> [Counters]
+    /// where flows shunted in every group can be dropped before lb sees them (AF_XDP), or nil
+    var xdpShunts: XDPShuntMap? { get }
     /// hooks the source's own status (udp::, AF_XDP ...) and upstream losses into the reports
     func report(to ops: Operations, _ reporter: StatsReporter, shared: SharedState)
     /// moves packets until the input ends or a stop is requested
@@ -39,6 +41,7 @@ final class SingleLaneIngress<S: PacketSource & ~Copyable>: Ingress {
     var stoppedEarly: String? { source.stoppedEarly }
     var unreadBytes: Int { source.unreadBytes }
     func laneCounters(ringCount: Int) -> [Counters] { [] }
+    var xdpShunts: XDPShuntMap? { nil }
 
     func report(to ops: Operations, _ reporter: StatsReporter, shared: SharedState) {
         guard let udp else { return }

@@ -85,6 +85,7 @@ class LiveIngress: Ingress, @unchecked Sendable {
     var drainsAtEnd: Bool { false }
     var stoppedEarly: String? { nil }
     var unreadBytes: Int { 0 }
+    var xdpShunts: XDPShuntMap? { nil }
 
     func laneCounters(ringCount: Int) -> [Counters] {
         if extraCounters.isEmpty && lanes > 1 { extraCounters = (1..<lanes).map { _ in Counters(ringCount: ringCount) } }

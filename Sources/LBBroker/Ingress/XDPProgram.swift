@@ -23,29 +23,18 @@ public final class XDPProgram {
     /// directions, for plain TCP/UDP flows and those inside VXLAN and GENEVE. The first one
     /// turns the lookup on.
     public func shunt(_ r: ShuntTable.Rule) throws(BrokerError) {
-        var k = XDPProgram.key(r)
-        var err = [CChar](repeating: 0, count: 512)
-        guard lbx_prog_shunt_set(prog, &k, r.directions.rawValue, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
-        if config.shunting == 0 {
-            config.shunting = 1
-            guard lbx_prog_configure(prog, &config, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
-        }
+        let map = XDPShuntMap(prog: prog, config: config)
+        try map.shunt(r)
+        config = map.config
     }
 
     /// Takes a flow out; false if it was not in.
     @discardableResult
-    public func unshunt(_ r: ShuntTable.Rule) -> Bool {
-        var k = XDPProgram.key(r)
-        return lbx_prog_shunt_del(prog, &k) == 0
-    }
+    public func unshunt(_ r: ShuntTable.Rule) -> Bool { XDPShuntMap(prog: prog, config: config).unshunt(r) }
 
-    /// What the program dropped of a shunted flow: packets and IP bytes, or nil if it is not in.
-    public func shuntCounts(_ r: ShuntTable.Rule) -> (packets: UInt64, ipBytes: UInt64)? {
-        var k = XDPProgram.key(r)
-        var v = lb_shunt_value()
-        guard lbx_prog_shunt_get(prog, &k, &v) == 0 else { return nil }
-        return (v.packets, v.ip_bytes)
-    }
+    /// What the program dropped of a shunted flow (packets and IP bytes, a to b and b to a), or
+    /// nil if it is not in.
+    public func shuntCounts(_ r: ShuntTable.Rule) -> XDPShuntCounts? { XDPShuntMap(prog: prog, config: config).counts(r) }
 
     static func key(_ r: ShuntTable.Rule) -> lb_shunt_key {
         var k = lb_shunt_key()
@@ -68,6 +57,15 @@ public final class XDPProgram {
         return Action(rawValue: action) ?? .aborted
     }
 
+    /// The program run `repeat` times on `frame` in the kernel: what it returns and the mean
+    /// nanoseconds of one run, as the kernel measures them (bench/shunt.sh).
+    public func time(_ frame: [UInt8], repeat n: UInt32) throws(BrokerError) -> (action: Action, ns: UInt32) {
+        var action: UInt32 = 0, ns: UInt32 = 0
+        let rc = frame.withUnsafeBytes { lbx_prog_test_time(prog, $0.baseAddress, UInt32($0.count), n, &action, &ns) }
+        guard rc == 0 else { throw BrokerError("BPF_PROG_TEST_RUN failed: errno \(-rc)") }
+        return (Action(rawValue: action) ?? .aborted, ns)
+    }
+
     public struct Counts: Equatable, Sendable {
         public var diverted: UInt64, passed: UInt64, noSocket: UInt64, notIP: UInt64, shunted: UInt64
         public init(diverted: UInt64 = 0, passed: UInt64 = 0, noSocket: UInt64 = 0, notIP: UInt64 = 0, shunted: UInt64 = 0) {
@@ -80,5 +78,50 @@ public final class XDPProgram {
         lbx_prog_counters(prog, &c)
         return Counts(diverted: c[Int(LB_XDP_DIVERTED)], passed: c[Int(LB_XDP_PASSED)], noSocket: c[Int(LB_XDP_NO_SOCKET)],
                       notIP: c[Int(LB_XDP_SHORT)], shunted: c[Int(LB_XDP_SHUNTED)])
+    }
+}
+
+/// What the XDP program dropped of one shunted flow.
+public struct XDPShuntCounts: Equatable, Sendable {
+    public var packetsAB: UInt64, ipBytesAB: UInt64, packetsBA: UInt64, ipBytesBA: UInt64
+    public var packets: UInt64 { packetsAB &+ packetsBA }
+    public var ipBytes: UInt64 { ipBytesAB &+ ipBytesBA }
+}
+
+/// The shunted flows of an XDP program ("lb_shunts"), for the control thread: it puts in the
+/// flows shunted in every group and reads what the program dropped. The program belongs to
+/// the ingress, which outlives the control thread's use of this.
+public final class XDPShuntMap: @unchecked Sendable {
+    let prog: OpaquePointer
+    var config: lb_xdp_config
+
+    init(prog: OpaquePointer, config: lb_xdp_config) {
+        self.prog = prog
+        self.config = config
+    }
+
+    /// Puts a flow in with the rule's directions; the first one turns the lookup on.
+    public func shunt(_ r: ShuntTable.Rule) throws(BrokerError) {
+        var k = XDPProgram.key(r)
+        var err = [CChar](repeating: 0, count: 512)
+        guard lbx_prog_shunt_set(prog, &k, r.directions.rawValue, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
+        if config.shunting == 0 {
+            config.shunting = 1
+            guard lbx_prog_configure(prog, &config, &err, err.count) == 0 else { throw BrokerError(XDPText.text(err)) }
+        }
+    }
+
+    /// Takes a flow out; false if it was not in.
+    @discardableResult
+    public func unshunt(_ r: ShuntTable.Rule) -> Bool {
+        var k = XDPProgram.key(r)
+        return lbx_prog_shunt_del(prog, &k) == 0
+    }
+
+    public func counts(_ r: ShuntTable.Rule) -> XDPShuntCounts? {
+        var k = XDPProgram.key(r)
+        var v = lb_shunt_value()
+        guard lbx_prog_shunt_get(prog, &k, &v) == 0 else { return nil }
+        return XDPShuntCounts(packetsAB: v.packets_ab, ipBytesAB: v.ip_bytes_ab, packetsBA: v.packets_ba, ipBytesBA: v.ip_bytes_ba)
     }
 }

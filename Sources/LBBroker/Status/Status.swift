@@ -90,6 +90,10 @@ public struct LBStatus: Codable, Sendable, Equatable {
     public var shuntExpired = NamedCounts([]), shuntRemoved = NamedCounts([]), shuntEnded = NamedCounts([])
     /// shunt requests refused, by reason (malformed, unknown_group, busy, no_answer)
     public var shuntRequestsRefused = NamedCounts([])
+    /// flows lb's XDP program drops now (shunted in every group, no tap), and flows put into it
+    /// so far (nil: the input has no XDP program)
+    public var shuntXDPFlows: UInt64? = nil
+    public var shuntXDPAdded: UInt64? = nil
 
     public init(interface: String) { self.interface = interface }
 
@@ -123,6 +127,8 @@ public struct LBStatus: Codable, Sendable, Equatable {
         case shuntRemoved = "shunt_removed"
         case shuntEnded = "shunt_ended"
         case shuntRequestsRefused = "shunt_requests_refused"
+        case shuntXDPFlows = "shunt_xdp_flows"
+        case shuntXDPAdded = "shunt_xdp_added"
     }
 }
 
