@@ -5,7 +5,8 @@
 #     `--shunt-after 1000000`: packets that reach the workers, the workers' CPU time, and lb's
 #     CPU time per input packet;
 #  2. the engine (shunt-bench): ns per packet for a delivered packet, a shunted one, and both
-#     with 1,000,000 other flows in the table.
+#     with 1,000,000 other flows in the table; and lb's XDP program timed by the kernel with
+#     and without the trace's flows in its shunt map (a packet it drops never reaches lb).
 #   bench/shunt.sh                       PACKETS=400000 RATE=200000 bench/shunt.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -49,7 +50,8 @@ run "--shunt-after 1000000" --shunt-after 1000000
 echo
 echo "engine (one core, 8 rings, consumer on the other core), the same trace: every packet's"
 echo "headers come from memory (600 MB of frames), as a NIC's would"
-"$here/.build/release/shunt-bench" "$trace" "${@}"
+bash "$root/bpf/build.sh" >/dev/null
+"$here/.build/release/shunt-bench" "$trace" --xdp "$root/.build/bpf/lb_xdp.o" "${@}"
 small="$work/small.pcap"
 "$lb" gen -w "$small" --mode elephants --flows 50 --packets 4000 --sizes 1514 --seed 7 >/dev/null 2>&1
 echo
