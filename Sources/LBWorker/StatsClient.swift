@@ -38,7 +38,14 @@ public enum StatsClient {
     /// Sends a shunt request (one line, docs/shunting.md) to the lb serving `group`; the
     /// answer's first line is lb's reply message, the rest its text.
     public static func shunt(runDir: String?, group: String, line: String, timeoutMillis: Int32 = 5000) throws(AttachError) -> Answer {
-        let path = RunDirectory.socketPath(RunDirectory.resolve(runDir), group: group)
+        let dir = RunDirectory.resolve(runDir)
+        let path = RunDirectory.socketPath(dir, group: group)
+        let known = sockets(runDir: runDir)
+        guard known.contains(path) else {
+            let names = known.map { String($0.split(separator: "/").last!.dropLast(5)) }
+            throw AttachError("no group '\(group)' in \(dir) (" + (names.isEmpty ? "no lb runs there" : "groups: " + names.joined(separator: ", ")) + ")",
+                              code: ENOENT)
+        }
         return try ask(socket: path, AttachProtocol.encode(AttachProtocol.Request(group: group, ring: 0, mode: .shunt), payload: line),
                        what: "shunting", timeoutMillis: timeoutMillis, keepMessage: true)
     }

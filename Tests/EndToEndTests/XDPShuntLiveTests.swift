@@ -67,31 +67,45 @@ import Testing
     }
 
     /// The same through the dumbno listener: Zeek's NetControl dumbno client sends one JSON
-    /// request per direction (here from inside lb's namespace, on its loopback).
+    /// request per direction (here from inside lb's namespace, on its loopback); malformed JSON,
+    /// a sender that is not loopback are refused and counted, an unknown group refused.
     @Test func aDumbnoRequestDoesTheSame() throws {
-        let veth = try VethPair()
+        let veth = try VethPair(addresses: true)
         defer { veth.remove() }
         let scratch = try ScratchDirectory("live-shunt-dumbno")
         let file = scratch.path + "/bulk.pcap"
         let (total, shuntable) = try Self.trace(file, data: 1000)
         var run = LBRun(dir: scratch.path, groups: [("t", 1)])
-        try LiveIngressTests.startLB(&run, veth: veth, input: "af_xdp:\(veth.a)", extra: ["--shunt-udp", "19000", "--shunt-udp-groups", "t"])
+        try LiveIngressTests.startLB(&run, veth: veth, input: "af_xdp:\(veth.a)",
+                                     extra: ["--shunt-udp", "0.0.0.0:19000", "--shunt-udp-groups", "t"])
         defer { if let lb = run.lb { lb.signal(SIGKILL) } }
         try run.startConsumers()
         try LiveIngressTests.waitFor(run, "consumer attached")
-        for (src, dst, sp, dp) in [("10.0.0.1", "10.9.9.9", 40000, 443), ("10.9.9.9", "10.0.0.1", 443, 40000)] {
-            let json = "{\"src\":\"\(src)\",\"dst\":\"\(dst)\",\"sport\":\(sp),\"dport\":\(dp),\"proto\":\"tcp\"}"
-            try VethPair.run("/usr/sbin/ip", ["netns", "exec", veth.nsA, "bash", "-c", "printf '%s' '\(json)' > /dev/udp/127.0.0.1/19000"])
+        func send(_ json: String, to address: String = "127.0.0.1") throws {
+            try VethPair.run("/usr/sbin/ip", ["netns", "exec", veth.nsA, "bash", "-c", "printf '%s' '\(json)' > /dev/udp/\(address)/19000"])
         }
+        for (src, dst, sp, dp) in [("10.0.0.1", "10.9.9.9", 40000, 443), ("10.9.9.9", "10.0.0.1", 443, 40000)] {
+            try send("{\"src\":\"\(src)\",\"dst\":\"\(dst)\",\"sport\":\(sp),\"dport\":\(dp),\"proto\":\"tcp\"}")
+        }
+        try send("{\"src\":\"10.0.0.1\",\"dst\":")                        // malformed
+        // from the namespace's veth address: not loopback, not --shunt-udp-allow
+        try send("{\"src\":\"10.0.0.2\",\"dst\":\"10.0.0.53\",\"sport\":3333,\"dport\":9999,\"proto\":\"udp\"}", to: "10.201.0.1")
+        let flow = ["--proto", "udp", "--src", "10.0.0.2", "--sport", "3333", "--dst", "10.0.0.53", "--dport", "9999", "--run-dir", run.runDir]
+        let (us, _, uerr) = try Proc.run(Tool.lb, ["shunt", "add", "nosuch"] + flow, in: scratch.path, label: "unknown")
+        // each group has its own socket: an unknown group is refused by lb shunt itself, naming those there are
+        #expect(us != 0 && uerr.contains("no group 'nosuch'") && uerr.contains("groups: t"), "\(uerr)")
         usleep(300_000)
         let (_, list, _) = try Proc.run(Tool.lb, ["shunt", "list", "t", "--json", "--run-dir", run.runDir], in: scratch.path, label: "list")
-        #expect(list.contains("\"directions\":\"both\""), "both requests make one entry for both directions: \(list) \(run.lb!.stderr)")
+        #expect(list.contains("\"directions\":\"both\"") && list.split(separator: "\n").count == 1,
+                "both requests make one entry for both directions, the refused ones none: \(list)")
         let sent = try veth.replay([file], pps: 5000)
         #expect(sent.packets == total)
         let stats = try LiveIngressTests.stop(run)
         #expect(stats.int("ingress", "xdp", "shunted") == shuntable, "\(stats["ingress"] ?? "")")
         #expect(stats.int("packets_received") == total - shuntable)
         #expect(stats.int("shunt_added", "t") == 1)
+        #expect(stats.int("shunt_requests_refused", "malformed") == 1)
+        #expect(stats.int("shunt_requests_refused", "not_allowed") == 1)
     }
 
     /// A flow shunted in one group of two is still delivered to the other: the program must not

@@ -54,7 +54,7 @@ import Testing
         let (s4, _, err4) = try shunt(["del", "b"] + flow)
         #expect(s4 == 1 && err4.contains("no such flow"), "\(err4)")
         let (s5, _, err5) = try shunt(["add", "nosuch"] + flow)
-        #expect(s5 == 1 && err5.contains("no lb answers"), "\(err5)")
+        #expect(s5 == 1 && err5.contains("no group 'nosuch'") && err5.contains("groups: a, b"), "\(err5)")
         usleep(800_000)
         let (s6, out6, err6) = try shunt(["del", "a"] + flow)
         #expect(s6 == 0 && out6.contains("removed") && out6.contains("packets_a_to_b"), "\(out6) \(err6)")
