@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "LBCore"),
         .target(name: "LBGen", dependencies: ["LBCore"]),
         .target(name: "LBRing", dependencies: ["CLBRing", "CLBShim", "LBSys", "LBCore"]),
-        .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim", "CLBXdp"]),
+        .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim", "CLBXdp", "CPcap"]),
         .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
         .target(name: "CLBWorker", dependencies: ["CLBRing"]),
         .target(name: "LBWorkerC", dependencies: ["LBWorker", "CLBWorker", "CLBRing", "LBRing", "LBSys"]),

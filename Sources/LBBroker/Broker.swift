@@ -214,6 +214,7 @@ public enum Broker {
         let ops = try Operations.install(config: config, isLive: ingress.isLive, server: s.server, records: s.records,
                                          shared: s.shared, log: log)
         ops.shunts = server.shunts
+        ops.tenantTagging = config.dispatch.tenantTag != nil
         server.shunts?.xdp = ingress.xdpShunts
         server.shunts?.tapsAttached = { [weak server] in !(server?.taps.isEmpty ?? true) }
         if let spec = config.shuntUDP { try openShuntUDP(spec, config, server.shunts!, log: log) }

@@ -136,6 +136,16 @@ struct Run: ParsableCommand {
     @Option(help: "After setting up the sockets, the XDP program and the rings, run as this user.")
     var user: String?
 
+    // Per-group policy (docs/policy.md; PolicyOptions.swift)
+    @Option(help: "GROUP=EXPR: the group receives only packets that match EXPR (tcpdump's language), applied after decapsulation; repeatable, one per group.")
+    var filter: [String] = []
+    @Option(help: "GROUP=N: the group receives the first N bytes of each packet (14 to 65535; the wire length stays); repeatable.")
+    var slice: [String] = []
+    @Option(help: "Tag each decapsulated packet with an 802.1Q tag naming its tenant: vni (the innermost VNI, GRE key, ERSPAN session or TEID) or vlan (the outer VLAN).")
+    var tenantTag: TenantTag.Source?
+    @Option(help: "With --tenant-tag vni: ID=VLAN[,ID=VLAN...], the VLAN id for tunnel ids that are not VLAN ids (0, above 4094) or should be another; repeatable.")
+    var tenantMap: [String] = []
+
     func makeConfig() throws -> BrokerConfig {
         switch input {
         case .pcapFile(let path, _):
@@ -209,6 +219,8 @@ struct Run: ParsableCommand {
         config.shuntUDPAllow = shuntUdpAllow.flatMap { $0.split(separator: ",").map(String.init) }
         config.shuntUDPIdle = shuntUdpIdle
         config.ringGroup = ringGroup
+        config.dispatch.policies = try policies(groups: groups)
+        config.dispatch.tenantTag = try tenant()
         return config
     }
 

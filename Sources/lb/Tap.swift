@@ -1,7 +1,7 @@
 import ArgumentParser
 import CLBRing
-import CPcap
 import Glibc
+import LBBroker
 import LBRing
 import LBSys
 import LBWorker
@@ -62,7 +62,7 @@ struct Tap: ParsableCommand {
                 var failure: SysError? = nil
                 let n = tap.tapPoll(max: 256, scratch: scratch, missed: &missed) { d, bytes in
                     guard failure == nil, count.map({ shown < $0 }) ?? true else { return }
-                    if let filter, !filter.matches(bytes, wireLength: Int(d.wirelen), ts: d.ts_ns) { return }
+                    if let filter, let base = bytes.baseAddress, !filter.matches(base, caplen: bytes.count, wire: Int(d.wirelen)) { return }
                     shown += 1
                     do throws(SysError) {
                         if pcap != nil {
@@ -102,35 +102,6 @@ struct Tap: ParsableCommand {
         }
         try? printError("lb tap: \(name): \(shown) packets shown, \(missed) missed")
         if status != 0 { throw ExitCode(status) }
-    }
-}
-
-/// A tcpdump filter compiled by libpcap for Ethernet frames.
-final class PacketFilter {
-    var program = bpf_program()
-    let handle: OpaquePointer
-
-    init(_ expression: String) throws {
-        guard let h = pcap_open_dead(DLT_EN10MB, 262144) else { throw TapError("libpcap: pcap_open_dead failed") }
-        handle = h
-        guard pcap_compile(h, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-            let why = String(cString: pcap_geterr(h))
-            throw TapError("filter '\(expression)': \(why)")
-        }
-    }
-
-    deinit {
-        pcap_freecode(&program)             // frees nothing when compiling failed
-        pcap_close(handle)
-    }
-
-    func matches(_ bytes: UnsafeRawBufferPointer, wireLength: Int, ts: UInt64) -> Bool {
-        guard let base = bytes.baseAddress else { return false }
-        var h = pcap_pkthdr()
-        h.ts = timeval(tv_sec: Int(ts / 1_000_000_000), tv_usec: Int(ts % 1_000_000_000 / 1000))
-        h.caplen = UInt32(bytes.count)
-        h.len = UInt32(max(wireLength, bytes.count))
-        return pcap_offline_filter(&program, &h, base.assumingMemoryBound(to: UInt8.self)) != 0
     }
 }
 

@@ -56,6 +56,11 @@
 #define LB_F_SHUNT_END       0x0400u /* not a packet: the record holds a struct lb_shunt_end, the
                                       * final counts of a shunt that ended (only to consumers that
                                       * attached with LB_ATTACH_SHUNT_REPORTS; docs/shunting.md) */
+#define LB_F_SLICED          0x0800u /* caplen < wirelen because the group keeps only the first
+                                      * bytes of each packet (--slice; docs/policy.md) */
+#define LB_F_TENANT_TAG      0x1000u /* lb added the outermost 802.1Q tag: its VLAN id (lb_desc.vlan)
+                                      * names the tunnel or outer VLAN the packet came from
+                                      * (--tenant-tag; docs/policy.md) */
 
 /* lb_desc.encap and lb_tunnel_info.encap: the outermost tunnel that was removed */
 #define LB_ENCAP_NONE        0u

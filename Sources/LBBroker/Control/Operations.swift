@@ -28,6 +28,8 @@ public final class Operations: @unchecked Sendable {
     public var udp: UDPStats? = nil
     /// shunt requests and tables (set by the serve path)
     var shunts: ShuntService? = nil
+    /// --tenant-tag is on (its counters are shown)
+    public var tenantTagging = false
     /// the live ingress's counters (AF_XDP, AF_PACKET), when that is the input
     public var ingress: (() -> IngressStatus)? = nil
     /// a capture replay: bytes of the file not read (UInt64.max: not known yet, or not a file);
@@ -134,6 +136,8 @@ public final class Operations: @unchecked Sendable {
             s.truncated = c.get(ring: g, .truncated)
             s.shuntedPackets = c.get(ring: g, .shunted)
             s.shuntedBytes = c.get(ring: g, .shuntedBytes)
+            s.filteredPackets = c.get(ring: g, .filtered)
+            s.slicedPackets = c.get(ring: g, .sliced)
             s.slots = r.memory.geometry.slots * r.memory.geometry.lanes
             s.backlog = r.memory.backlog
             let attached = shared.isAttached(g)
@@ -171,6 +175,11 @@ public final class Operations: @unchecked Sendable {
         total.packetsUnparsed = c.get(.unparsed)
         total.packetsTruncated = c.get(.truncated)
         total.amsduSubframes = c.get(.subframes)
+        if tenantTagging {
+            total.tenantTagged = c.get(.tenantTagged)
+            total.tenantFolded = c.get(.tenantFolded)
+            total.tenantCollisions = c.get(.tenantCollisions)
+        }
         total.consumerProtocolErrors = c.get(.badTails)
         total.failoverAfterSeconds = failover == nil ? nil : Double(failoverAfter) / 1e9
         total.failoverBucketMoves = NamedCounts(moves)

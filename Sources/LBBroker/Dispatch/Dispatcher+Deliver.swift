@@ -39,6 +39,10 @@ extension Dispatcher {
                             flags: flags, l3: l3, encap: dp.pointee.encap.rawValue, depth: depth, vni: dp.pointee.vni,
                             vlan: dp.pointee.vlan, input: input, synthType: synth, synthDst: dp.pointee.synthDst,
                             synthSrc: dp.pointee.synthSrc)
+        if policyActive {
+            deliverPolicy(packet, bytes, dp, outer: dp.pointer(to: \.outer)!, skip: skip)
+            return
+        }
         deliverPacket(packet, bytes, outer: dp.pointer(to: \.outer)!, skip: skip)
     }
 
@@ -80,6 +84,10 @@ extension Dispatcher {
     mutating func deliverFast(_ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
         let desc = note.pointer(to: \.desc)!
         let hash = desc.pointee.flow_hash
+        if policyActive {
+            deliverFastPolicy(note, src)
+            return
+        }
         if shuntActive {
             deliverFastShunting(note, src)
             return
@@ -93,7 +101,12 @@ extension Dispatcher {
 
     @inline(always)
     mutating func writeFast(ring: Int, _ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
-        let desc = note.pointer(to: \.desc)!
+        writeFast(ring: ring, desc: note.pointer(to: \.desc)!, outer: note.pointer(to: \.frame.outer)!, src)
+    }
+
+    /// Writes a frame the fast path described (`desc`, all but `data_off`) into `ring`.
+    @inline(always)
+    mutating func writeFast(ring: Int, desc: UnsafePointer<lb_desc>, outer: UnsafePointer<TunnelEndpoints>, _ src: UnsafeRawPointer) {
         let caplen = Int(truncatingIfNeeded: desc.pointee.caplen), tunnel = Int(truncatingIfNeeded: desc.pointee.tunnel_len)
         guard isAttached(ring) else {
             drop(ring: ring, .droppedNoConsumer)
@@ -101,7 +114,7 @@ extension Dispatcher {
         }
         guard let record = producers[ring].reserveRecord(bytes: tunnel &+ caplen) ?? waitForRoom(ring: ring, bytes: tunnel &+ caplen)
         else { return }
-        if tunnel != 0 { record.writeTunnelInfo(note.pointer(to: \.frame.outer)!, encap: desc.pointee.encap, vni: desc.pointee.vni) }
+        if tunnel != 0 { record.writeTunnelInfo(outer, encap: desc.pointee.encap, vni: desc.pointee.vni) }
         record.writePacket(from: src, count: caplen, at: tunnel)
         record.describe(copying: desc)
         producers[ring].commit()
@@ -165,15 +178,25 @@ extension Dispatcher {
         let synthSrc: Int
     }
 
+    /// Writes the packet into `ring`, its first `limit` bytes at most (a group's slice, at
+    /// least 14).
     @inline(always)
-    mutating func write(ring: Int, _ p: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>) {
+    mutating func write(ring: Int, _ p: Packet, _ frame: UnsafeRawBufferPointer, outer: UnsafePointer<TunnelEndpoints>,
+                        limit: Int = .max) {
         guard isAttached(ring) else {
             drop(ring: ring, .droppedNoConsumer)
             return
         }
-        var slot = producers[ring].reserveRecord(bytes: p.tunnel &+ p.caplen)
+        var caplen = p.caplen, flags = p.flags, l3 = p.l3
+        if limit < caplen {
+            caplen = limit
+            flags |= LB_F_SLICED
+            if Int(l3) >= caplen { l3 = 0xFFFF }
+            counters.add(ring: ring, .sliced)
+        }
+        var slot = producers[ring].reserveRecord(bytes: p.tunnel &+ caplen)
         if slot == nil {
-            slot = waitForRoom(ring: ring, bytes: p.tunnel &+ p.caplen)
+            slot = waitForRoom(ring: ring, bytes: p.tunnel &+ caplen)
             if slot == nil { return }
         }
         let record = slot!
@@ -181,11 +204,11 @@ extension Dispatcher {
         if p.prefix != 0 {
             record.writeEthernetHeader(type: p.synthType, dst: p.synthDst, src: p.synthSrc, from: frame, tunnelLength: p.tunnel)
         }
-        if let src = p.bytes { record.writePacket(from: src, count: p.caplen &- p.prefix, at: p.tunnel &+ p.prefix) }
-        record.describe(ts: p.ts, caplen: p.caplen, wirelen: p.wire, hash: p.hash, flags: p.flags, l3: p.l3, encap: p.encap,
+        if let src = p.bytes { record.writePacket(from: src, count: caplen &- p.prefix, at: p.tunnel &+ p.prefix) }
+        record.describe(ts: p.ts, caplen: caplen, wirelen: p.wire, hash: p.hash, flags: flags, l3: l3, encap: p.encap,
                         depth: p.depth, vni: p.vni, vlan: p.vlan, tunnelLength: p.tunnel, input: p.input)
         producers[ring].commit()
-        countForwarded(ring: ring, bytes: p.caplen)
+        countForwarded(ring: ring, bytes: caplen)
     }
 
     /// Counts a packet dropped for `ring`, in lb's stats and in the ring's lane header (where

@@ -27,6 +27,10 @@ public struct DispatchConfig: Sendable {
     /// at the end of `run`, end every shunt and report it (lb's one run per input); a benchmark
     /// that calls `run` again and again keeps them
     public var endShuntsAtEnd = true
+    /// per group (in group order): its filter and slice length (docs/policy.md)
+    public var policies: [GroupPolicy] = []
+    /// the tenant tag every delivered packet of a tunnel gets (nil: none)
+    public var tenantTag: TenantTag? = nil
     public init() {}
 }
 
@@ -118,6 +122,9 @@ public struct Dispatcher: ~Copyable {
     let endShuntsAtEnd: Bool
     let hashVNI: Bool
     let hashVLAN: Bool
+    /// per-group filters and slices, and the tenant tag (Dispatcher+Policy.swift)
+    let policy: PolicyState
+    let policyActive: Bool
 
     /// `groups` lists, per group, its rings' memory in ring order. A dispatcher writes into
     /// `lane` of every ring and counts into `counters` (default: the shared ones); several
@@ -167,6 +174,10 @@ public struct Dispatcher: ~Copyable {
         endShuntsAtEnd = config.endShuntsAtEnd
         hashVNI = config.decode.hashVNI
         hashVLAN = config.decode.hashVLAN
+        policy = PolicyState(groups: groups.count, policies: config.policies, tenant: config.tenantTag)
+        policyActive = config.tenantTag != nil || config.policies.contains { !$0.isDefault }
+        // the tag is written by the general path only
+        if config.tenantTag != nil { fastLinkType = .max }
     }
 
     deinit {
@@ -180,6 +191,7 @@ public struct Dispatcher: ~Copyable {
         readyScratch.deallocate()
         fastNotes.deallocate()
         decoder.deallocate()
+        policy.free(groups: groupCount)
         if let t = shuntTables {
             t.deinitialize(count: groupCount)
             t.deallocate()

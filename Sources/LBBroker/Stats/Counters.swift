@@ -13,6 +13,8 @@ public final class Counters: @unchecked Sendable {
         case fragments, fragmentsHeld, fragmentsReassembled, fragmentsMerged, fragmentsUnmatched
         case fragmentsIncomplete, fragmentsEvicted, fragmentsNotHeld
         case badTails
+        /// tenant tags added, of them with a folded id, and with a VLAN id another id had
+        case tenantTagged, tenantFolded, tenantCollisions
     }
 
     /// Per-ring counters.
@@ -20,9 +22,12 @@ public final class Counters: @unchecked Sendable {
         case forwarded = 0, forwardedBytes, droppedFull, droppedNoConsumer, droppedStalled, truncated
         /// packets (and their bytes) this ring would have received but a shunt stopped
         case shunted, shuntedBytes
+        /// packets this ring would have received but its group's filter rejected; packets cut
+        /// to the group's slice length
+        case filtered, sliced
     }
 
-    static let ringStride = 8          // R's cases
+    static let ringStride = 16         // room for R's cases
     static let encapBase = 32
     static let errorBase = encapBase + 16
     static let ringBase = errorBase + 64
@@ -33,7 +38,7 @@ public final class Counters: @unchecked Sendable {
 
     public init(ringCount: Int) {
         self.ringCount = ringCount
-        precondition(R.allCases.count == Self.ringStride)
+        precondition(R.allCases.count <= Self.ringStride)
         size = Self.ringBase + ringCount * Self.ringStride
         let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 8, alignment: 64)
         raw.initializeMemory(as: UInt64.self, repeating: 0, count: size)

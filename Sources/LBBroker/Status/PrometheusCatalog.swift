@@ -72,6 +72,9 @@ public enum PrometheusCatalog {
         lb.shunt_requests_refused.*      counter  lb_shunt_requests_refused_total            label=reason       shunt requests refused, by reason
         lb.shunt_xdp_flows               gauge    lb_shunt_xdp_flows                         -                  shunted flows lb's XDP program drops (shunted in every group, no tap)
         lb.shunt_xdp_added               counter  lb_shunt_xdp_added_total                   -                  shunted flows put into lb's XDP program
+        lb.tenant_tagged                 counter  lb_tenant_tagged_total                     -                  packets given a tenant tag (--tenant-tag)
+        lb.tenant_folded                 counter  lb_tenant_folded_total                     -                  tenant tags whose tunnel id was folded into a VLAN id (no --tenant-map entry)
+        lb.tenant_collisions             counter  lb_tenant_collisions_total                 -                  tenant tags whose VLAN id another tunnel id had
         lb.input_unread_bytes           gauge    lb_input_unread_bytes                      -                  bytes of the capture file a damaged or truncated record left unread
         lb.metrics_scrapes               counter  lb_metrics_scrapes_total                   -                  metrics requests answered
         lb.udp.datagrams_received        counter  lb_udp_datagrams_received_total            -                  datagrams read from the udp:: socket
@@ -101,6 +104,8 @@ public enum PrometheusCatalog {
         ring.truncated                   counter  lb_ring_packets_truncated_total            -                  packets truncated to the slot size
         ring.shunted_packets             counter  lb_ring_packets_shunted_total              -                  packets for the ring that a shunt stopped
         ring.shunted_bytes               counter  lb_ring_shunted_bytes_total                -                  bytes for the ring that a shunt stopped
+        ring.filtered_packets            counter  lb_ring_packets_filtered_total             -                  packets for the ring that its group's filter rejected
+        ring.sliced_packets              counter  lb_ring_packets_sliced_total               -                  packets cut to the group's slice length
         ring.backlog                     gauge    lb_ring_backlog                            -                  packets written and not yet released by the consumer
         ring.slots                       gauge    lb_ring_slots                              -                  descriptors of the ring (all lanes)
         ring.consumer_pid                gauge    lb_ring_consumer_pid                       -                  the attached consumer's process id

@@ -94,6 +94,9 @@ public struct LBStatus: Codable, Sendable, Equatable {
     /// so far (nil: the input has no XDP program)
     public var shuntXDPFlows: UInt64? = nil
     public var shuntXDPAdded: UInt64? = nil
+    /// --tenant-tag: packets given a tenant tag, of them with a tunnel id folded into a VLAN
+    /// id (no --tenant-map entry), and with a VLAN id another tunnel id had (nil: no tag)
+    public var tenantTagged: UInt64? = nil, tenantFolded: UInt64? = nil, tenantCollisions: UInt64? = nil
 
     public init(interface: String) { self.interface = interface }
 
@@ -129,6 +132,9 @@ public struct LBStatus: Codable, Sendable, Equatable {
         case shuntRequestsRefused = "shunt_requests_refused"
         case shuntXDPFlows = "shunt_xdp_flows"
         case shuntXDPAdded = "shunt_xdp_added"
+        case tenantTagged = "tenant_tagged"
+        case tenantFolded = "tenant_folded"
+        case tenantCollisions = "tenant_collisions"
     }
 }
 
@@ -147,6 +153,9 @@ public struct RingStatus: Codable, Sendable, Equatable {
     public var truncated: UInt64 = 0
     /// packets (and bytes) that would have come to this ring but were shunted
     public var shuntedPackets: UInt64 = 0, shuntedBytes: UInt64 = 0
+    /// packets that would have come to this ring but its group's filter rejected; packets cut
+    /// to the group's slice length
+    public var filteredPackets: UInt64 = 0, slicedPackets: UInt64 = 0
     /// packets written and not yet released by the consumer
     public var backlog: UInt64 = 0
     /// descriptors of the ring (all lanes)
@@ -195,6 +204,8 @@ public struct RingStatus: Codable, Sendable, Equatable {
         case truncated
         case shuntedPackets = "shunted_packets"
         case shuntedBytes = "shunted_bytes"
+        case filteredPackets = "filtered_packets"
+        case slicedPackets = "sliced_packets"
         case backlog
         case slots
         case consumer
