@@ -57,6 +57,14 @@ let package = Package(
                 .product(name: "LBCore", package: rootIdentity),
                 .product(name: "LBRing", package: rootIdentity),
             ]),
+        // what a group's filter, slicing and the tenant tag add per packet (bench/policy.sh)
+        .executableTarget(
+            name: "policy-bench",
+            dependencies: [
+                "BenchKit",
+                .product(name: "LBBroker", package: rootIdentity),
+                .product(name: "LBCore", package: rootIdentity),
+            ]),
         // the share of flows that move when a worker fails and returns (bench/failover.sh)
         .executableTarget(
             name: "failover-share",

@@ -125,6 +125,8 @@ public struct Dispatcher: ~Copyable {
     /// per-group filters and slices, and the tenant tag (Dispatcher+Policy.swift)
     let policy: PolicyState
     let policyActive: Bool
+    /// --tenant-tag: decapsulated packets go the general path, which writes the tag
+    let tagsTunnels: Bool
 
     /// `groups` lists, per group, its rings' memory in ring order. A dispatcher writes into
     /// `lane` of every ring and counts into `counters` (default: the shared ones); several
@@ -176,8 +178,7 @@ public struct Dispatcher: ~Copyable {
         hashVLAN = config.decode.hashVLAN
         policy = PolicyState(groups: groups.count, policies: config.policies, tenant: config.tenantTag)
         policyActive = config.tenantTag != nil || config.policies.contains { !$0.isDefault }
-        // the tag is written by the general path only
-        if config.tenantTag != nil { fastLinkType = .max }
+        tagsTunnels = config.tenantTag != nil && !config.decode.keepEncapsulation
     }
 
     deinit {
@@ -275,7 +276,7 @@ public struct Dispatcher: ~Copyable {
             bytes &+= UInt64(truncatingIfNeeded: fp.pointee.wireLength)
             let note = fastNotes + i
             let ff = note.pointer(to: \.frame)!
-            if fp.pointee.linkType == fastLinkType && decoder.classify(fp.pointee.bytes, into: ff) {
+            if fp.pointee.linkType == fastLinkType && decoder.classify(fp.pointee.bytes, into: ff) && !(tagsTunnels && ff.pointee.vxlan) {
                 let hash = decoder.flowHash(UnsafePointer(ff))
                 if shuntActive {
                     // shunted in every group: nothing more to do for it (no descriptor, no copy)

@@ -56,8 +56,9 @@ public enum DataPathBench {
     /// One session: rings, consumer thread on `consumerCPU`, the dispatcher on the calling
     /// thread pinned to `producerCPU`; `warmup` packets, then `packets` measured.
     public static func run(_ set: FrameSet, geometry: RingGeometry, packets: Int, warmup: Int,
-                           producerCPU: Int = 0, consumerCPU: Int = 1, probe: AllocationProbe? = nil) throws(BenchError) -> SwiftRun {
-        let session = try Session(set, geometry: geometry, producerCPU: producerCPU, consumerCPU: consumerCPU)
+                           producerCPU: Int = 0, consumerCPU: Int = 1, probe: AllocationProbe? = nil,
+                           config: DispatchConfig = DispatchConfig()) throws(BenchError) -> SwiftRun {
+        let session = try Session(set, geometry: geometry, producerCPU: producerCPU, consumerCPU: consumerCPU, config: config)
         session.run(packets: warmup)
         let dropsBefore = session.rings.total(.droppedFull)
 
@@ -85,12 +86,14 @@ public final class Session: @unchecked Sendable {
     var position = 0
     let producerCPU: Int
 
-    public init(_ set: FrameSet, geometry: RingGeometry, producerCPU: Int = 0, consumerCPU: Int = 1) throws(BenchError) {
+    /// `config`: the data path's options (per-group policy, ...); backpressure is always off.
+    public init(_ set: FrameSet, geometry: RingGeometry, producerCPU: Int = 0, consumerCPU: Int = 1,
+                config base: DispatchConfig = DispatchConfig()) throws(BenchError) {
         self.set = set
         self.producerCPU = producerCPU
         do { try Threads.pin(cpu: producerCPU) } catch { throw BenchError("\(error)") }
         rings = try BenchRings(rings: DataPathBench.rings, geometry: geometry, consumerCPU: consumerCPU)
-        var config = DispatchConfig()
+        var config = base
         config.backpressure = false
         dispatcher = Dispatcher(config: config, groups: [rings.memories], shared: rings.shared)
     }
