@@ -76,6 +76,9 @@ public enum Broker {
         // Before anything is set up: a SIGTERM while the XDP program attaches or the rings are
         // made (MAP_POPULATE takes a while for large rings) is a stop request, not a kill.
         installSignalHandlers()
+        for (a, b, v) in config.dispatch.tenantTag?.clashes() ?? [] {
+            log("warning: --tenant-map: tunnel ids \(a) and \(b) both get VLAN \(v); their tenants share it (counted in tenant_collisions)")
+        }
         let runDir = RunDirectory.resolve(config.runDir)
         // The input is opened before any ring or socket exists: a bad file, a port in use or an
         // interface lb cannot attach to stops lb before consumers started beside it find a
