@@ -222,4 +222,19 @@ import Testing
         }
         #expect(differences == 0)
     }
+
+    /// The same with a group policy: a filter and a slice length (the fast path filters and
+    /// slices in place, the general path through its own code).
+    @Test func corpusDeliveriesAreIdenticalUnderAPolicy() throws {
+        var frames: [[UInt8]] = [], links: [UInt32] = []
+        for file in Corpus.traces() {
+            for p in try readCapture(file) { frames.append(p.bytes); links.append(p.linkType) }
+        }
+        var config = DispatchConfig()
+        config.policies = [GroupPolicy(filter: try PacketFilter("not (tcp port 80) or vlan"), slice: 100)]
+        let general = try Self.ringContents(frames, linkTypes: links, fast: false, config: config)
+        let fast = try Self.ringContents(frames, linkTypes: links, fast: true, config: config)
+        #expect(general.count == fast.count && general.count > 1000 && general.count < frames.count - 1000)
+        #expect(zip(general, fast).filter { $0 != $1 }.count == 0)
+    }
 }
