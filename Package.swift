@@ -39,13 +39,15 @@ let package = Package(
         .target(name: "LBRing", dependencies: ["CLBRing", "CLBShim", "LBSys", "LBCore"]),
         .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim", "CLBXdp", "CPcap"]),
         .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
+        // forwarded groups: threads of lb that consume a group's rings and send to other hosts or ports
+        .target(name: "LBForward", dependencies: ["LBWorker", "LBRing", "LBSys", "LBCore", "CLBRing"]),
         .target(name: "CLBWorker", dependencies: ["CLBRing"]),
         .target(name: "LBWorkerC", dependencies: ["LBWorker", "CLBWorker", "CLBRing", "LBRing", "LBSys"]),
         .target(name: "LBFlow"),
         .executableTarget(
             name: "lb",
             dependencies: [
-                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "CPcap", "LBFlow",
+                "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "CPcap", "LBFlow", "LBForward",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LBTestSupport", dependencies: ["LBCore", "CLBShim"], path: "Tests/Support"),

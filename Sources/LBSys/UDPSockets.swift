@@ -87,6 +87,22 @@ extension Sys {
 public struct DatagramPeer: Sendable {
     public var storage = sockaddr_storage()
     public var length = socklen_t(0)
+
+    /// The peer at `address` (4 or 16 bytes, network order) and `port`.
+    public init(address: [UInt8], port: UInt16) {
+        withUnsafeMutableBytes(of: &storage) { b in
+            if address.count == 16 {
+                b.storeBytes(of: sa_family_t(AF_INET6), toByteOffset: 0, as: sa_family_t.self)
+                b.storeBytes(of: port.bigEndian, toByteOffset: 2, as: UInt16.self)
+                for i in 0..<16 { b[8 + i] = address[i] }
+            } else {
+                b.storeBytes(of: sa_family_t(AF_INET), toByteOffset: 0, as: sa_family_t.self)
+                b.storeBytes(of: port.bigEndian, toByteOffset: 2, as: UInt16.self)
+                for i in 0..<4 { b[4 + i] = address[i] }
+            }
+        }
+        length = socklen_t(address.count == 16 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+    }
     /// the sender's address as text
     public var address: String {
         var s = storage

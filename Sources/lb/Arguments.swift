@@ -1,5 +1,6 @@
 import ArgumentParser
 import LBBroker
+import LBForward
 import LBCore
 import LBRing
 import LBSys
@@ -17,8 +18,22 @@ struct ArgumentProblem: Error, CustomStringConvertible {
 struct GroupArgument: Sendable {
     var name: String?
     var count: Int
+    /// a forwarded group's members (`NAME:vxlan=ADDR,...`, `NAME:port=IFACE,...`), one ring each
+    var members: [ForwardGroup.Member]? = nil
 
     static func parse(_ text: String) throws -> GroupArgument {
+        if let colon = text.firstIndex(of: ":") {
+            let name = String(text[..<colon])
+            let members: [ForwardGroup.Member]?
+            do { members = try ForwardGroup.members(parsing: String(text[text.index(after: colon)...])) } catch {
+                throw ArgumentProblem("\(error)")
+            }
+            if let members {
+                if let problem = RingName.groupProblem(name) { throw ArgumentProblem(problem) }
+                guard members.count <= 1024 else { throw ArgumentProblem("at most 1024 members") }
+                return GroupArgument(name: name, count: members.count, members: members)
+            }
+        }
         var name: String? = nil
         var count = text
         if let colon = text.lastIndex(of: ":") {

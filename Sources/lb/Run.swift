@@ -12,7 +12,7 @@ struct Run: ParsableCommand {
             transform: Arguments.input)
     var input: InputSpec
 
-    @Option(name: [.customShort("p"), .long], help: "A group of rings, [NAME:]N; repeat for more groups. Every group gets every packet. Default: one group of 2 named after the input.",
+    @Option(name: [.customShort("p"), .long], help: "A group of rings, [NAME:]N; repeat for more groups. Every group gets every packet. Default: one group of 2 named after the input. A group forwarded to other hosts: NAME:vxlan=ADDR[:PORT],...; out of local interfaces: NAME:port=IFACE,... (docs/scale-out.md).",
             transform: GroupArgument.parse)
     var pipes: [GroupArgument] = []
 
@@ -146,6 +146,12 @@ struct Run: ParsableCommand {
     @Option(help: "With --tenant-tag vni: ID=VLAN[,ID=VLAN...], the VLAN id for tunnel ids that are not VLAN ids (0, above 4094) or should be another; repeatable.")
     var tenantMap: [String] = []
 
+    // Forwarded groups (docs/scale-out.md; ForwardOptions.swift)
+    @Option(help: "GROUP=VNI: the VNI of a vxlan= group's VXLAN headers (default: the group's position, from 1); repeatable.")
+    var forwardVni: [String] = []
+    @Flag(help: "vxlan= members are not asked whether they are there (for receivers that are not lb: Zeek's udp:: source); they count as always up.")
+    var noForwardKeepalive = false
+
     func makeConfig() throws -> BrokerConfig {
         switch input {
         case .pcapFile(let path, _):
@@ -221,11 +227,13 @@ struct Run: ParsableCommand {
         config.ringGroup = ringGroup
         config.dispatch.policies = try policies(groups: groups)
         config.dispatch.tenantTag = try tenant()
+        config.dispatch.forwardedGroups = Set(pipes.indices.filter { pipes[$0].members != nil })
         return config
     }
 
     func run() throws {
         let config = try makeConfig()
+        try startForwarders(config)
         do {
             let status = try Broker.run(config)
             throw ExitCode(status)

@@ -31,10 +31,15 @@ public struct DispatchConfig: Sendable {
     public var policies: [GroupPolicy] = []
     /// the tenant tag every delivered packet of a tunnel gets (nil: none)
     public var tenantTag: TenantTag? = nil
+    /// groups whose members are other hosts or ports (docs/scale-out.md): their buckets come
+    /// from other bits of the hash than rings' do, so that an lb fed by such a member, hashing
+    /// alike, still spreads what it gets over all its buckets
+    public var forwardedGroups: Set<Int> = []
     public init() {}
 }
 
-/// Bucket → ring for one group. Buckets are the top 12 bits of the flow hash.
+/// Bucket → ring for one group. Buckets are the top 12 bits of the flow hash (bits 20 to 31
+/// for a forwarded group, independent of the top ones: `shift`).
 /// The entries may be shared with the control thread (`BucketTables`, failover), which moves
 /// buckets with relaxed atomic stores; the data path only loads them.
 public struct IndirectionTable {
@@ -45,18 +50,26 @@ public struct IndirectionTable {
     let owned: Bool
     public let firstRing: Int
     public let ringCount: Int
+    /// where the bucket's bits start in the hash
+    let shift: UInt64
 
-    init(firstRing: Int, ringCount: Int) {
+    /// The bits of the hash a bucket is taken from: the top ones, or for a forwarded group
+    /// bits 20 to 31.
+    public static func shift(forwarded: Bool) -> UInt64 { forwarded ? 20 : UInt64(64 - bits) }
+
+    init(firstRing: Int, ringCount: Int, shift: UInt64 = UInt64(64 - IndirectionTable.bits)) {
         self.firstRing = firstRing
         self.ringCount = ringCount
+        self.shift = shift
         entries = .allocate(capacity: Self.size)
         for b in 0..<Self.size { (entries + b).initialize(to: Atomic(UInt16(b % ringCount))) }
         owned = true
     }
 
     /// A view of group `g` of shared tables.
-    init(firstRing: Int, shared: BucketTables, group g: Int) {
+    init(firstRing: Int, shared: BucketTables, group g: Int, shift: UInt64 = UInt64(64 - IndirectionTable.bits)) {
         self.firstRing = firstRing
+        self.shift = shift
         ringCount = shared.ringCount[g]
         entries = shared.table(g)
         owned = false
@@ -65,7 +78,7 @@ public struct IndirectionTable {
     /// The global index of the ring that gets flows with this hash.
     @inline(__always)
     func ring(for hash: UInt64) -> Int {
-        firstRing &+ Int(truncatingIfNeeded: entries[Int(truncatingIfNeeded: hash >> UInt64(64 - Self.bits))].load(ordering: .relaxed))
+        firstRing &+ Int(truncatingIfNeeded: entries[Int(truncatingIfNeeded: (hash >> shift) & UInt64(Self.size - 1))].load(ordering: .relaxed))
     }
 }
 
@@ -141,10 +154,11 @@ public struct Dispatcher: ~Copyable {
         tables = .allocate(capacity: groups.count)
         var r = 0
         for (g, rings) in groups.enumerated() {
+            let shift = IndirectionTable.shift(forwarded: config.forwardedGroups.contains(g))
             if let b = shared.buckets, g < b.groupCount, b.ringCount[g] == rings.count {
-                (tables + g).initialize(to: IndirectionTable(firstRing: r, shared: b, group: g))
+                (tables + g).initialize(to: IndirectionTable(firstRing: r, shared: b, group: g, shift: shift))
             } else {
-                (tables + g).initialize(to: IndirectionTable(firstRing: r, ringCount: rings.count))
+                (tables + g).initialize(to: IndirectionTable(firstRing: r, ringCount: rings.count, shift: shift))
             }
             for m in rings {
                 (producers + r).initialize(to: m.producer(lane: lane))

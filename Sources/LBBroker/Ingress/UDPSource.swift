@@ -226,6 +226,13 @@ public struct UDPSource: PacketSource, ~Copyable {
                 continue
             }
             let bytes = UnsafeRawBufferPointer(start: payload, count: len)
+            if len == Keepalive.length && Keepalive.isProbe(bytes) {
+                // a forwarding lb asks whether this lb is there: answer, deliver nothing
+                Keepalive.answer(payload)
+                Sys.send(fd, bytes, toName: names + i * Self.nameSize, length: Int(msgs[i].hdr.msg_namelen))
+                counters.add(.keepalives)
+                continue
+            }
             let check = encap.check(bytes) { port in
                 vxlanPorts[Int(port) >> 6] >> UInt64(port & 63) & 1 != 0
             }

@@ -7,6 +7,8 @@ import Synchronization
 public final class UDPStats: @unchecked Sendable {
     enum G: Int, CaseIterable {
         case datagrams = 0, bytes, accepted, kernelDrops, rcvbufRequested, rcvbufGranted, vniOther, vniCount, receiveErrors
+        /// keepalives of a forwarding lb answered (docs/scale-out.md)
+        case keepalives
     }
     static let rejectBase = 16
     static let size = rejectBase + 32
@@ -125,6 +127,7 @@ public final class UDPStats: @unchecked Sendable {
         u.rejected = NamedCounts(reasons)
         u.kernelDrops = g(.kernelDrops)
         u.receiveErrors = g(.receiveErrors)
+        u.keepalivesAnswered = g(.keepalives)
         u.rcvbufRequested = g(.rcvbufRequested)
         u.rcvbufGranted = g(.rcvbufGranted)
         u.vniCount = g(.vniCount)

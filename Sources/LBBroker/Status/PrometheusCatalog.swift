@@ -84,6 +84,7 @@ public enum PrometheusCatalog {
         lb.udp.rejected.*                counter  lb_udp_rejected_total                      label=reason       datagrams refused, by reason
         lb.udp.kernel_drops              counter  lb_udp_kernel_drops_total                  -                  datagrams the kernel dropped (socket buffer full)
         lb.udp.receive_errors            counter  lb_udp_receive_errors_total                -                  errors reading the socket
+        lb.udp.keepalives_answered       counter  lb_udp_keepalives_answered_total           -                  keepalives of a forwarding lb answered
         lb.udp.rcvbuf_requested          gauge    lb_udp_rcvbuf_requested_bytes              -                  socket receive buffer asked for
         lb.udp.rcvbuf_granted            gauge    lb_udp_rcvbuf_granted_bytes                -                  socket receive buffer the kernel granted
         lb.udp.vni_count                 gauge    lb_udp_vnis                                -                  VNIs seen (tracked)

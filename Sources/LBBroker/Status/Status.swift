@@ -238,6 +238,8 @@ public struct UDPStatus: Codable, Sendable, Equatable {
     /// datagrams the kernel dropped (socket buffer full)
     public var kernelDrops: UInt64 = 0
     public var receiveErrors: UInt64 = 0
+    /// keepalives of a forwarding lb answered (not packets: docs/scale-out.md)
+    public var keepalivesAnswered: UInt64 = 0
     public var rcvbufRequested: UInt64 = 0
     public var rcvbufGranted: UInt64 = 0
     /// VNIs seen (tracked), and packets of VNIs past the table's capacity
@@ -256,6 +258,7 @@ public struct UDPStatus: Codable, Sendable, Equatable {
         case rejected
         case kernelDrops = "kernel_drops"
         case receiveErrors = "receive_errors"
+        case keepalivesAnswered = "keepalives_answered"
         case rcvbufRequested = "rcvbuf_requested"
         case rcvbufGranted = "rcvbuf_granted"
         case vniCount = "vni_count"
