@@ -61,6 +61,8 @@ public struct BrokerConfig: Sendable {
     public var shuntUDPGroups: [String] = []
     public var shuntUDPAllow: [String] = []
     public var shuntUDPIdle: Double = 60
+    /// forwarded groups' member counters (the lb executable's forwarder threads)
+    public var forwardCounts: (@Sendable () -> (fragmented: [(String, UInt64)], sendErrors: [(String, UInt64)], downs: [(String, UInt64)]))? = nil
     public init(input: InputSpec, groups: [GroupSpec]) { self.input = input; self.groups = groups }
 }
 
@@ -218,6 +220,7 @@ public enum Broker {
                                          shared: s.shared, log: log)
         ops.shunts = server.shunts
         ops.tenantTagging = config.dispatch.tenantTag != nil
+        ops.forward = config.forwardCounts
         server.shunts?.xdp = ingress.xdpShunts
         server.shunts?.tapsAttached = { [weak server] in !(server?.taps.isEmpty ?? true) }
         if let spec = config.shuntUDP { try openShuntUDP(spec, config, server.shunts!, log: log) }

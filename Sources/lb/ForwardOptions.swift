@@ -27,15 +27,27 @@ extension Run {
         return out
     }
 
-    func startForwarders(_ config: BrokerConfig) throws {
+    /// Starts one thread per member; returns what the status reads of them.
+    func startForwarders(_ config: inout BrokerConfig) throws {
         let groups = try forwardGroups()
+        guard !groups.isEmpty else { return }
         let log: @Sendable (String) -> Void = { msg in try? Sys.write(2, "lb: \(msg)\n") }
+        var all: [MemberForwarder] = []
         for g in groups {
             for (i, m) in g.members.enumerated() {
-                log("forward \(g.name):\(i) → \(m)" + (g.members.count > 0 && { if case .vxlan = m { return true }; return false }() ? " (VNI \(g.vni))" : ""))
-                MemberForwarder(ring: RingName(group: g.name, index: i), member: m, vni: g.vni, keepalive: g.keepalive,
-                                runDir: config.runDir, log: log).start()
+                let vxlan: Bool = { if case .vxlan = m { return true }; return false }()
+                log("forward \(g.name):\(i) → \(m)" + (vxlan ? " (VNI \(g.vni))" : ""))
+                let f = MemberForwarder(ring: RingName(group: g.name, index: i), member: m, vni: g.vni, keepalive: g.keepalive,
+                                        runDir: config.runDir, log: log)
+                f.start()
+                all.append(f)
             }
+        }
+        let members = all
+        config.forwardCounts = {
+            (members.map { ($0.ring.description, $0.fragmented.load(ordering: .relaxed)) },
+             members.map { ($0.ring.description, $0.failed.load(ordering: .relaxed)) },
+             members.map { ($0.ring.description, $0.downs.load(ordering: .relaxed)) })
         }
     }
 }

@@ -232,8 +232,8 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        let config = try makeConfig()
-        try startForwarders(config)
+        var config = try makeConfig()
+        try startForwarders(&config)
         do {
             let status = try Broker.run(config)
             throw ExitCode(status)

@@ -140,8 +140,54 @@ final class SensorHost {
             #expect(share > 0.18 && share < 0.32, "\(ring) has \(flows[ring] ?? 0) of \(place.count) flows")
         }
         #expect(front.stderr.contains("forward sensors:0 → vxlan \(s1.address):4789"))
+        // the trace's 1514-byte inner frames make 1564-byte datagrams: over the veth's 1500, fragmented and counted
+        let fstats = try LBStats(front.stdout)
+        let fragmented = (fstats.aggregate["forward_fragmented"] as? [String: Any])?.values.compactMap { ($0 as? NSNumber)?.intValue }.reduce(0, +) ?? 0
+        #expect(fragmented > 0)
         let udp = try LBStats(s1.lb!.stdout).aggregate["udp"] as? [String: Any]
         #expect(((udp?["keepalives_answered"] as? NSNumber)?.intValue ?? 0) > 0)
+    }
+
+    /// The same with a live front: lb on a veth (AF_XDP), the trace sent into it by tcpreplay
+    /// from the other end's namespace.
+    @Test func aLiveFrontForwardsExactlyOnce() throws {
+        let scratch = try ScratchDirectory("forward-live")
+        let trace = scratch.path + "/mix.pcap"
+        try Self.generate(trace, packets: 5000, seed: 24, dir: scratch.path)
+        let s1 = try SensorHost(7, dir: scratch.path + "/s1"), s2 = try SensorHost(8, dir: scratch.path + "/s2")
+        let wire = try SensorHost(9, dir: scratch.path + "/wire")      // tcpreplay's namespace, lb on its root end
+        defer { s1.remove(); s2.remove(); wire.remove() }
+        // the trace's VXLAN frames are 1564 bytes
+        try VethPair.ip(["link", "set", wire.outer, "mtu", "1600"])
+        try VethPair.ip(["-n", wire.ns, "link", "set", wire.inner, "mtu", "1600"])
+        try s1.start()
+        try s2.start()
+        try LiveIngressTests.buildXDPObject()
+        let front = try Tool(Tool.lb, ["-i", "af_xdp:\(wire.outer)", "-p", "sensors:vxlan=\(s1.address),\(s2.address)",
+                                       "--run-dir", scratch.path + "/front", "-w", "30"],
+                             in: scratch.path, label: "front", environment: ["LB_XDP_OBJECT": Corpus.repoRoot + "/.build/bpf/lb_xdp.o"])
+        defer { front.signal(SIGKILL) }
+        #expect(try eventually(30) { front.stderr.components(separatedBy: "consumer attached").count == 3 }, "\(front.stderr)")
+        let (st, out, err) = try VethPair.run("/usr/sbin/ip", ["netns", "exec", wire.ns, "tcpreplay", "-i", wire.inner, "--pps", "5000", trace],
+                                              check: false, seconds: 120)
+        #expect(st == 0, "\(out) \(err)")
+        usleep(1_000_000)
+        front.signal(SIGINT)
+        #expect(try front.wait(seconds: 30) == 0, "\(front.stderr)")
+        usleep(500_000)
+        try s1.stop()
+        try s2.stop()
+        let want = try Self.reference(trace, dir: scratch.path + "/ref")
+        var got: [[UInt8]: Int] = [:]
+        var place: [UInt64: Int] = [:]
+        var split = 0
+        for (k, d) in (try s1.delivered().map { (0, $0) } + s2.delivered().map { (1, $0) }) where want[d.frame] != nil {
+            got[d.frame, default: 0] += 1
+            let at = k * 2 + d.ring, h = Self.flow(d.frame)
+            if let p = place[h], p != at { split += 1 } else { place[h] = at }
+        }
+        #expect(got == want, "\(got.values.reduce(0, +)) of \(want.values.reduce(0, +)) packets of the trace arrived; \(front.stdout.split(separator: "\n").last ?? "")")
+        #expect(split == 0)
     }
 
     /// Killing one sensor's lb moves its flows to the other within the failover time (its
@@ -159,7 +205,10 @@ final class SensorHost {
         usleep(2_000_000)
         try s1.stop(kill: true)                             // 8000 packets in
         #expect(try eventually(10) { front.stderr.contains("sensors:0") && front.stderr.contains("down") }, "\(front.stderr)")
-        usleep(3_000_000)
+        // lb check names the member whose sensor is gone (its ring has no consumer)
+        let (cs, cout, _) = try Proc.run(Tool.lb, ["check", "--run-dir", scratch.path + "/front", "--interval", "0"], in: scratch.path, label: "check")
+        #expect(cs == 2 && cout.contains("sensors:0"), "\(cs) \(cout)")
+        usleep(2_500_000)
         try s1.start()                                       // about 6 s in
         #expect(try front.wait(seconds: 60) == 0, "\(front.stderr)")
         usleep(500_000)
@@ -168,6 +217,7 @@ final class SensorHost {
         #expect(front.stderr.contains("sensors:0") && front.stderr.contains("up again"), "\(front.stderr)")
         let stats = try LBStats(front.stdout)
         #expect((stats.int("sensors:0", "failovers") ?? 0) >= 1, "\(stats.rings["sensors:0"] ?? [:])")
+        #expect(((stats.aggregate["forward_downs"] as? [String: Any])?["sensors:0"] as? NSNumber)?.intValue == 1)
         let got1 = try s1.delivered(), got2 = try s2.delivered()
         // the front's member for a flow when both are live: its bucket (bits 20-31 of the hash) modulo 2
         // (the test hashes each frame alone: a later fragment, which lb hashes as its first, may

@@ -30,6 +30,8 @@ public final class Operations: @unchecked Sendable {
     var shunts: ShuntService? = nil
     /// --tenant-tag is on (its counters are shown)
     public var tenantTagging = false
+    /// forwarded members' counters (fragmented, send errors, downs), by ring name
+    public var forward: (@Sendable () -> (fragmented: [(String, UInt64)], sendErrors: [(String, UInt64)], downs: [(String, UInt64)]))? = nil
     /// the live ingress's counters (AF_XDP, AF_PACKET), when that is the input
     public var ingress: (() -> IngressStatus)? = nil
     /// a capture replay: bytes of the file not read (UInt64.max: not known yet, or not a file);
@@ -188,6 +190,11 @@ public final class Operations: @unchecked Sendable {
         total.fragments = NamedCounts(c.fragmentCounts())
         total.udp = udp?.status()
         total.ingress = ingress?()
+        if let f = forward?() {
+            total.forwardFragmented = NamedCounts(f.fragmented)
+            total.forwardSendErrors = NamedCounts(f.sendErrors)
+            total.forwardDowns = NamedCounts(f.downs)
+        }
         total.metricsScrapes = metrics?.scrapes
         let unread = inputUnread.load(ordering: .acquiring)
         total.inputUnreadBytes = unread == .max ? nil : unread

@@ -74,6 +74,9 @@ public enum PrometheusCatalog {
         lb.shunt_xdp_added               counter  lb_shunt_xdp_added_total                   -                  shunted flows put into lb's XDP program
         lb.tenant_tagged                 counter  lb_tenant_tagged_total                     -                  packets given a tenant tag (--tenant-tag)
         lb.tenant_folded                 counter  lb_tenant_folded_total                     -                  tenant tags whose tunnel id was folded into a VLAN id (no --tenant-map entry)
+        lb.forward_fragmented.*          counter  lb_forward_fragmented_total                label=member       datagrams to a forwarded member over the path MTU (fragmented by the kernel)
+        lb.forward_send_errors.*         counter  lb_forward_send_errors_total               label=member       packets a forwarded member's sender could not send
+        lb.forward_downs.*               counter  lb_forward_downs_total                     label=member       times a forwarded member went down (keepalives unanswered, refused, link down)
         lb.tenant_collisions             counter  lb_tenant_collisions_total                 -                  tenant tags whose VLAN id another tunnel id had
         lb.input_unread_bytes           gauge    lb_input_unread_bytes                      -                  bytes of the capture file a damaged or truncated record left unread
         lb.metrics_scrapes               counter  lb_metrics_scrapes_total                   -                  metrics requests answered

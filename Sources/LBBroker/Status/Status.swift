@@ -97,6 +97,9 @@ public struct LBStatus: Codable, Sendable, Equatable {
     /// --tenant-tag: packets given a tenant tag, of them with a tunnel id folded into a VLAN
     /// id (no --tenant-map entry), and with a VLAN id another tunnel id had (nil: no tag)
     public var tenantTagged: UInt64? = nil, tenantFolded: UInt64? = nil, tenantCollisions: UInt64? = nil
+    /// forwarded groups' members (docs/scale-out.md), by ring name: datagrams over the path MTU
+    /// (sent fragmented by the kernel), packets that could not be sent, times the member went down
+    public var forwardFragmented = NamedCounts([]), forwardSendErrors = NamedCounts([]), forwardDowns = NamedCounts([])
 
     public init(interface: String) { self.interface = interface }
 
@@ -135,6 +138,9 @@ public struct LBStatus: Codable, Sendable, Equatable {
         case tenantTagged = "tenant_tagged"
         case tenantFolded = "tenant_folded"
         case tenantCollisions = "tenant_collisions"
+        case forwardFragmented = "forward_fragmented"
+        case forwardSendErrors = "forward_send_errors"
+        case forwardDowns = "forward_downs"
     }
 }
 
