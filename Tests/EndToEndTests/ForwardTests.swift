@@ -274,4 +274,19 @@ final class SensorHost {
         let stats = try LBStats(front.stdout)
         #expect((stats.int("tools:0", "packets_processed_by_worker") ?? 0) + (stats.int("tools:1", "packets_processed_by_worker") ?? 0) == 5000)
     }
+
+    /// Bad member lists stop lb before it starts, naming the problem.
+    @Test func badMemberListsAreUsageErrors() throws {
+        let scratch = try ScratchDirectory("forward-bad")
+        for (args, message) in [(["-p", "s:vxlan=10.0.0.300"], "not an IPv4 or IPv6 address"),
+                                (["-p", "s:vxlan=10.0.0.1:0"], "bad port"),
+                                (["-p", "s:vxlan=[2001:db8::1"], "not closed"),
+                                (["-p", "s:vxlan="], "no address"),
+                                (["-p", "s:port="], "no interface"),
+                                (["-p", "s:vxlan=10.0.0.1", "--forward-vni", "t=5"], "no forwarded group"),
+                                (["-p", "s:vxlan=10.0.0.1", "--forward-vni", "s=16777216"], "VNI below 16777216")] {
+            let (st, _, err) = try Proc.run(Tool.lb, ["-i", "pcap:/dev/null", "--run-dir", scratch.path + "/run"] + args, in: scratch.path, label: "bad")
+            #expect(st == 64 && err.contains(message), "\(args): \(st) \(err)")
+        }
+    }
 }
