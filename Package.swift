@@ -26,6 +26,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        // lb --config FILE (docs/configuration.md)
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
         .target(name: "CLBRing"),
@@ -48,6 +50,7 @@ let package = Package(
             name: "lb",
             dependencies: [
                 "LBBroker", "LBWorker", "LBCore", "LBSys", "LBGen", "CPcap", "LBFlow", "LBForward",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LBTestSupport", dependencies: ["LBCore", "CLBShim"], path: "Tests/Support"),

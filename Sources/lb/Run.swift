@@ -136,6 +136,9 @@ struct Run: ParsableCommand {
     @Option(help: "After setting up the sockets, the XDP program and the rings, run as this user.")
     var user: String?
 
+    @Option(help: "Read options from a YAML file whose keys are these long options (docs/configuration.md); options given here too follow the file's. lb check-config FILE checks one.")
+    var config: String?
+
     // Per-group policy (docs/policy.md; PolicyOptions.swift)
     @Option(help: "GROUP=EXPR: the group receives only packets that match EXPR (tcpdump's language), applied after decapsulation; repeatable, one per group.")
     var filter: [String] = []
