@@ -58,7 +58,7 @@ struct ConfigFile {
             guard Self.options.contains(key) else {
                 let near = Self.options.min { Self.distance($0, key) < Self.distance($1, key) }
                 let hint = near.map { Self.distance($0, key) <= 3 ? " (did you mean '\($0)'?)" : "" } ?? ""
-                throw Problem(description: "\(path):\(line): '\(key)' is not an option of lb\(hint); the keys are lb's long options, as `lb --help` lists them")
+                throw Problem(description: "\(path):\(line): '\(key)' is not an option of lb\(hint); the keys are lb's long options, as `lb run --help` lists them")
             }
             out.append(Entry(key: key, line: line, arguments: try Self.arguments(key, v, path: path, line: line)))
         }

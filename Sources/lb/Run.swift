@@ -16,7 +16,7 @@ struct Run: ParsableCommand {
             transform: GroupArgument.parse)
     var pipes: [GroupArgument] = []
 
-    @Option(name: .customShort("o"), help: "Print JSON stats lines every SECS seconds (a final set is always printed).", transform: Arguments.seconds)
+    @Option(name: [.customShort("o"), .customLong("stats-interval")], help: "Print JSON stats lines every SECS seconds (a final set is always printed).", transform: Arguments.seconds)
     var statsInterval: Double = 0
 
     @Option(name: [.customShort("w"), .customLong("wait")], help: "Wait up to SECS seconds for every ring to have a consumer before reading the input.",
@@ -73,7 +73,7 @@ struct Run: ParsableCommand {
     @Option(help: "Seconds (of packet time) to keep fragments that wait for the rest of their datagram.", transform: Arguments.positiveSeconds)
     var fragTimeout: Double = 2
 
-    @Option(name: .customShort("b"), help: "Frames taken from the input at a time (1 to 1024).", transform: Arguments.integer(in: 1...1024))
+    @Option(name: [.customShort("b"), .long], help: "Frames taken from the input at a time (1 to 1024).", transform: Arguments.integer(in: 1...1024))
     var batch: Int = 64
 
     @Option(help: "Failover: SECS after a consumer detaches or stops consuming (packets waiting, none released), move its ring's buckets to the group's live rings; they move back when it returns. 'off' disables. Default: 5 for live input, off for a capture replay.",
