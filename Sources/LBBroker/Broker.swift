@@ -189,13 +189,17 @@ public enum Broker {
         shared.buckets = BucketTables(groupSizes: config.groups.map(\.count))
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
         server.ringGroup = try RingPermissions.groupID(config.ringGroup)
+        if let user = config.user {
+            guard let (uid, _) = Sys.lookupUser(user) else { throw BrokerError("--user \(user): no such user") }
+            server.socketOwner = uid
+        }
         do { try server.start() } catch {
             server.shutdown()           // sockets already made go too
             throw error
         }
         if let user = config.user {
             do {
-                try dropPrivileges(to: user, runDir: runDir, groups: config.groups.map(\.name), rings: records, log: log)
+                try dropPrivileges(to: user, rings: records, log: log)
             } catch {
                 server.shutdown()
                 throw error

@@ -28,12 +28,19 @@ extension Sys {
 
     /// bind(2) `fd` to `addr` (a sockaddr_* of `length` bytes), then listen(2); closes `fd` and
     /// throws (naming `what`) if either fails.
-    static func bindAndListen<A>(_ fd: Int32, _ addr: inout A, length: Int, backlog: Int32, what: String) throws(SysError) {
+    /// `owner`: a path bound and given to this uid before anyone can connect to it.
+    static func bindAndListen<A>(_ fd: Int32, _ addr: inout A, length: Int, backlog: Int32, what: String,
+                                 owner: (path: String, uid: uid_t)? = nil) throws(SysError) {
         let bound = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(length)) }
         }
         guard bound == 0 else {
             let e = SysError("bind \(what)")
+            close(fd)
+            throw e
+        }
+        if let owner, Glibc.chown(owner.path, owner.uid, gid_t.max) != 0 {
+            let e = SysError("chown \(what)")
             close(fd)
             throw e
         }
@@ -45,10 +52,13 @@ extension Sys {
     }
 
     /// Binds and listens on `path`. The caller decides what to do about an existing path.
-    public static func listenUnix(_ path: String, backlog: Int32 = 64) throws(SysError) -> Int32 {
+    /// A listening socket at `path`; with `owner`, the file is that uid's before it listens, so
+    /// a client never finds it listening under another owner.
+    public static func listenUnix(_ path: String, backlog: Int32 = 64, owner: uid_t? = nil) throws(SysError) -> Int32 {
         let fd = try seqpacketSocket()
         var addr = try unixAddress(path)
-        try bindAndListen(fd, &addr, length: MemoryLayout<sockaddr_un>.size, backlog: backlog, what: path)
+        try bindAndListen(fd, &addr, length: MemoryLayout<sockaddr_un>.size, backlog: backlog, what: path,
+                          owner: owner.map { (path, $0) })
         return fd
     }
 

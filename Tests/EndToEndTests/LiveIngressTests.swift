@@ -313,10 +313,15 @@ final class VethPair {
         let scratch = try ScratchDirectory("live-user")
         var run = LBRun(dir: scratch.path, groups: [("t", 2)])
         run.consumerEnvironment = ["LB_USER": "nobody"]   // consumers check that lb's socket and rings are nobody's
+        // the consumers wait for the sockets before lb starts, so they connect the moment lb
+        // listens: a socket listening as root, even briefly, is refused (as it once was)
+        try run.startConsumers()
+        defer { for c in run.consumers.values { c.signal(SIGKILL) } }
         try Self.startLB(&run, veth: veth, input: "af_xdp:\(veth.a)", extra: ["--user", "nobody", "-o", "1"])
         defer { if let lb = run.lb { lb.signal(SIGKILL) } }
-        try run.startConsumers()
-        try Self.waitFor(run, "consumer attached", count: 2)
+        do { try Self.waitFor(run, "consumer attached", count: 2) } catch {
+            throw TestFailure("\(error); consumers: \(run.consumers.values.map(\.stderr))")
+        }
         try Self.waitFor(run, "running as nobody")
         let status = try String(contentsOfFile: "/proc/\(run.lb!.pid)/status", encoding: .utf8)
         let uidLine = status.split(separator: "\n").first { $0.hasPrefix("Uid:") } ?? ""

@@ -38,6 +38,9 @@ final class ControlServer {
     let log: (String) -> Void
     /// --ring-group: the group that owns the sockets and ring memory (nil: lb's own group)
     var ringGroup: gid_t? = nil
+    /// `--user`: the sockets are this uid's from the moment they listen (consumers check the
+    /// owner as soon as they connect, which can be before lb has dropped its privileges)
+    var socketOwner: uid_t? = nil
     /// the answer to a stats request (LB_MODE_STATS); set by `Operations`
     var statsText: (() -> String)? = nil
     /// past the open-file limit (EMFILE/ENFILE) accepting is paused until then, instead of
@@ -76,7 +79,7 @@ final class ControlServer {
             let fd: Int32
             // bound with mode 0600: only lb's user can connect until the group and mode are set
             let old = umask(0o177)
-            do { fd = try Sys.listenUnix(path) } catch { umask(old); throw BrokerError("cannot listen on \(path): \(error)") }
+            do { fd = try Sys.listenUnix(path, owner: socketOwner) } catch { umask(old); throw BrokerError("cannot listen on \(path): \(error)") }
             umask(old)
             listeners.append(Listener(fd: fd, group: group, path: path))
             Sys.setNonBlocking(fd, true)

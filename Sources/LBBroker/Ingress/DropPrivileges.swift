@@ -8,17 +8,13 @@ import Synchronization
 extension Broker {
     /// `--user NAME`: after the sockets, the XDP program and the rings exist, lb needs no
     /// privilege; it becomes NAME (all threads; every capability is gone).
-    static func dropPrivileges(to user: String, runDir: String, groups: [String], rings: [RingRecord],
-                               log: (String) -> Void) throws(BrokerError) {
+    static func dropPrivileges(to user: String, rings: [RingRecord], log: (String) -> Void) throws(BrokerError) {
         guard let (uid, gid) = Sys.lookupUser(user) else { throw BrokerError("--user \(user): no such user") }
-        // The sockets and the ring memory become the user's: consumers check that they belong to
-        // the user lb runs as (LB_USER), and consumers running as that user can connect. The
-        // group stays --ring-group's when there is one. (The directory is left as it is: a
-        // socket lb cannot remove at the end is replaced by the next lb.)
-        for group in Set(groups) {
-            let path = RunDirectory.socketPath(runDir, group: group)
-            if Glibc.chown(path, uid, uid_t.max) != 0 { throw BrokerError("--user \(user): cannot give \(path) to uid \(uid): \(SysError("chown"))") }
-        }
+        // The ring memory becomes the user's (the sockets were bound as the user's, see
+        // ControlServer.socketOwner): consumers check that both belong to the user lb runs as
+        // (LB_USER), and consumers running as that user can connect. The group stays
+        // --ring-group's when there is one. (The directory is left as it is: a socket lb cannot
+        // remove at the end is replaced by the next lb.)
         for r in rings {
             for fd in [r.memory.dataDescriptor, r.memory.controlDescriptor] where fchown(fd, uid, uid_t.max) != 0 {
                 throw BrokerError("--user \(user): cannot give the memory of \(r.name) to uid \(uid): \(SysError("fchown"))")
