@@ -61,6 +61,8 @@ public struct BrokerConfig: Sendable {
     public var shuntUDPGroups: [String] = []
     public var shuntUDPAllow: [String] = []
     public var shuntUDPIdle: Double = 60
+    /// drop a packet equal to one seen less than this long ago (--dedup; 0: off)
+    public var dedupWindowNanos: UInt64 = 0
     public init(input: InputSpec, groups: [GroupSpec]) { self.input = input; self.groups = groups }
 }
 
@@ -182,6 +184,7 @@ public enum Broker {
         }
         let shared = SharedState(ringCount: records.count)
         shared.buckets = BucketTables(groupSizes: config.groups.map(\.count))
+        if config.dedupWindowNanos > 0 { shared.dedup = DedupTable(windowNanos: config.dedupWindowNanos) }
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
         server.ringGroup = try RingPermissions.groupID(config.ringGroup)
         do { try server.start() } catch {

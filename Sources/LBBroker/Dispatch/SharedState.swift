@@ -25,6 +25,8 @@ public final class SharedState: @unchecked Sendable {
     public var buckets: BucketTables? = nil
     /// shunt requests to each data-path thread (lane), set before they start (none: no shunting)
     public var shuntChannels: [ShuntChannel] = []
+    /// the deduplication window all data-path threads share (set before they start; nil: off)
+    public var dedup: DedupTable? = nil
 
     public init(ringCount: Int) {
         self.ringCount = ringCount

@@ -13,6 +13,8 @@ public final class Counters: @unchecked Sendable {
         case fragments, fragmentsHeld, fragmentsReassembled, fragmentsMerged, fragmentsUnmatched
         case fragmentsIncomplete, fragmentsEvicted, fragmentsNotHeld
         case badTails
+        /// packets dropped as copies of one seen less than the dedup window earlier
+        case deduplicated
     }
 
     /// Per-ring counters.

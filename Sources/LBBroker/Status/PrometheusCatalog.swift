@@ -72,6 +72,8 @@ public enum PrometheusCatalog {
         lb.shunt_requests_refused.*      counter  lb_shunt_requests_refused_total            label=reason       shunt requests refused, by reason
         lb.shunt_xdp_flows               gauge    lb_shunt_xdp_flows                         -                  shunted flows lb's XDP program drops (shunted in every group, no tap)
         lb.shunt_xdp_added               counter  lb_shunt_xdp_added_total                   -                  shunted flows put into lb's XDP program
+        lb.dedup_window_seconds          gauge    lb_dedup_window_seconds                    -                  the --dedup window (absent: dedup off)
+        lb.packets_deduplicated          counter  lb_packets_deduplicated_total              -                  packets dropped as copies of one seen less than the --dedup window earlier
         lb.input_unread_bytes           gauge    lb_input_unread_bytes                      -                  bytes of the capture file a damaged or truncated record left unread
         lb.metrics_scrapes               counter  lb_metrics_scrapes_total                   -                  metrics requests answered
         lb.udp.datagrams_received        counter  lb_udp_datagrams_received_total            -                  datagrams read from the udp:: socket

@@ -94,6 +94,10 @@ public struct LBStatus: Codable, Sendable, Equatable {
     /// so far (nil: the input has no XDP program)
     public var shuntXDPFlows: UInt64? = nil
     public var shuntXDPAdded: UInt64? = nil
+    /// --dedup: the window in seconds, and packets dropped as copies of one seen less than
+    /// the window earlier (nil: dedup off)
+    public var dedupWindowSeconds: Double? = nil
+    public var packetsDeduplicated: UInt64? = nil
 
     public init(interface: String) { self.interface = interface }
 
@@ -129,6 +133,8 @@ public struct LBStatus: Codable, Sendable, Equatable {
         case shuntRequestsRefused = "shunt_requests_refused"
         case shuntXDPFlows = "shunt_xdp_flows"
         case shuntXDPAdded = "shunt_xdp_added"
+        case dedupWindowSeconds = "dedup_window_seconds"
+        case packetsDeduplicated = "packets_deduplicated"
     }
 }
 

@@ -1,0 +1,82 @@
+import Synchronization
+
+/// The window of recent packet digests that deduplication checks (docs/dedup.md), shared by
+/// every data-path thread (one per RX queue): copies of one packet that arrive on different
+/// queues or inputs meet here.
+///
+/// A fixed power-of-two array of 64-bit atomic words, made once at start, in buckets of four
+/// words (32 bytes, two buckets per cache line). A word holds a digest's tag (its top 36 bits,
+/// never 0) and the packet's time in µs modulo 2^28 (about 268 s); 0 is an empty word. The
+/// bucket comes from the digest's low bits. A packet is a duplicate when its bucket holds its
+/// tag with a time less than the window away (either way: copies on two queues may be taken in
+/// either order). Otherwise it is written, by compare-exchange, into the bucket's empty or
+/// oldest word; a lost race re-examines the bucket once (the winner may be its own copy).
+/// No lock, no allocation; relaxed ordering (a word is its own datum).
+public final class DedupTable: @unchecked Sendable {
+    static let timeBits: UInt64 = 28
+    static let timeMask: UInt64 = (1 << timeBits) - 1
+    static let bucketWords = 4
+    /// the longest window: well inside half the coarse clock's period
+    public static let maxWindowNanos: UInt64 = 10_000_000_000
+
+    let words: UnsafeMutablePointer<Atomic<UInt64>>
+    let bucketMask: UInt64
+    public let windowNanos: UInt64
+    let windowMicros: UInt64
+    public let wordCount: Int
+
+    /// `windowNanos`: 1 µs to 10 s; `wordCount`: a power of two, 4 or more.
+    public init(windowNanos: UInt64, wordCount: Int = 1 << 18) {
+        precondition(windowNanos >= 1000 && windowNanos <= Self.maxWindowNanos)
+        precondition(wordCount >= Self.bucketWords && wordCount & (wordCount - 1) == 0)
+        self.windowNanos = windowNanos
+        windowMicros = windowNanos / 1000
+        self.wordCount = wordCount
+        bucketMask = UInt64(wordCount / Self.bucketWords - 1)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: wordCount * 8, alignment: 64)
+        raw.initializeMemory(as: UInt64.self, repeating: 0, count: wordCount)
+        words = raw.bindMemory(to: Atomic<UInt64>.self, capacity: wordCount)
+    }
+
+    deinit { UnsafeMutableRawPointer(words).deallocate() }
+
+    /// Whether a packet with this digest and time (ns) was seen less than the window ago;
+    /// if not, it is recorded.
+    @inline(__always)
+    public func isDuplicate(digest: UInt64, timestampNanos: UInt64) -> Bool {
+        let t = digest >> Self.timeBits
+        let tag = t != 0 ? t : 1                               // never 0: 0 is an empty word
+        let now = (timestampNanos / 1000) & Self.timeMask
+        let word = tag << Self.timeBits | now
+        let bucket = words + Int(truncatingIfNeeded: (digest & bucketMask) &* UInt64(Self.bucketWords))
+        guard let victim = examine(bucket, tag: tag, now: now) else { return true }
+        if bucket[victim.index].compareExchange(expected: victim.seen, desired: word, ordering: .relaxed).exchanged { return false }
+        // Another thread wrote that word since: maybe this packet's own copy. Once more.
+        guard let again = examine(bucket, tag: tag, now: now) else { return true }
+        _ = bucket[again.index].compareExchange(expected: again.seen, desired: word, ordering: .relaxed)
+        return false
+    }
+
+    /// nil: the bucket holds `tag` within the window. Else the word to replace: the first
+    /// empty one, else the one farthest from `now`.
+    @inline(__always)
+    func examine(_ bucket: UnsafeMutablePointer<Atomic<UInt64>>, tag: UInt64, now: UInt64) -> (index: Int, seen: UInt64)? {
+        var victim = 0, victimWord: UInt64 = 0, best: UInt64 = 0
+        for i in 0..<Self.bucketWords {
+            let w = bucket[i].load(ordering: .relaxed)
+            let age = w == 0 ? UInt64.max : Self.distance(now, w & Self.timeMask)
+            if w >> Self.timeBits == tag && age < windowMicros { return nil }
+            if i == 0 || age > best {
+                victim = i; victimWord = w; best = age
+            }
+        }
+        return (victim, victimWord)
+    }
+
+    /// |a - b| on the coarse clock (modulo 2^28, the shorter way round).
+    @inline(__always)
+    static func distance(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let d = (a &- b) & timeMask
+        return min(d, (timeMask &+ 1) &- d)
+    }
+}

@@ -1,0 +1,75 @@
+import LBCore
+
+// Deduplication on the data path (--dedup WINDOW, docs/dedup.md): between the two passes over
+// a batch (Dispatcher.handleBatch), every frame the first pass did not already take out
+// (shunted in every group) is digested (PacketDigest) and looked up in the table all
+// data-path threads share (DedupTable). A duplicate is marked like a frame shunted in every
+// group, `bytes` nil and `shunted` set, so the second pass skips it: no group, no ring sees
+// it. With dedup off (no table) the data path pays one branch per batch.
+
+extension Dispatcher {
+    /// Marks and counts the duplicates among the first n frames of the batch.
+    @inline(never)
+    mutating func dedupBatch(_ n: Int, _ decoder: Decoder, _ table: DedupTable) {
+        var dropped: UInt64 = 0
+        for i in 0..<n {
+            let note = fastNotes + i
+            if note.pointee.shunted { continue }
+            let fp = UnsafePointer(frames + i)
+            guard let base = fp.pointee.bytes.baseAddress else { continue }
+            let digest: UInt64
+            if note.pointee.bytes != nil {
+                // the fast path found the innermost IP header; its length bounds the digest
+                digest = PacketDigest.ip(base, l3: note.pointee.frame.l3, end: note.pointee.frame.end)
+            } else {
+                guard let d = slowDigest(fp, base, decoder) else { continue }
+                digest = d
+            }
+            if table.isDuplicate(digest: digest, timestampNanos: fp.pointee.timestampNanos) {
+                note.pointee.bytes = nil
+                note.pointee.shunted = true
+                dropped &+= 1
+            }
+        }
+        if dropped != 0 { counters.add(.deduplicated, dropped) }
+    }
+
+    /// The digest of a frame the fast path did not take: decoded the general way (into the
+    /// scratch `Decoded`; the second pass decodes it again). nil: not deduplicated (an 802.11
+    /// A-MSDU frame of several subframes, each delivered on its own).
+    @inline(never)
+    mutating func slowDigest(_ fp: UnsafePointer<Frame>, _ base: UnsafeRawPointer, _ decoder: Decoder) -> UInt64? {
+        let bytes = fp.pointee.bytes, linkType = fp.pointee.linkType
+        if linkType != lastLinkRaw {
+            lastLinkRaw = linkType
+            lastLink = LinkType(linktype: linkType)
+        }
+        // a link type lb cannot decode: delivered whole, digested whole
+        guard let link = lastLink else { return PacketDigest.bytes(base, from: 0, count: bytes.count, seed: UInt64(linkType)) }
+        decoder.decode(bytes, link: link, subframe: 0, into: scratch)
+        let d = UnsafePointer(scratch)
+        if d.pointee.nextSubframe != 0 { return nil }
+        let l3 = d.pointee.l3, start = d.pointee.start, end = min(d.pointee.end, bytes.count)
+        if l3 >= 0 { return PacketDigest.ip(base, l3: l3, end: end) }
+        // no IP layer: the delivered bytes, after the MAC addresses and VLAN tags when they
+        // start with an Ethernet header (else after the synthesized one's EtherType)
+        let synth = d.pointee.synthType
+        guard synth == 0 else { return PacketDigest.bytes(base, from: start, count: max(0, end &- start), seed: UInt64(synth)) }
+        var from = start &+ 12
+        while end &- from >= 6 {
+            switch bytes.be16Unchecked(from) {
+            case 0x8100, 0x88A8, 0x9100, 0x9200: from &+= 4
+            default: return PacketDigest.bytes(base, from: from, count: end &- from, seed: 0)
+            }
+        }
+        return PacketDigest.bytes(base, from: min(from, end), count: max(0, end &- from), seed: 0)
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// A big-endian 16-bit value at `offset` (the caller checked the length).
+    @inline(__always)
+    fileprivate func be16Unchecked(_ offset: Int) -> UInt16 {
+        UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+}
