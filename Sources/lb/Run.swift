@@ -97,8 +97,8 @@ struct Run: ParsableCommand {
             transform: Arguments.positiveSeconds)
     var shuntUdpIdle: Double = 60
 
-    @Option(help: "Drop a packet equal to one seen less than WINDOW earlier, in packet time (on = 1ms; 500us, 2ms, 0.002 seconds; equal: the innermost IP packet, TTL, checksum and hop limit aside). Off unless given.",
-            transform: Arguments.dedupWindow)
+    @Option(help: ArgumentHelp("Drop a packet equal to one seen less than WINDOW earlier, in packet time (on = 1ms; 500us, 2ms, 0.002 seconds; equal: the innermost IP packet, TTL, checksum and hop limit aside). Off unless given.",
+                               valueName: "window"), transform: Arguments.dedupWindow)
     var dedup: UInt64?
 
     @Option(help: "The group whose members may attach to the rings (control sockets 0660 and ring memory 0640 of this group; run directory 0750).")
