@@ -32,7 +32,8 @@ struct PacketDigestTests {
 
     @Test("TTL and header checksum (IPv4), hop limit (IPv6) are all that is masked")
     func masks() {
-        for (name, packet, masked) in [("IPv4", Self.v4, Set([8, 10, 11])), ("IPv6", Self.v6, Set([7]))] {
+        let big = PacketBuilder.build(.ipv4(src: "10.0.0.1", dst: "10.0.0.2", id: 8, ttl: 9), .tcp(sport: 1, dport: 2), .filler(333))
+        for (name, packet, masked) in [("IPv4", Self.v4, Set([8, 10, 11])), ("IPv6", Self.v6, Set([7])), ("IPv4 373 bytes", big, Set([8, 10, 11]))] {
             let d = Self.digest(packet)
             var seen: Set<UInt64> = [d]
             for i in 0..<packet.count {
@@ -91,11 +92,11 @@ struct PacketDigestTests {
     @Test("short and odd lengths: every byte counts, nothing is read past the end")
     func lengths() {
         var seen: Set<UInt64> = []
-        for n in 0...80 {
+        for n in 0...300 {
             let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
             let d = Self.digest(bytes)
             seen.insert(d)
-            for i in stride(from: 0, to: n, by: 5) {
+            for i in stride(from: 0, to: n, by: 3) {
                 var b = bytes
                 b[i] ^= 0x80
                 // IPv4/IPv6 headers need 20/40 bytes: a shorter run is hashed whole
@@ -103,7 +104,17 @@ struct PacketDigestTests {
                 if !masked { #expect(Self.digest(b) != d, "length \(n), byte \(i)") }
             }
         }
-        #expect(seen.count == 81)
+        #expect(seen.count == 301)
+    }
+
+    @Test("another key, another digest")
+    func keys() {
+        let a = PacketDigestKey(seed: 1), b = PacketDigestKey(seed: 2)
+        #expect(a != b)
+        let (x, y) = Self.v6.withUnsafeBytes { p in
+            (PacketDigest.ip(p.baseAddress!, l3: 0, end: p.count, key: a), PacketDigest.ip(p.baseAddress!, l3: 0, end: p.count, key: b))
+        }
+        #expect(x != y)
     }
 
     @Test("non-IP bytes: seeded, every byte counts")

@@ -1,3 +1,4 @@
+import LBCore
 import Synchronization
 
 /// The window of recent packet digests that deduplication checks (docs/dedup.md), shared by
@@ -24,9 +25,12 @@ public final class DedupTable: @unchecked Sendable {
     public let windowNanos: UInt64
     let windowMicros: UInt64
     public let wordCount: Int
+    /// the digests' key, drawn at start unless given
+    public let key: PacketDigestKey
 
     /// `windowNanos`: 1 µs to 10 s; `wordCount`: a power of two, 4 or more.
-    public init(windowNanos: UInt64, wordCount: Int = 1 << 18) {
+    public init(windowNanos: UInt64, wordCount: Int = 1 << 18, key: PacketDigestKey? = nil) {
+        self.key = key ?? PacketDigestKey(seed: UInt64.random(in: .min ... .max))
         precondition(windowNanos >= 1000 && windowNanos <= Self.maxWindowNanos)
         precondition(wordCount >= Self.bucketWords && wordCount & (wordCount - 1) == 0)
         self.windowNanos = windowNanos

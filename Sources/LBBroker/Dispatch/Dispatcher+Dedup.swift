@@ -12,6 +12,7 @@ extension Dispatcher {
     @inline(never)
     mutating func dedupBatch(_ n: Int, _ decoder: Decoder, _ table: DedupTable) {
         var dropped: UInt64 = 0
+        let key = table.key
         for i in 0..<n {
             let note = fastNotes + i
             if note.pointee.shunted { continue }
@@ -20,9 +21,9 @@ extension Dispatcher {
             let digest: UInt64
             if note.pointee.bytes != nil {
                 // the fast path found the innermost IP header; its length bounds the digest
-                digest = PacketDigest.ip(base, l3: note.pointee.frame.l3, end: note.pointee.frame.end)
+                digest = PacketDigest.ip(base, l3: note.pointee.frame.l3, end: note.pointee.frame.end, key: key)
             } else {
-                guard let d = slowDigest(fp, base, decoder) else { continue }
+                guard let d = slowDigest(fp, base, decoder, key) else { continue }
                 digest = d
             }
             if table.isDuplicate(digest: digest, timestampNanos: fp.pointee.timestampNanos) {
@@ -38,31 +39,31 @@ extension Dispatcher {
     /// scratch `Decoded`; the second pass decodes it again). nil: not deduplicated (an 802.11
     /// A-MSDU frame of several subframes, each delivered on its own).
     @inline(never)
-    mutating func slowDigest(_ fp: UnsafePointer<Frame>, _ base: UnsafeRawPointer, _ decoder: Decoder) -> UInt64? {
+    mutating func slowDigest(_ fp: UnsafePointer<Frame>, _ base: UnsafeRawPointer, _ decoder: Decoder, _ key: PacketDigestKey) -> UInt64? {
         let bytes = fp.pointee.bytes, linkType = fp.pointee.linkType
         if linkType != lastLinkRaw {
             lastLinkRaw = linkType
             lastLink = LinkType(linktype: linkType)
         }
         // a link type lb cannot decode: delivered whole, digested whole
-        guard let link = lastLink else { return PacketDigest.bytes(base, from: 0, count: bytes.count, seed: UInt64(linkType)) }
+        guard let link = lastLink else { return PacketDigest.bytes(base, from: 0, count: bytes.count, seed: UInt64(linkType), key: key) }
         decoder.decode(bytes, link: link, subframe: 0, into: scratch)
         let d = UnsafePointer(scratch)
         if d.pointee.nextSubframe != 0 { return nil }
         let l3 = d.pointee.l3, start = d.pointee.start, end = min(d.pointee.end, bytes.count)
-        if l3 >= 0 { return PacketDigest.ip(base, l3: l3, end: end) }
+        if l3 >= 0 { return PacketDigest.ip(base, l3: l3, end: end, key: key) }
         // no IP layer: the delivered bytes, after the MAC addresses and VLAN tags when they
         // start with an Ethernet header (else after the synthesized one's EtherType)
         let synth = d.pointee.synthType
-        guard synth == 0 else { return PacketDigest.bytes(base, from: start, count: max(0, end &- start), seed: UInt64(synth)) }
+        guard synth == 0 else { return PacketDigest.bytes(base, from: start, count: max(0, end &- start), seed: UInt64(synth), key: key) }
         var from = start &+ 12
         while end &- from >= 6 {
             switch bytes.be16Unchecked(from) {
             case 0x8100, 0x88A8, 0x9100, 0x9200: from &+= 4
-            default: return PacketDigest.bytes(base, from: from, count: end &- from, seed: 0)
+            default: return PacketDigest.bytes(base, from: from, count: end &- from, seed: 0, key: key)
             }
         }
-        return PacketDigest.bytes(base, from: min(from, end), count: max(0, end &- from), seed: 0)
+        return PacketDigest.bytes(base, from: min(from, end), count: max(0, end &- from), seed: 0, key: key)
     }
 }
 
