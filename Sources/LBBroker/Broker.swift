@@ -182,9 +182,9 @@ public enum Broker {
             }
             groupMemories.append(memories)
         }
-        let shared = SharedState(ringCount: records.count)
+        let shared = SharedState(ringCount: records.count,
+                                 dedup: config.dedupWindowNanos > 0 ? DedupTable(windowNanos: config.dedupWindowNanos) : nil)
         shared.buckets = BucketTables(groupSizes: config.groups.map(\.count))
-        if config.dedupWindowNanos > 0 { shared.dedup = DedupTable(windowNanos: config.dedupWindowNanos) }
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
         server.ringGroup = try RingPermissions.groupID(config.ringGroup)
         do { try server.start() } catch {

@@ -103,8 +103,7 @@ struct DedupTests {
     func twoDispatchers() throws {
         let n = 5000
         let geo = RingGeometry(slots: 256, dataBytes: 1 << 16, maxCaplen: 2048, lanes: 2)
-        let rings = try TestRings([2], big: [0, 1], geometry: geo)
-        rings.shared.dedup = DedupTable(windowNanos: Self.ms, wordCount: 1 << 20)
+        let rings = try TestRings([2], big: [0, 1], geometry: geo, dedup: DedupTable(windowNanos: Self.ms, wordCount: 1 << 20))
         let lane1 = Counters(ringCount: 2)
         rings.shared.laneCounters = [lane1]
         var (a, b) = Self.frames(n)
@@ -142,8 +141,7 @@ struct DedupTests {
 
     @Test("the general path (a tunnel the fast path leaves to it, a fragment) and non-IP frames are deduplicated too")
     func generalPath() throws {
-        let rings = try TestRings([1], big: [0])
-        rings.shared.dedup = DedupTable(windowNanos: Self.ms)
+        let rings = try TestRings([1], big: [0], dedup: DedupTable(windowNanos: Self.ms))
         let inner: [Layer] = [.ipv4(src: "10.0.0.1", dst: "10.0.0.2", id: 3, ttl: 64), .tcp(sport: 1, dport: 2), .filler(40)]
         let innerLow: [Layer] = [.ipv4(src: "10.0.0.1", dst: "10.0.0.2", id: 3, ttl: 50), .tcp(sport: 1, dport: 2), .filler(40)]
         let gre = PacketBuilder.build([.ethernet(), .ipv4(src: "192.0.2.1", dst: "192.0.2.2"), .gre()] + inner)

@@ -5,12 +5,14 @@ import LBCore
 // (shunted in every group) is digested (PacketDigest) and looked up in the table all
 // data-path threads share (DedupTable). A duplicate is marked like a frame shunted in every
 // group, `bytes` nil and `shunted` set, so the second pass skips it: no group, no ring sees
-// it. With dedup off (no table) the data path pays one branch per batch.
+// it. With dedup off (no table) the data path pays one load and branch per batch (a nil check
+// of a constant: no reference is taken, nothing retained).
 
 extension Dispatcher {
     /// Marks and counts the duplicates among the first n frames of the batch.
     @inline(never)
-    mutating func dedupBatch(_ n: Int, _ decoder: Decoder, _ table: DedupTable) {
+    mutating func dedupBatch(_ n: Int, _ decoder: Decoder) {
+        guard let table = shared.dedup else { return }
         var dropped: UInt64 = 0
         let key = table.key
         for i in 0..<n {

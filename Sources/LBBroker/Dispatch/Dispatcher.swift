@@ -247,7 +247,7 @@ public struct Dispatcher: ~Copyable {
     @inline(__always)
     mutating func handleBatch(_ n: Int, _ decoder: Decoder) {
         let bytes = classifyBatch(n, decoder)
-        if let table = shared.dedup { dedupBatch(n, decoder, table) }
+        if shared.dedup != nil { dedupBatch(n, decoder) }
         deliverBatch(n, decoder)
         lastTimestamp = frames[n &- 1].timestampNanos
         counters.add(.received, UInt64(n))

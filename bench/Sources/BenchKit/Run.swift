@@ -104,7 +104,6 @@ public final class Session: @unchecked Sendable {
         rings = try BenchRings(rings: DataPathBench.rings, geometry: geometry, consumerCPU: consumerCPU)
         var config = DispatchConfig()
         config.backpressure = false
-        if DataPathBench.dedupWindowNanos > 0 { rings.shared.dedup = DedupTable(windowNanos: DataPathBench.dedupWindowNanos) }
         if DataPathBench.newCycles || DataPathBench.dedupWindowNanos > 0 {
             let first = set.frames[0].timestampNanos, last = set.frames[set.count - 1].timestampNanos
             cycleShift = last &- first &+ 10_000_000
