@@ -1,3 +1,4 @@
+import CLBShim
 import LBCore
 import Synchronization
 
@@ -43,6 +44,13 @@ public final class DedupTable: @unchecked Sendable {
     }
 
     deinit { UnsafeMutableRawPointer(words).deallocate() }
+
+    /// Asks for the digest's bucket to be brought into the cache (a batch asks for all of its
+    /// buckets first: their cache misses overlap instead of coming one after the other).
+    @inline(__always)
+    public func prefetch(digest: UInt64) {
+        lb_shim_prefetch(UnsafeRawPointer(words + Int(truncatingIfNeeded: (digest & bucketMask) &* UInt64(Self.bucketWords))))
+    }
 
     /// Whether a packet with this digest and time (ns) was seen less than the window ago;
     /// if not, it is recorded.

@@ -9,32 +9,48 @@ import LBCore
 // of a constant: no reference is taken, nothing retained).
 
 extension Dispatcher {
-    /// Marks and counts the duplicates among the first n frames of the batch.
+    /// Marks and counts the duplicates among the first n frames of the batch: first every
+    /// frame's digest (kept on the stack, 8 bytes a frame) and a prefetch of its bucket, then
+    /// the table's verdicts, so that the buckets' cache misses overlap.
     @inline(never)
     mutating func dedupBatch(_ n: Int, _ decoder: Decoder) {
         guard let table = shared.dedup else { return }
-        var dropped: UInt64 = 0
         let key = table.key
-        for i in 0..<n {
-            let note = fastNotes + i
-            if note.pointee.shunted { continue }
-            let fp = UnsafePointer(frames + i)
-            guard let base = fp.pointee.bytes.baseAddress else { continue }
-            let digest: UInt64
-            if note.pointee.bytes != nil {
-                // the fast path found the innermost IP header; its length bounds the digest
-                digest = PacketDigest.ip(base, l3: note.pointee.frame.l3, end: note.pointee.frame.end, key: key)
-            } else {
-                guard let d = slowDigest(fp, base, decoder, key) else { continue }
-                digest = d
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { digests in
+            for i in 0..<n {
+                digests[i] = digest(i, decoder, key)
+                if digests[i] != 0 { table.prefetch(digest: digests[i]) }
             }
-            if table.isDuplicate(digest: digest, timestampNanos: fp.pointee.timestampNanos) {
-                note.pointee.bytes = nil
-                note.pointee.shunted = true
-                dropped &+= 1
+            var dropped: UInt64 = 0
+            for i in 0..<n where digests[i] != 0 {
+                if table.isDuplicate(digest: digests[i], timestampNanos: frames[i].timestampNanos) {
+                    let note = fastNotes + i
+                    note.pointee.bytes = nil
+                    note.pointee.shunted = true
+                    dropped &+= 1
+                }
             }
+            if dropped != 0 { counters.add(.deduplicated, dropped) }
         }
-        if dropped != 0 { counters.add(.deduplicated, dropped) }
+    }
+
+    /// Frame i's digest, or 0: not deduplicated (shunted in every group already, no bytes, an
+    /// A-MSDU frame). A digest that is 0 becomes 1.
+    @inline(__always)
+    mutating func digest(_ i: Int, _ decoder: Decoder, _ key: PacketDigestKey) -> UInt64 {
+        let note = fastNotes + i
+        if note.pointee.shunted { return 0 }
+        let fp = UnsafePointer(frames + i)
+        guard let base = fp.pointee.bytes.baseAddress else { return 0 }
+        let d: UInt64
+        if note.pointee.bytes != nil {
+            // the fast path found the innermost IP header; its length bounds the digest
+            d = PacketDigest.ip(base, l3: note.pointee.frame.l3, end: note.pointee.frame.end, key: key)
+        } else {
+            guard let s = slowDigest(fp, base, decoder, key) else { return 0 }
+            d = s
+        }
+        return d == 0 ? 1 : d
     }
 
     /// The digest of a frame the fast path did not take: decoded the general way (into the
