@@ -70,19 +70,28 @@ public final class DedupTable: @unchecked Sendable {
     }
 
     /// nil: the bucket holds `tag` within the window. Else the word to replace: the first
-    /// empty one, else the one farthest from `now`.
+    /// empty one, else the one farthest from `now` (the first of them). Written out for the
+    /// four words: no loop, no index check.
     @inline(__always)
     func examine(_ bucket: UnsafeMutablePointer<Atomic<UInt64>>, tag: UInt64, now: UInt64) -> (index: Int, seen: UInt64)? {
-        var victim = 0, victimWord: UInt64 = 0, best: UInt64 = 0
-        for i in 0..<Self.bucketWords {
-            let w = bucket[i].load(ordering: .relaxed)
-            let age = w == 0 ? UInt64.max : Self.distance(now, w & Self.timeMask)
-            if w >> Self.timeBits == tag && age < windowMicros { return nil }
-            if i == 0 || age > best {
-                victim = i; victimWord = w; best = age
-            }
-        }
-        return (victim, victimWord)
+        let w0 = bucket[0].load(ordering: .relaxed), w1 = bucket[1].load(ordering: .relaxed)
+        let w2 = bucket[2].load(ordering: .relaxed), w3 = bucket[3].load(ordering: .relaxed)
+        let a0 = age(w0, now), a1 = age(w1, now), a2 = age(w2, now), a3 = age(w3, now)
+        // an empty word's tag is 0, never a packet's, and its age is .max
+        let window = windowMicros
+        if (w0 >> Self.timeBits == tag && a0 < window) || (w1 >> Self.timeBits == tag && a1 < window)
+            || (w2 >> Self.timeBits == tag && a2 < window) || (w3 >> Self.timeBits == tag && a3 < window) { return nil }
+        var victim = 0, seen = w0, best = a0
+        if a1 > best { victim = 1; seen = w1; best = a1 }
+        if a2 > best { victim = 2; seen = w2; best = a2 }
+        if a3 > best { victim = 3; seen = w3 }
+        return (victim, seen)
+    }
+
+    /// How far a word's time is from `now` (.max: an empty word).
+    @inline(__always)
+    func age(_ w: UInt64, _ now: UInt64) -> UInt64 {
+        w == 0 ? .max : Self.distance(now, w & Self.timeMask)
     }
 
     /// |a - b| on the coarse clock (modulo 2^28, the shorter way round).
