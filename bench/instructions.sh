@@ -6,6 +6,7 @@
 # After the totals, a table per input splits them by stage (stages.py: each instruction is
 # charged by the functions it was inlined from, read from the binaries' debug info).
 #   LB_BENCH=/other/tree/bench/.build/release/lb-bench bench/instructions.sh   counts another build of lb
+#   LB_BENCH_ARGS="--dedup on" bench/instructions.sh                         lb with --dedup (1 ms); "--new-cycles": its baseline
 # Only Dispatcher.run (lb) and run() (C) and what they call are counted, i.e. receive, decode,
 # hash, ring writes and publishing; the consumer thread is not. Rings are the default geometry,
 # with no warm-up (page faults happen in the kernel and are not counted).
@@ -40,7 +41,7 @@ for input in ${inputs//,/ }; do
     LD_LIBRARY_PATH="$(dirname "$lbbench")" valgrind --tool=callgrind --fair-sched=yes --toggle-collect='*DispatcherV3run*' --dump-instr=yes \
         --callgrind-out-file="$tmp/lb-$input.out" \
         "$tmp/lb-bench-nodebug" --inputs "$input" --rings default --packets "$packets" --warmup-exact 0 --repeat 1 \
-        --quiet-wait 0 --json "$tmp/lb.json" >"$tmp/lb.log" 2>&1
+        --quiet-wait 0 --json "$tmp/lb.json" ${LB_BENCH_ARGS:-} >"$tmp/lb.log" 2>&1
     valgrind --tool=callgrind --fair-sched=yes --toggle-collect=run --dump-instr=yes --callgrind-out-file="$tmp/c-$input.out" \
         "$here/.build/yardstick-count" "/tmp/lb-bench-$input.pcap" "$packets" 0 32768 16777216 >"$tmp/c.log" 2>&1
     lb=$(total "$tmp/lb-$input.out"); c=$(total "$tmp/c-$input.out")

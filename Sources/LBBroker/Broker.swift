@@ -63,6 +63,8 @@ public struct BrokerConfig: Sendable {
     public var shuntUDPIdle: Double = 60
     /// forwarded groups' member counters (the lb executable's forwarder threads)
     public var forwardCounts: (@Sendable () -> (fragmented: [(String, UInt64)], sendErrors: [(String, UInt64)], downs: [(String, UInt64)]))? = nil
+    /// drop a packet equal to one seen less than this long ago (--dedup; 0: off)
+    public var dedupWindowNanos: UInt64 = 0
     public init(input: InputSpec, groups: [GroupSpec]) { self.input = input; self.groups = groups }
 }
 
@@ -185,7 +187,8 @@ public enum Broker {
             }
             groupMemories.append(memories)
         }
-        let shared = SharedState(ringCount: records.count)
+        let shared = SharedState(ringCount: records.count,
+                                 dedup: config.dedupWindowNanos > 0 ? DedupTable(windowNanos: config.dedupWindowNanos) : nil)
         shared.buckets = BucketTables(groupSizes: config.groups.map(\.count))
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
         server.ringGroup = try RingPermissions.groupID(config.ringGroup)

@@ -97,6 +97,10 @@ struct Run: ParsableCommand {
             transform: Arguments.positiveSeconds)
     var shuntUdpIdle: Double = 60
 
+    @Option(help: ArgumentHelp("Drop a packet equal to one seen less than WINDOW earlier, in packet time (on = 1ms; 500us, 2ms, 0.002 seconds; equal: the innermost IP packet, TTL, checksum and hop limit aside). Off unless given.",
+                               valueName: "window"), transform: Arguments.dedupWindow)
+    var dedup: UInt64?
+
     @Option(help: "The group whose members may attach to the rings (control sockets 0660 and ring memory 0640 of this group; run directory 0750).")
     var ringGroup: String?
     @Option(help: "udp:: input: the socket receive buffer to ask for (k, M, G suffixes); the kernel may give less (logged, and in the stats).",
@@ -231,6 +235,7 @@ struct Run: ParsableCommand {
         config.dispatch.policies = try policies(groups: groups)
         config.dispatch.tenantTag = try tenant()
         config.dispatch.forwardedGroups = Set(pipes.indices.filter { pipes[$0].members != nil })
+        config.dedupWindowNanos = dedup ?? 0
         return config
     }
 

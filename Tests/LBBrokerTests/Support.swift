@@ -73,7 +73,8 @@ final class TestRings {
     let geometry: RingGeometry
 
     /// `big` rings (global indices) get room for 32768 packets; the others for 256.
-    init(_ sizes: [Int], big: Set<Int> = [], geometry: RingGeometry = RingGeometry(slots: 256, dataBytes: 1 << 16, maxCaplen: 2048, lanes: 1)) throws {
+    init(_ sizes: [Int], big: Set<Int> = [], geometry: RingGeometry = RingGeometry(slots: 256, dataBytes: 1 << 16, maxCaplen: 2048, lanes: 1),
+         dedup: DedupTable? = nil) throws {
         self.geometry = geometry
         var all: [[RingMemory]] = []
         var cons: [Mapped] = []
@@ -90,7 +91,7 @@ final class TestRings {
         }
         memories = all
         consumers = cons
-        shared = SharedState(ringCount: cons.count)
+        shared = SharedState(ringCount: cons.count, dedup: dedup)
         for i in 0..<cons.count { shared.setAttached(i, true) }
     }
 

@@ -62,6 +62,9 @@ int lb_shim_block_signal(int sig);
 int lb_shim_recvmmsg(int fd, void *msgs, unsigned int vlen, int flags);
 int lb_shim_sendmmsg(int fd, void *msgs, unsigned int vlen, int flags);
 
+/* Asks for the cache line at p, to be written soon (inlined: no call). */
+static inline void lb_shim_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
+
 #include <spawn.h>
 /* posix_spawn file action: close every descriptor >= low in the child. 0 or an errno. */
 int lb_shim_spawn_closefrom(posix_spawn_file_actions_t *actions, int low);

@@ -199,6 +199,10 @@ public final class Operations: @unchecked Sendable {
         let unread = inputUnread.load(ordering: .acquiring)
         total.inputUnreadBytes = unread == .max ? nil : unread
         shuntStatus(&total)
+        if let t = shared.dedup {
+            total.dedupWindowSeconds = Double(t.windowNanos) / 1e9
+            total.packetsDeduplicated = c.get(.deduplicated)
+        }
         return StatusSnapshot(ts: Double(wall) / 1e9, lb: total, rings: rings)
     }
 

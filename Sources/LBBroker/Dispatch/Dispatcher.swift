@@ -274,6 +274,7 @@ public struct Dispatcher: ~Copyable {
     @inline(__always)
     mutating func handleBatch(_ n: Int, _ decoder: Decoder) {
         let bytes = classifyBatch(n, decoder)
+        if shared.dedup != nil { dedupBatch(n, decoder) }
         deliverBatch(n, decoder)
         lastTimestamp = frames[n &- 1].timestampNanos
         counters.add(.received, UInt64(n))

@@ -25,9 +25,13 @@ public final class SharedState: @unchecked Sendable {
     public var buckets: BucketTables? = nil
     /// shunt requests to each data-path thread (lane), set before they start (none: no shunting)
     public var shuntChannels: [ShuntChannel] = []
+    /// the deduplication window all data-path threads share (nil: off); a constant, so that
+    /// the data path's check costs no access bookkeeping
+    public let dedup: DedupTable?
 
-    public init(ringCount: Int) {
+    public init(ringCount: Int, dedup: DedupTable? = nil) {
         self.ringCount = ringCount
+        self.dedup = dedup
         attached = .allocate(capacity: ringCount)
         stalled = .allocate(capacity: ringCount)
         wantsShuntReports = .allocate(capacity: ringCount)

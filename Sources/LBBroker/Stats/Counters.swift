@@ -15,6 +15,8 @@ public final class Counters: @unchecked Sendable {
         case badTails
         /// tenant tags added, of them with a folded id, and with a VLAN id another id had
         case tenantTagged, tenantFolded, tenantCollisions
+        /// packets dropped as copies of one seen less than the dedup window earlier
+        case deduplicated
     }
 
     /// Per-ring counters.

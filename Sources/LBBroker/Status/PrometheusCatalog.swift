@@ -78,6 +78,8 @@ public enum PrometheusCatalog {
         lb.forward_send_errors.*         counter  lb_forward_send_errors_total               label=member       packets a forwarded member's sender could not send
         lb.forward_downs.*               counter  lb_forward_downs_total                     label=member       times a forwarded member went down (keepalives unanswered, refused, link down)
         lb.tenant_collisions             counter  lb_tenant_collisions_total                 -                  tenant tags whose VLAN id another tunnel id had
+        lb.dedup_window_seconds          gauge    lb_dedup_window_seconds                    -                  the --dedup window (absent: dedup off)
+        lb.packets_deduplicated          counter  lb_packets_deduplicated_total              -                  packets dropped as copies of one seen less than the --dedup window earlier
         lb.input_unread_bytes           gauge    lb_input_unread_bytes                      -                  bytes of the capture file a damaged or truncated record left unread
         lb.metrics_scrapes               counter  lb_metrics_scrapes_total                   -                  metrics requests answered
         lb.udp.datagrams_received        counter  lb_udp_datagrams_received_total            -                  datagrams read from the udp:: socket

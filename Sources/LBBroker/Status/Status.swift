@@ -100,6 +100,10 @@ public struct LBStatus: Codable, Sendable, Equatable {
     /// forwarded groups' members (docs/scale-out.md), by ring name: datagrams over the path MTU
     /// (sent fragmented by the kernel), packets that could not be sent, times the member went down
     public var forwardFragmented = NamedCounts([]), forwardSendErrors = NamedCounts([]), forwardDowns = NamedCounts([])
+    /// --dedup: the window in seconds, and packets dropped as copies of one seen less than
+    /// the window earlier (nil: dedup off)
+    public var dedupWindowSeconds: Double? = nil
+    public var packetsDeduplicated: UInt64? = nil
 
     public init(interface: String) { self.interface = interface }
 
@@ -141,6 +145,8 @@ public struct LBStatus: Codable, Sendable, Equatable {
         case forwardFragmented = "forward_fragmented"
         case forwardSendErrors = "forward_send_errors"
         case forwardDowns = "forward_downs"
+        case dedupWindowSeconds = "dedup_window_seconds"
+        case packetsDeduplicated = "packets_deduplicated"
     }
 }
 

@@ -24,7 +24,8 @@ public final class BenchRings: @unchecked Sendable {
         }
         memories = ms
         self.geometry = geometry
-        shared = SharedState(ringCount: rings)
+        let window = DataPathBench.dedupWindowNanos
+        shared = SharedState(ringCount: rings, dedup: window > 0 ? DedupTable(windowNanos: window) : nil)
         for k in 0..<rings { shared.setAttached(k, true) }
         consumer = try Consumer(memories: ms, geometry: geometry, cpu: consumerCPU)
         let c = consumer

@@ -23,6 +23,8 @@ public struct SwiftRun: Sendable {
     /// CPU time the producer thread got during the measured loop, over the wall time (below
     /// ~0.97: something else ran on its CPU and the figure is not to be trusted)
     public var cpuShare: Double
+    /// packets the dispatcher dropped as duplicates over the session (DataPathBench.dedupWindowNanos)
+    public var deduplicated: UInt64 = 0
     public var mpps: Double { Double(packets) / Double(nanos) * 1000 }
     public var nsPerPacket: Double { Double(nanos) / Double(packets) }
 }
@@ -38,6 +40,11 @@ public struct AllocationProbe {
 }
 
 public enum DataPathBench {
+    /// --dedup: the window of a deduplicating dispatcher (0: off)
+    nonisolated(unsafe) public static var dedupWindowNanos: UInt64 = 0
+    /// --new-cycles (implied by --dedup): each cycle over the frames is shifted in packet time
+    /// past the last one and the window, so no cycle's packet is a copy of the last one's
+    nonisolated(unsafe) public static var newCycles = false
     /// The group size the issue asks for: one group of 8 rings.
     public static let rings = 8
 
@@ -71,9 +78,11 @@ public enum DataPathBench {
         let drops = session.rings.total(.droppedFull) - dropsBefore
         let forwarded = session.rings.total(.forwarded)
         let c = session.finish()
-        return SwiftRun(packets: packets, nanos: nanos, mallocs: allocs?.mallocs, frees: allocs?.frees, drops: drops,
+        var run = SwiftRun(packets: packets, nanos: nanos, mallocs: allocs?.mallocs, frees: allocs?.frees, drops: drops,
                         dropsTotal: session.rings.total(.droppedFull), forwarded: forwarded, consumed: c.packets, consumerHashSum: c.hashSum, consumerByteSum: c.byteSum,
                         badDescriptors: c.bad, cpuShare: Double(cpu1 - cpu0) / Double(nanos))
+        run.deduplicated = session.rings.shared.counters.get(.deduplicated)
+        return run
     }
 }
 
@@ -85,6 +94,9 @@ public final class Session: @unchecked Sendable {
     var dispatcher: Dispatcher
     var position = 0
     let producerCPU: Int
+    /// per cycle over the frames, added to their timestamps (DataPathBench.newCycles)
+    var cycleShift: UInt64 = 0
+    var timeShift: UInt64 = 0
 
     /// `config`: the data path's options (per-group policy, ...); backpressure is always off.
     public init(_ set: FrameSet, geometry: RingGeometry, producerCPU: Int = 0, consumerCPU: Int = 1,
@@ -95,6 +107,10 @@ public final class Session: @unchecked Sendable {
         rings = try BenchRings(rings: DataPathBench.rings, geometry: geometry, consumerCPU: consumerCPU)
         var config = base
         config.backpressure = false
+        if DataPathBench.newCycles || DataPathBench.dedupWindowNanos > 0 {
+            let first = set.frames[0].timestampNanos, last = set.frames[set.count - 1].timestampNanos
+            cycleShift = last &- first &+ 10_000_000
+        }
         dispatcher = Dispatcher(config: config, groups: [rings.memories], shared: rings.shared)
     }
 
@@ -106,10 +122,13 @@ public final class Session: @unchecked Sendable {
     @discardableResult
     public func run(packets: Int) -> UInt64 {
         var source = ReplaySource(set, packets: packets, start: position)
+        source.cycleShiftNanos = cycleShift
+        source.timeShift = timeShift
         let t0 = Sys.monoNanos()
         dispatcher.run(&source)
         let t1 = Sys.monoNanos()
         position = source.position
+        timeShift = source.timeShift
         return t1 - t0
     }
 

@@ -3,7 +3,7 @@
 //
 //   lb-bench [--yardstick PATH] [--inputs udp64,trace,vxlan] [--rings default,small] [--repeat N]
 //            [--packets N] [--warmup MIN | --warmup-exact N] [--trace FILE ...] [--corpus DIR] [--json FILE]
-//            [--producer-cpu N] [--consumer-cpu N] [--quiet-wait SECONDS]
+//            [--producer-cpu N] [--consumer-cpu N] [--quiet-wait SECONDS] [--dedup NANOS|on] [--new-cycles]
 //
 // Prints a table and writes JSON. Allocations are counted with ordo-one's malloc interposer
 // (linked in; its malloc/free come before libc's in the lookup order) over the measured loop.
@@ -52,11 +52,16 @@ func parseOptions() -> Options {
         case "--json": o.json = value(a)
         case "--producer-cpu": o.producerCPU = Int(value(a)) ?? 0
         case "--consumer-cpu": o.consumerCPU = Int(value(a)) ?? 1
+        // --dedup NANOS (or on: 1 ms): a deduplicating dispatcher, every cycle over the frames
+        // shifted in packet time (--new-cycles) so that none is a copy of the last
+        case "--dedup": let v = value(a); DataPathBench.dedupWindowNanos = v == "on" ? 1_000_000 : UInt64(v) ?? 1_000_000
+        case "--new-cycles": DataPathBench.newCycles = true
         case "-h", "--help":
             print("""
                 usage: lb-bench [--yardstick PATH] [--inputs udp64,trace,vxlan] [--rings default,small] [--repeat N]
                                 [--packets N] [--warmup MIN | --warmup-exact N] [--trace FILE ...] [--corpus DIR]
                                 [--json FILE] [--producer-cpu N] [--consumer-cpu N] [--quiet-wait SECONDS]
+                                [--dedup NANOS|on] [--new-cycles]
                 """)
             exit(0)
         default: fatalError("unknown option \(a)")
@@ -279,6 +284,8 @@ for r in rows {
     if r.swift.cpuShare < 0.97 || (r.c.map { $0.cpuShare < 0.97 } ?? false) {
         notes.append("WARNING: the producer got only \(f(r.swift.cpuShare * 100, 0))% (lb) / \(f((r.c?.cpuShare ?? 1) * 100, 0))% (C) of its CPU: something else ran")
     }
+    if DataPathBench.dedupWindowNanos > 0 { notes.append("dedup \(DataPathBench.dedupWindowNanos) ns: \(r.swift.deduplicated) deduplicated") }
+    else if DataPathBench.newCycles { notes.append("dedup off, cycles shifted in time") }
     if r.swift.badDescriptors != 0 { notes.append("\(r.swift.badDescriptors) bad descriptors"); ok = false }
     print("check \(r.input.name)/\(r.geometryName): " + notes.joined(separator: "; "))
 }
