@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Per-group policy (issue 17): ns per packet that a typical filter, slicing, both, and the tenant
-# tag add to lb's data path, against the same run without them (policy-bench; release build).
+# Per-group policy (issue 17): ns per packet that a typical filter, slicing, both, the tenant tag
+# and --dedup add to lb's data path, against the same run without them (policy-bench; release build).
 #   bench/policy.sh [--packets N] [--repeat N] [--filter EXPR] [--slice N]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

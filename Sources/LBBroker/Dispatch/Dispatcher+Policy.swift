@@ -74,7 +74,7 @@ extension Dispatcher {
     /// the ring each would have reached. A fragment follows its flow: the first fragment's
     /// verdict is kept by flow hash for the others (which have no ports to filter on).
     @inline(never)
-    func filterMask(_ bytes: UnsafeRawPointer, caplen: Int, wire: Int, hash: UInt64, fragment: Int, skip: UInt64) -> UInt64 {
+    mutating func filterMask(_ bytes: UnsafeRawPointer, caplen: Int, wire: Int, hash: UInt64, fragment: Int, skip: UInt64) -> UInt64 {
         let ps = policy
         if fragment > 0 {
             let slot = ps.verdicts + Int(truncatingIfNeeded: hash & UInt64(PolicyState.verdictSlots - 1))

@@ -9,6 +9,7 @@ import LBRing
 
 extension Dispatcher {
     /// Bits of every group that a mask can name.
+    @inline(__always)
     var allGroups: UInt64 {
         groupCount >= 64 ? (groupCount == 64 ? .max : 0) : (1 << UInt64(groupCount)) &- 1
     }
@@ -25,9 +26,10 @@ extension Dispatcher {
 
     /// The groups (bit g) whose table shunts this packet (`hash`: its flow hash, the tables'
     /// index); counts it for each. Through the tables' pointer: the first pass over a batch
-    /// calls it, and it changes nothing of the dispatcher itself.
+    /// calls it, and it changes nothing of the dispatcher itself (`mutating` only so that self
+    /// is passed by reference: see Dispatcher.swift, "Calls on self").
     @inline(never)
-    func shuntMask(_ key: UnsafePointer<FlowKey>, extra: UInt32, frame: UnsafeRawBufferPointer, l3: Int, bytes: Int,
+    mutating func shuntMask(_ key: UnsafePointer<FlowKey>, extra: UInt32, frame: UnsafeRawBufferPointer, l3: Int, bytes: Int,
                    hash: UInt64) -> UInt64 {
         guard let t = shuntTables, key.pointee.kind == .ports || key.pointee.kind == .addresses else { return 0 }
         let now = lastTimestamp
@@ -51,7 +53,7 @@ extension Dispatcher {
 
     /// The first pass's shunt check for a fast-path frame.
     @inline(__always)
-    func shuntMaskFast(_ fp: UnsafePointer<Frame>, _ ff: UnsafePointer<FastFrame>, hash: UInt64) -> UInt64 {
+    mutating func shuntMaskFast(_ fp: UnsafePointer<Frame>, _ ff: UnsafePointer<FastFrame>, hash: UInt64) -> UInt64 {
         let frame = fp.pointee.bytes
         let wire = ff.pointee.end == frame.count ? ff.pointee.end &- ff.pointee.start &+ max(0, fp.pointee.wireLength &- frame.count)
                                                  : ff.pointee.end &- ff.pointee.start

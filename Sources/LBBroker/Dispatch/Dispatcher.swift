@@ -87,6 +87,12 @@ public struct IndirectionTable {
 /// Owns everything it touches per packet (decoder, fragment table, the producer end of every
 /// ring, the indirection tables), so the loop takes no lock, allocates nothing and calls no
 /// existential. One instance per data-path thread.
+///
+/// Calls on self: a method that is not `mutating` and not inlined, called from a `mutating`
+/// one, gets a copy of the whole dispatcher (about 880 bytes, memcpy'd, then read back at a
+/// store-forwarding stall): per packet that cost a filter 30 to 90 ns. Data-path methods that
+/// are not inlined are therefore `mutating` even when they change nothing; `objdump -d` of the
+/// release build shows no `mov $0x372,%edx; call memcpy` in the data path (only at setup).
 public struct Dispatcher: ~Copyable {
     /// the decoder, held out of line so that calling it never copies it
     let decoder: UnsafeMutablePointer<Decoder>
@@ -284,7 +290,7 @@ public struct Dispatcher: ~Copyable {
     /// The first pass: for each frame the fast path takes, its descriptor (all but where
     /// it will be) and where its bytes start; returns the bytes on the wire.
     @inline(never)
-    func classifyBatch(_ n: Int, _ decoder: Decoder) -> UInt64 {
+    mutating func classifyBatch(_ n: Int, _ decoder: Decoder) -> UInt64 {
         var bytes: UInt64 = 0
         for i in 0..<n {
             let fp = UnsafePointer(frames + i)
