@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// lb's version: the ring protocol's (LB_RING_VERSION) major, then the feature level.
-let lbVersion = "1.15.0"
+let lbVersion = "1.16.0"
 
 @main
 struct LB: ParsableCommand {
