@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "LBBroker", dependencies: ["LBCore", "LBRing", "LBSys", "CLBShim", "CLBXdp", "CPcap"]),
         .target(name: "LBWorker", dependencies: ["LBRing", "LBSys", "LBCore"]),
         // forwarded groups: threads of lb that consume a group's rings and send to other hosts or ports
-        .target(name: "LBForward", dependencies: ["LBWorker", "LBRing", "LBSys", "LBCore", "CLBRing"]),
+        .target(name: "LBForward", dependencies: ["LBWorker", "LBRing", "LBSys", "LBCore", "CLBRing", "CLBXdp"]),
         .target(name: "CLBWorker", dependencies: ["CLBRing"]),
         .target(name: "LBWorkerC", dependencies: ["LBWorker", "CLBWorker", "CLBRing", "LBRing", "LBSys"]),
         .target(name: "LBFlow"),

@@ -45,34 +45,65 @@ public final class MemberForwarder: @unchecked Sendable {
         self.log = log
     }
 
-    /// Starts the thread.
-    public func start() {
-        _ = Threads.spawn("lb-fwd-\(ring.index)") { [self] in run() }
+    /// Opens the member's socket on the calling thread (so that it is open before lb gives up
+    /// its privileges, `--user`), then starts the thread. A socket that cannot be opened is
+    /// logged; the member's packets are then dropped and counted (no consumer).
+    public func start(portTX: PortTX = .auto) {
+        guard let link = open(portTX) else { return }
+        let box = LinkBox(link)
+        _ = Threads.spawn("lb-fwd-\(ring.index)") { [self] in
+            guard let open = box.link.take() else { return }
+            switch consume open {
+            case .vxlan(let l):
+                var link = l
+                serve(&link)
+            case .xdp(let l):
+                var link = l
+                serve(&link)
+            case .packet(let l):
+                var link = l
+                serve(&link)
+            }
+        }
     }
 
-    func run() {
+    func open(_ portTX: PortTX) -> OpenLink? {
         switch member {
         case .vxlan(let address, let port, _):
             let sock: ForwardSocket
             do { sock = try ForwardSocket(address: address, sendBuffer: 4 << 20) } catch {
                 log("forward \(ring) → \(member): \(error); its packets are dropped and counted")
-                return
+                return nil
             }
             let probe = keepalive ? Prober(address: address, port: port) : nil
-            var link = VXLANLink(sock: sock, port: port, vni: vni, probe: probe)
-            serve(&link)
+            return .vxlan(VXLANLink(sock: sock, port: port, vni: vni, probe: probe))
         case .port(let name):
             let info: InterfaceInfo
-            let sender: PacketSender
+            do { info = try Sys.interface(name) } catch {
+                log("forward \(ring) → \(member): \(error); its packets are dropped and counted")
+                return nil
+            }
+            if portTX != .afPacket {
+                do {
+                    let x = try XSKSender(interface: name, index: info.index)
+                    log("forward \(ring) → \(member): \(x.kind)")
+                    return .xdp(PortLink(sender: x, interface: name, mtu: info.mtu))
+                } catch {
+                    if portTX == .afXDP {
+                        log("forward \(ring) → \(member): \(error); its packets are dropped and counted")
+                        return nil
+                    }
+                    log("forward \(ring) → \(member): no AF_XDP socket (\(error)); sending with AF_PACKET")
+                }
+            }
             do {
-                info = try Sys.interface(name)
-                sender = try PacketSender(interfaceIndex: info.index, qdiscBypass: false, sendBuffer: 4 << 20)
+                let p = try PacketSender(interfaceIndex: info.index, qdiscBypass: false, sendBuffer: 4 << 20)
+                if portTX == .afPacket { log("forward \(ring) → \(member): \(p.kind)") }
+                return .packet(PortLink(sender: p, interface: name, mtu: info.mtu))
             } catch {
                 log("forward \(ring) → \(member): \(error); its packets are dropped and counted")
-                return
+                return nil
             }
-            var link = PortLink(sender: sender, interface: name, mtu: info.mtu)
-            serve(&link)
         }
     }
 
@@ -112,9 +143,12 @@ public final class MemberForwarder: @unchecked Sendable {
                     while done < n {
                         let k: Int
                         do { k = try link.send(base: staging, offsets: offsets + done, lengths: lengths + done, count: n - done) } catch {
-                            failed.add(UInt64(n - done), ordering: .relaxed)
+                            // the frame at `done` was refused (too long for the port, ICMP
+                            // error, ...): it is counted, the ones after it still go
+                            failed.add(1, ordering: .relaxed)
                             link.sendFailed(error)
-                            break
+                            done += 1
+                            continue
                         }
                         if k == 0 {
                             spins += 1
@@ -219,9 +253,21 @@ struct VXLANLink: Link, ~Copyable {
     }
 }
 
-/// A local interface: the frame as it is.
-struct PortLink: Link, ~Copyable {
-    let sender: PacketSender
+/// A member's open link, handed from `start` to the member's thread.
+enum OpenLink: ~Copyable {
+    case vxlan(VXLANLink)
+    case xdp(PortLink<XSKSender>)
+    case packet(PortLink<PacketSender>)
+}
+
+final class LinkBox: @unchecked Sendable {
+    var link: OpenLink?
+    init(_ link: consuming OpenLink) { self.link = consume link }
+}
+
+/// A local interface: the frame as it is, through AF_XDP TX or AF_PACKET.
+struct PortLink<Sender: FrameSender & ~Copyable>: Link, ~Copyable {
+    let sender: Sender
     let interface: String
     let mtu: Int
     static var headerLength: Int { 0 }
@@ -231,7 +277,7 @@ struct PortLink: Link, ~Copyable {
     var nextLook: UInt64 = 0
     var up = true
 
-    init(sender: consuming PacketSender, interface: String, mtu: Int) {
+    init(sender: consuming Sender, interface: String, mtu: Int) {
         self.sender = sender
         self.interface = interface
         self.mtu = mtu

@@ -4,6 +4,8 @@ import LBForward
 import LBRing
 import LBSys
 
+extension PortTX: ExpressibleByArgument {}
+
 /// Forwarded groups (`-p NAME:vxlan=...`, `-p NAME:port=...`; docs/scale-out.md): one thread
 /// per member, consuming the member's ring in lb's own process.
 extension Run {
@@ -39,7 +41,7 @@ extension Run {
                 log("forward \(g.name):\(i) → \(m)" + (vxlan ? " (VNI \(g.vni))" : ""))
                 let f = MemberForwarder(ring: RingName(group: g.name, index: i), member: m, vni: g.vni, keepalive: g.keepalive,
                                         runDir: config.runDir, log: log)
-                f.start()
+                f.start(portTX: forwardPortTx)
                 all.append(f)
             }
         }

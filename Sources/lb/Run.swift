@@ -2,6 +2,7 @@ import ArgumentParser
 import LBBroker
 import LBCore
 import LBRing
+import LBForward
 import LBSys
 
 struct Run: ParsableCommand {
@@ -158,6 +159,8 @@ struct Run: ParsableCommand {
     var forwardVni: [String] = []
     @Flag(help: "vxlan= members are not asked whether they are there (for receivers that are not lb: Zeek's udp:: source); they count as always up.")
     var noForwardKeepalive = false
+    @Option(help: "How port= members send: auto (AF_XDP TX where the interface takes an AF_XDP socket, else AF_PACKET), af_xdp or af_packet.")
+    var forwardPortTx: PortTX = .auto
 
     func makeConfig() throws -> BrokerConfig {
         switch input {

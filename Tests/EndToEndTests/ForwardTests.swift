@@ -1,5 +1,6 @@
 import Foundation
 import LBCore
+import LBGen
 import Testing
 
 /// A sensor host: a network namespace behind a veth pair (root side 10.77.K.1, namespace side
@@ -239,12 +240,27 @@ final class SensorHost {
 
     /// Tool ports: group `tools` sends out of two local interfaces; tcpdump on their peers sees
     /// every packet once, and each flow on one port.
-    @Test func toolPortsGetEveryPacketOnceWithoutSplittingAFlow() throws {
-        let scratch = try ScratchDirectory("forward-ports")
-        let trace = scratch.path + "/mix.pcap"
-        try Self.generate(trace, packets: 5000, seed: 23, dir: scratch.path)
+    /// Tool ports through AF_XDP TX and through AF_PACKET; the ports have an MTU of 9000 and
+    /// the trace has jumbo frames, larger than an AF_XDP UMEM frame (those go by AF_PACKET).
+    @Test(arguments: ["af_xdp", "af_packet"]) func toolPortsGetEveryPacketOnceWithoutSplittingAFlow(_ tx: String) throws {
+        let scratch = try ScratchDirectory("forward-ports-\(tx)")
+        let generated = scratch.path + "/gen.pcap", trace = scratch.path + "/mix.pcap"
+        try Self.generate(generated, packets: 5000, seed: 23, dir: scratch.path)
+        var packets = try readCapture(generated).map { (timestampNanos: $0.timestampNanos, bytes: $0.bytes) }
+        let last = packets.last?.timestampNanos ?? 0
+        for i in 0..<20 {
+            let payload = (0..<(5000 + i * 100)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) }
+            let frame = PacketBuilder.build([.ethernet(), .ipv4(src: "10.9.0.1", dst: IPv4(UInt32(0x0A09_0100 + i)), id: UInt16(i)),
+                                             .udp(sport: UInt16(30000 + i), dport: 9999), .payload(payload)])
+            packets.append((last + UInt64(i + 1) * 1_000_000, frame))
+        }
+        try Data(LBCore.Pcap.file(linkType: 1, nanosecond: false, packets: packets)).write(to: URL(fileURLWithPath: trace))
         let p1 = try SensorHost(5, dir: scratch.path + "/p1"), p2 = try SensorHost(6, dir: scratch.path + "/p2")
         defer { p1.remove(); p2.remove() }
+        for p in [p1, p2] {
+            try VethPair.ip(["link", "set", p.outer, "mtu", "9000"])
+            try VethPair.ip(["-n", p.ns, "link", "set", p.inner, "mtu", "9000"])
+        }
         var dumps: [Tool] = []
         for (i, p) in [p1, p2].enumerated() {
             dumps.append(try Tool("/usr/sbin/ip", ["netns", "exec", p.ns, "/usr/bin/tcpdump", "-i", p.inner, "-w", scratch.path + "/port\(i).pcap",
@@ -252,8 +268,14 @@ final class SensorHost {
         }
         #expect(try eventually(10) { dumps.allSatisfy { $0.stderr.contains("listening on") } })
         let front = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "tools:port=\(p1.outer),\(p2.outer)", "--run-dir", scratch.path + "/front",
-                                       "--replay-rate", "10000", "-w", "30"], in: scratch.path, label: "front")
+                                       "--replay-rate", "10000", "-w", "30", "--forward-port-tx", tx]
+                             // the ports' sockets are opened before lb becomes another user
+                             + (tx == "af_packet" ? ["--user", "nobody"] : []), in: scratch.path, label: "front")
         #expect(try front.wait(seconds: 60) == 0, "\(front.stderr)")
+        let how = tx == "af_xdp" ? "AF_XDP TX" : "AF_PACKET"
+        if tx == "af_packet" { #expect(front.stderr.contains("running as nobody"), "\(front.stderr)") }
+        #expect(front.stderr.components(separatedBy: "tools:1 → port \(p2.outer): \(how)").count == 2
+                && front.stderr.components(separatedBy: "tools:0 → port \(p1.outer): \(how)").count == 2, "\(front.stderr)")
         usleep(1_000_000)
         // -U writes every packet out at once, so killing loses nothing (tcpdump started under
         // `ip netns exec` by the test runner did not end on SIGINT or SIGTERM; not investigated)
@@ -272,7 +294,10 @@ final class SensorHost {
         #expect(got == want, "tcpdump saw \(got.values.reduce(0, +)) of \(want.values.reduce(0, +)) packets")
         #expect(split == 0)
         let stats = try LBStats(front.stdout)
-        #expect((stats.int("tools:0", "packets_processed_by_worker") ?? 0) + (stats.int("tools:1", "packets_processed_by_worker") ?? 0) == 5000)
+        #expect((stats.int("tools:0", "packets_processed_by_worker") ?? 0) + (stats.int("tools:1", "packets_processed_by_worker") ?? 0) == 5020)
+        #expect(want.keys.filter { $0.count > 5000 }.count == 20)
+        let sendErrors = stats.aggregate["forward_send_errors"] as? [String: Any]
+        #expect(sendErrors?.values.allSatisfy { ($0 as? NSNumber)?.intValue == 0 } == true, "\(sendErrors ?? [:])")
     }
 
     /// Bad member lists stop lb before it starts, naming the problem.

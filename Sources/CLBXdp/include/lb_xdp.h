@@ -92,6 +92,29 @@ int lbx_xsk_rx_waiting(struct lbx_xsk *x);
 int lbx_xsk_stats(const struct lbx_xsk *x, struct lbx_xsk_stats *out);
 void lbx_xsk_close(struct lbx_xsk *x);
 
+/* ---- AF_XDP sockets that only send (tool ports) ---- */
+
+struct lbx_xsk_tx;
+
+/* A UMEM of `frames` frames of `frame_size` bytes and a socket with only a TX ring on
+ * ifname/queue: zero-copy where the driver has it, else copy mode. No XDP program is needed. */
+int lbx_xsk_tx_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t frame_size,
+                    struct lbx_xsk_tx **out, char *err, size_t errlen);
+int lbx_xsk_tx_zerocopy(const struct lbx_xsk_tx *x);
+uint32_t lbx_xsk_tx_frame_size(const struct lbx_xsk_tx *x);
+/* Takes back the frames the kernel has sent (the completion ring). */
+void lbx_xsk_tx_reclaim(struct lbx_xsk_tx *x);
+/* Copies frames 0..<count (at base + offsets[i], lengths[i] bytes) into the UMEM and queues them
+ * on the TX ring, in order, and wakes the kernel; returns how many were queued: 0 when the
+ * ring or the UMEM is full for now, -EMSGSIZE when frame 0 is larger than a UMEM frame, -errno
+ * when the kernel refuses to send. */
+int lbx_xsk_tx_send(struct lbx_xsk_tx *x, const uint8_t *base, const uint64_t *offsets, const uint32_t *lengths,
+                    uint32_t count);
+/* XDP_STATISTICS: descriptors the kernel found invalid, and times it found the TX ring empty. */
+int lbx_xsk_tx_stats(const struct lbx_xsk_tx *x, uint64_t *invalid, uint64_t *ring_empty);
+/* Lets what is queued leave (up to 100 ms), then closes the socket and frees the UMEM. */
+void lbx_xsk_tx_close(struct lbx_xsk_tx *x);
+
 /* ---- AF_PACKET TPACKET_V3 ---- */
 
 struct lbx_tpacket;
