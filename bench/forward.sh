@@ -3,7 +3,8 @@
 # packet of T inside VXLAN to a namespace behind a veth, as fast as it can; against
 # tcpreplay --topspeed of the same trace on the same veth, in the same run. Packets per second
 # (wall clock) and per CPU-second of the sender (user + system of the whole process: lb's
-# dispatcher and its forwarder thread; tcpreplay). Root; release build.
+# dispatcher and its forwarder thread; tcpreplay). Then tool ports: the same trace out of the
+# same veth as frames, AF_XDP TX against AF_PACKET, and tcpreplay again. Root; release build.
 #   bench/forward.sh                     PACKETS=200000 RUNS=3 bench/forward.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -51,3 +52,22 @@ for i in $(seq 1 "$runs"); do
     printf "%-10s %12s %12.1f %16.1f\n" "$i" "tcpreplay" "$(echo "$trsent / $trwall / 1000" | bc -l)" "$(echo "$trsent / $(cpu "$work/tr.time") / 1000" | bc -l)"
 done
 grep -o '"forward_fragmented":{[^}]*}\|"forward_send_errors":{[^}]*}' "$work/lb.out" | tail -2
+
+# Tool ports: the same trace out of the same veth as frames (lb -p fwd:port=lbfwd0), AF_XDP TX
+# against AF_PACKET, with tcpreplay again, in the same run
+echo
+printf "%-10s %22s %12s %16s\n" run "sender" "kpps (wall)" "kpps per core"
+for i in $(seq 1 "$runs"); do
+    for tx in af_xdp af_packet; do
+        /usr/bin/time -f "%U %S %e" -o "$work/lb.time" "$lb" -i "pcap:$trace" -p fwd:port=lbfwd0 --forward-port-tx "$tx" \
+            --run-dir "$work/run" -w 10 >"$work/lb.out" 2>"$work/lb.err"
+        sent=$(grep -o '"packets_forwarded":[0-9]*' "$work/lb.out" | tail -1 | cut -d: -f2)
+        wall=$(awk '{print $3}' "$work/lb.time")
+        printf "%-10s %22s %12.1f %16.1f\n" "$i" "lb port ($tx)" "$(echo "$sent / $wall / 1000" | bc -l)" "$(echo "$sent / $(cpu "$work/lb.time") / 1000" | bc -l)"
+    done
+    /usr/bin/time -f "%U %S %e" -o "$work/tr.time" tcpreplay --topspeed -i lbfwd0 "$trace" >"$work/tr.out" 2>&1
+    trsent=$(grep -o 'Actual: [0-9]*' "$work/tr.out" | grep -o '[0-9]*')
+    trwall=$(awk '{print $3}' "$work/tr.time")
+    printf "%-10s %22s %12.1f %16.1f\n" "$i" "tcpreplay" "$(echo "$trsent / $trwall / 1000" | bc -l)" "$(echo "$trsent / $(cpu "$work/tr.time") / 1000" | bc -l)"
+done
+grep -o '"forward_send_errors":{[^}]*}' "$work/lb.out" | tail -1
