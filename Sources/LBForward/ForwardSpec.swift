@@ -22,6 +22,9 @@ public struct ForwardGroup: Sendable, Equatable {
     public var members: [Member]
     /// the VNI of the VXLAN header (one per group)
     public var vni: UInt32
+    /// `--forward-vni GROUP=packet`: each packet's own innermost tunnel id (VNI, GRE key, TEID)
+    /// when it came in a tunnel and the id fits 24 bits; `vni` for the others
+    public var packetVNI = false
     /// ask the remote lb whether it is there (its udp:: input answers); without it a remote
     /// member is taken as always up
     public var keepalive = true

@@ -21,6 +21,7 @@ public final class MemberForwarder: @unchecked Sendable {
     public let ring: RingName
     public let member: ForwardGroup.Member
     let vni: UInt32
+    let packetVNI: Bool
     let keepalive: Bool
     let runDir: String?
     let log: @Sendable (String) -> Void
@@ -35,11 +36,12 @@ public final class MemberForwarder: @unchecked Sendable {
     static let probeNanos: UInt64 = 500_000_000
     static let missesForDown: UInt64 = 3
 
-    public init(ring: RingName, member: ForwardGroup.Member, vni: UInt32, keepalive: Bool, runDir: String?,
+    public init(ring: RingName, member: ForwardGroup.Member, vni: UInt32, packetVNI: Bool = false, keepalive: Bool, runDir: String?,
                 log: @escaping @Sendable (String) -> Void) {
         self.ring = ring
         self.member = member
         self.vni = vni
+        self.packetVNI = packetVNI
         self.keepalive = keepalive
         self.runDir = runDir
         self.log = log
@@ -76,7 +78,7 @@ public final class MemberForwarder: @unchecked Sendable {
                 return nil
             }
             let probe = keepalive ? Prober(address: address, port: port) : nil
-            return .vxlan(VXLANLink(sock: sock, port: port, vni: vni, probe: probe))
+            return .vxlan(VXLANLink(sock: sock, port: port, vni: vni, packetVNI: packetVNI, probe: probe))
         case .port(let name):
             let info: InterfaceInfo
             do { info = try Sys.interface(name) } catch {
@@ -205,6 +207,8 @@ struct VXLANLink: Link, ~Copyable {
     let sock: ForwardSocket
     let port: UInt16
     let vni: UInt32
+    /// the packet's own tunnel id where it has one that fits (ForwardGroup.packetVNI)
+    let packetVNI: Bool
     var probe: Prober?
     var refused = false
     static var headerLength: Int { 16 }
@@ -212,7 +216,8 @@ struct VXLANLink: Link, ~Copyable {
     var pathMTU: Int { sock.pathMTU ?? 1500 }
     var why: String { refused ? "the host refused a datagram (ICMP)" : "\(MemberForwarder.missesForDown) keepalives unanswered" }
 
-    init(sock: consuming ForwardSocket, port: UInt16, vni: UInt32, probe: Prober?) {
+    init(sock: consuming ForwardSocket, port: UInt16, vni: UInt32, packetVNI: Bool, probe: Prober?) {
+        self.packetVNI = packetVNI
         self.sock = sock
         self.port = port
         self.vni = vni
@@ -230,7 +235,9 @@ struct VXLANLink: Link, ~Copyable {
         raw.storeBytes(of: UInt16(truncatingIfNeeded: 16 + n).bigEndian, toByteOffset: 4, as: UInt16.self)
         raw.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)          // IPv4: no checksum; IPv6: the kernel's
         raw.storeBytes(of: UInt32(0x0800_0000).bigEndian, toByteOffset: 8, as: UInt32.self)
-        raw.storeBytes(of: (vni << 8).bigEndian, toByteOffset: 12, as: UInt32.self)
+        let d = p.descriptor
+        let id = packetVNI && d.depth > 0 && d.vni < 1 << 24 ? d.vni : vni
+        raw.storeBytes(of: (id << 8).bigEndian, toByteOffset: 12, as: UInt32.self)
         if let b = p.bytes.baseAddress { (raw + 16).copyMemory(from: b, byteCount: n) }
         return 16 + n
     }

@@ -11,19 +11,25 @@ extension PortTX: ExpressibleByArgument {}
 extension Run {
     func forwardGroups() throws -> [ForwardGroup] {
         var out: [ForwardGroup] = []
-        var vnis: [String: UInt32] = [:]
+        var vnis: [String: UInt32] = [:], own: Set<String> = []
         for item in forwardVni {
             let parts = item.split(separator: "=")
+            if parts.count == 2 && parts[1] == "packet" {
+                own.insert(String(parts[0]))
+                continue
+            }
             guard parts.count == 2, let v = UInt32(parts[1]), v < 1 << 24 else {
-                throw ValidationError("--forward-vni \(item): use GROUP=VNI, VNI below 16777216")
+                throw ValidationError("--forward-vni \(item): use GROUP=VNI, VNI below 16777216, or GROUP=packet")
             }
             vnis[String(parts[0])] = v
         }
         for (i, p) in pipes.enumerated() {
             guard let members = p.members, let name = p.name else { continue }
-            out.append(ForwardGroup(name: name, members: members, vni: vnis[name] ?? UInt32(i + 1), keepalive: !noForwardKeepalive))
+            var g = ForwardGroup(name: name, members: members, vni: vnis[name] ?? UInt32(i + 1), keepalive: !noForwardKeepalive)
+            g.packetVNI = own.contains(name)
+            out.append(g)
         }
-        for name in vnis.keys where !out.contains(where: { $0.name == name }) {
+        for name in Set(vnis.keys).union(own) where !out.contains(where: { $0.name == name }) {
             throw ValidationError("--forward-vni \(name): no forwarded group of that name")
         }
         return out
@@ -38,8 +44,8 @@ extension Run {
         for g in groups {
             for (i, m) in g.members.enumerated() {
                 let vxlan: Bool = { if case .vxlan = m { return true }; return false }()
-                log("forward \(g.name):\(i) → \(m)" + (vxlan ? " (VNI \(g.vni))" : ""))
-                let f = MemberForwarder(ring: RingName(group: g.name, index: i), member: m, vni: g.vni, keepalive: g.keepalive,
+                log("forward \(g.name):\(i) → \(m)" + (vxlan ? (g.packetVNI ? " (VNI: the packet's own, else \(g.vni))" : " (VNI \(g.vni))") : ""))
+                let f = MemberForwarder(ring: RingName(group: g.name, index: i), member: m, vni: g.vni, packetVNI: g.packetVNI, keepalive: g.keepalive,
                                         runDir: config.runDir, log: log)
                 f.start(portTX: forwardPortTx)
                 all.append(f)

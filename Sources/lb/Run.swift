@@ -155,7 +155,7 @@ struct Run: ParsableCommand {
     var tenantMap: [String] = []
 
     // Forwarded groups (docs/scale-out.md; ForwardOptions.swift)
-    @Option(help: "GROUP=VNI: the VNI of a vxlan= group's VXLAN headers (default: the group's position, from 1); repeatable.")
+    @Option(help: "GROUP=VNI: the VNI of a vxlan= group's VXLAN headers (default: the group's position, from 1); GROUP=packet: each packet's own innermost tunnel id where it has one that fits 24 bits; repeatable.")
     var forwardVni: [String] = []
     @Flag(help: "vxlan= members are not asked whether they are there (for receivers that are not lb: Zeek's udp:: source); they count as always up.")
     var noForwardKeepalive = false

@@ -300,6 +300,53 @@ final class SensorHost {
         #expect(sendErrors?.values.allSatisfy { ($0 as? NSNumber)?.intValue == 0 } == true, "\(sendErrors ?? [:])")
     }
 
+    /// `--forward-vni GROUP=packet`: the VXLAN header carries each packet's own tunnel id (the
+    /// VNI it came in), and the group's VNI for packets that came without a tunnel; read from
+    /// the wire by tcpdump in the receiving namespace.
+    @Test func thePacketsOwnVNI() throws {
+        let scratch = try ScratchDirectory("forward-own-vni")
+        var packets: [(timestampNanos: UInt64, bytes: [UInt8])] = []
+        var want: [UInt16: UInt32] = [:]            // inner IPv4 id -> VNI on the wire
+        for i in 0..<60 {
+            let ip: [Layer] = [.ipv4(src: "10.5.0.1", dst: IPv4(UInt32(0x0A05_0100 + i % 7)), id: UInt16(1000 + i)),
+                               .udp(sport: UInt16(20000 + i), dport: 53), .payload([UInt8](repeating: UInt8(i), count: 30))]
+            let frame: [UInt8]
+            if i % 6 == 5 {
+                frame = PacketBuilder.build([.ethernet()] + ip)
+                want[UInt16(1000 + i)] = 7                                   // the group's VNI
+            } else {
+                let vni = UInt32(100 + i % 5)
+                frame = PacketBuilder.build([.ethernet(), .ipv4(src: "192.0.2.1", dst: "192.0.2.2"), .udp(sport: 40000, dport: 4789),
+                                             .vxlan(vni: vni), .ethernet(src: "02:00:00:00:00:aa")] + ip)
+                want[UInt16(1000 + i)] = vni
+            }
+            packets.append((1_700_000_000_000_000_000 + UInt64(i) * 1_000_000, frame))
+        }
+        let trace = scratch.path + "/t.pcap"
+        try Data(LBCore.Pcap.file(linkType: 1, nanosecond: false, packets: packets)).write(to: URL(fileURLWithPath: trace))
+        let host = try SensorHost(10, dir: scratch.path + "/h")
+        defer { host.remove() }
+        let dump = try Tool("/usr/sbin/ip", ["netns", "exec", host.ns, "/usr/bin/tcpdump", "-i", host.inner, "-w", scratch.path + "/wire.pcap",
+                                             "-U", "--immediate-mode", "-s", "0", "-n", "-Z", "root", "udp port 4789"], in: scratch.path, label: "tcpdump")
+        defer { dump.signal(SIGKILL) }
+        #expect(try eventually(10) { dump.stderr.contains("listening on") })
+        let front = try Tool(Tool.lb, ["-i", "pcap:" + trace, "-p", "s:vxlan=\(host.address)", "--no-forward-keepalive",
+                                       "--forward-vni", "s=7", "--forward-vni", "s=packet", "--run-dir", scratch.path + "/front",
+                                       "--replay-rate", "2000", "-w", "30"], in: scratch.path, label: "front")
+        #expect(try front.wait(seconds: 60) == 0, "\(front.stderr)")
+        usleep(500_000)
+        dump.signal(SIGKILL)
+        _ = try dump.wait(seconds: 10)
+        var got: [UInt16: UInt32] = [:]
+        for f in try readCapture(scratch.path + "/wire.pcap") where f.bytes.count > 50 + 14 + 20 {
+            let b = f.bytes
+            let vni = UInt32(b[46]) << 16 | UInt32(b[47]) << 8 | UInt32(b[48])   // Ethernet 14 + IPv4 20 + UDP 8 + 4
+            let id = UInt16(b[50 + 14 + 4]) << 8 | UInt16(b[50 + 14 + 5])
+            got[id] = vni
+        }
+        #expect(got == want, "\(got.count) packets on the wire; front: \(front.stderr); tcpdump: \(dump.stderr)")
+    }
+
     /// Bad member lists stop lb before it starts, naming the problem.
     @Test func badMemberListsAreUsageErrors() throws {
         let scratch = try ScratchDirectory("forward-bad")
@@ -309,7 +356,8 @@ final class SensorHost {
                                 (["-p", "s:vxlan="], "no address"),
                                 (["-p", "s:port="], "no interface"),
                                 (["-p", "s:vxlan=10.0.0.1", "--forward-vni", "t=5"], "no forwarded group"),
-                                (["-p", "s:vxlan=10.0.0.1", "--forward-vni", "s=16777216"], "VNI below 16777216")] {
+                                (["-p", "s:vxlan=10.0.0.1", "--forward-vni", "s=16777216"], "VNI below 16777216"),
+                                (["-p", "s:vxlan=10.0.0.1", "--forward-vni", "t=packet"], "no forwarded group")] {
             let (st, _, err) = try Proc.run(Tool.lb, ["-i", "pcap:/dev/null", "--run-dir", scratch.path + "/run"] + args, in: scratch.path, label: "bad")
             #expect(st == 64 && err.contains(message), "\(args): \(st) \(err)")
         }
