@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "lb_xdp.h"
 #include "fail.h"
+#include "umem.h"
 #include <errno.h>
 #include <linux/if_xdp.h>
 #include <poll.h>
@@ -69,30 +70,15 @@ int lbx_xsk_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t f
     x->rx_size = frames / 2;
     x->pending = calloc(frames, sizeof(uint64_t));
     x->scratch = malloc(LBX_SCRATCH);
-    x->area_size = (size_t)frames * frame_size;
-    x->area = mmap(NULL, x->area_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (x->area == MAP_FAILED) {
-        x->area = NULL;
-        lbx_xsk_close(x);
-        return lbx_fail(err, errlen, ENOMEM, "cannot allocate the UMEM (%zu bytes)", (size_t)frames * frame_size);
-    }
     if (!x->pending || !x->scratch) {
         lbx_xsk_close(x);
         return lbx_fail(err, errlen, ENOMEM, "out of memory");
     }
-    struct xsk_umem_config uc = {
-        .fill_size = frames,
-        .comp_size = XSK_RING_CONS__DEFAULT_NUM_DESCS,
-        .frame_size = frame_size,
-        .frame_headroom = 0,
-        .flags = 0,
-    };
-    int rc = xsk_umem__create(&x->umem, x->area, x->area_size, &x->fill, &x->comp, &uc);
+    int rc = lbx_umem_open(ifname, queue, frames, frame_size, frames, XSK_RING_CONS__DEFAULT_NUM_DESCS, &x->area,
+                           &x->area_size, &x->umem, &x->fill, &x->comp, err, errlen);
     if (rc) {
-        x->umem = NULL;
         lbx_xsk_close(x);
-        return lbx_fail(err, errlen, rc, "%s queue %u: cannot register the UMEM: %s (lb needs CAP_NET_RAW and CAP_IPC_LOCK, "
-                    "or a larger RLIMIT_MEMLOCK)", ifname, queue, strerror(-rc));
+        return rc;
     }
     struct xsk_socket_config sc = {
         .rx_size = x->rx_size,

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "lb_xdp.h"
 #include "fail.h"
+#include "umem.h"
 #include <errno.h>
 #include <linux/if_xdp.h>
 #include <stdlib.h>
@@ -76,26 +77,15 @@ int lbx_xsk_tx_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_
     x->frames = frames;
     x->frame_size = frame_size;
     x->free = calloc(frames, sizeof(uint64_t));
-    x->area_size = (size_t)frames * frame_size;
-    x->area = mmap(NULL, x->area_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (x->area == MAP_FAILED || !x->free) {
-        if (x->area == MAP_FAILED)
-            x->area = NULL;
+    if (!x->free) {
         lbx_xsk_tx_close(x);
-        return lbx_fail(err, errlen, ENOMEM, "cannot allocate the UMEM (%zu bytes)", (size_t)frames * frame_size);
+        return lbx_fail(err, errlen, ENOMEM, "out of memory");
     }
-    struct xsk_umem_config uc = {
-        .fill_size = XSK_RING_PROD__DEFAULT_NUM_DESCS,
-        .comp_size = frames,
-        .frame_size = frame_size,
-        .frame_headroom = 0,
-        .flags = 0,
-    };
-    int rc = xsk_umem__create(&x->umem, x->area, x->area_size, &x->fill, &x->comp, &uc);
+    int rc = lbx_umem_open(ifname, queue, frames, frame_size, XSK_RING_PROD__DEFAULT_NUM_DESCS, frames, &x->area,
+                           &x->area_size, &x->umem, &x->fill, &x->comp, err, errlen);
     if (rc) {
-        x->umem = NULL;
         lbx_xsk_tx_close(x);
-        return lbx_fail(err, errlen, rc, "%s: cannot register the UMEM: %s", ifname, strerror(-rc));
+        return rc;
     }
     /* zero-copy where the driver has it, else copy mode (veth, most virtual devices) */
     rc = tx_socket(x, ifname, queue, XDP_ZEROCOPY);

@@ -1,18 +1,13 @@
+import LBCore
+
 /// A small, fast, seeded generator (xoshiro256**, seeded by splitmix64): the same seed gives
 /// the same traffic on every platform and Swift version, unlike the system generator.
 public struct SeededRNG: RandomNumberGenerator, Sendable {
     private var s0, s1, s2, s3: UInt64
 
     public init(seed: UInt64) {
-        var x = seed
-        func next() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = next(); s1 = next(); s2 = next(); s3 = next()
+        var m = SplitMix64(seed: seed)
+        s0 = m.next(); s1 = m.next(); s2 = m.next(); s3 = m.next()
     }
 
     public mutating func next() -> UInt64 {

@@ -17,15 +17,9 @@ public struct PacketDigestKey: Sendable, Equatable {
 
     /// The key made from `seed` (splitmix64).
     public init(seed: UInt64) {
-        var x = seed
-        func next() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return (z ^ (z >> 31)) | 1
-        }
-        k0 = next(); k1 = next(); k2 = next(); k3 = next()
+        var m = SplitMix64(seed: seed)
+        // odd: each key word is a multiplier, and an odd one loses no low bit
+        k0 = m.next() | 1; k1 = m.next() | 1; k2 = m.next() | 1; k3 = m.next() | 1
     }
 
     /// A fixed key (tests, and digests that must agree between runs).
