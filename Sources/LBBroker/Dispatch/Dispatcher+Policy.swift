@@ -115,14 +115,21 @@ extension Dispatcher {
     /// collisions (two tunnel ids given one VLAN id, as this thread has seen them).
     @inline(__always)
     func tenantVLAN(_ dp: UnsafePointer<Decoded>) -> UInt16? {
+        tenantVLAN(tunneled: dp.pointee.depth > 0, vni: dp.pointee.vni, hasVLAN: dp.pointee.hasVLAN, vlan: dp.pointee.vlan)
+    }
+
+    /// The same from the parts (the fast path has no `Decoded`): whether the packet came in a
+    /// tunnel, its innermost tunnel id, its outer VLAN.
+    @inline(__always)
+    func tenantVLAN(tunneled: Bool, vni: UInt32, hasVLAN: Bool, vlan: UInt16) -> UInt16? {
         let ps = policy
-        guard ps.tenant != 0, dp.pointee.depth > 0, !keep else { return nil }    // --decap keep keeps the outer headers
+        guard ps.tenant != 0, tunneled, !keep else { return nil }    // --decap keep keeps the outer headers
         if ps.tenant == 2 {
-            guard dp.pointee.hasVLAN else { return nil }
+            guard hasVLAN else { return nil }
             counters.add(.tenantTagged)
-            return dp.pointee.vlan
+            return vlan
         }
-        let id = dp.pointee.vni
+        let id = vni
         let t = TenantTag.vlan(for: id, in: ps.tenantMap, count: ps.tenantMapCount)
         counters.add(.tenantTagged)
         if t.folded { counters.add(.tenantFolded) }
@@ -187,12 +194,50 @@ extension Dispatcher {
         }
     }
 
-    /// The fast path's delivery under a policy (no tenant tag: that turns the fast path off):
-    /// the frame's bytes are contiguous, so filters run on them in place.
+    /// The fast path's delivery under a policy: the frame's bytes are contiguous, so filters
+    /// run on them in place; a VXLAN packet that gets a tenant tag is put together tagged in
+    /// the scratch area first (`fastTagged`).
     @inline(never)
-    mutating func deliverFastPolicy(_ note: UnsafePointer<FastNote>, _ src: UnsafeRawPointer) {
+    mutating func deliverFastPolicy(_ note: UnsafePointer<FastNote>, _ frameBytes: UnsafeRawPointer) {
+        if tagsTunnels && note.pointee.frame.vxlan,
+           let tag = tenantVLAN(tunneled: true, vni: note.pointee.frame.vni, hasVLAN: note.pointee.frame.tagged, vlan: note.pointee.frame.vlan) {
+            var tagged = fastTagged(note.pointee.desc, frameBytes, tag: tag)
+            deliverFastPolicy(note, desc: &tagged, src: UnsafeRawPointer(policy.scratch))
+            return
+        }
+        deliverFastPolicy(note, desc: note.pointer(to: \.desc)!, src: frameBytes)
+    }
+
+    /// A fast-path VXLAN packet with its tenant tag: [MACs][802.1Q tag][the rest] written into
+    /// the scratch area, and its descriptor (as the general path's `deliverPolicy` makes it).
+    @inline(__always)
+    func fastTagged(_ desc: lb_desc, _ src: UnsafeRawPointer, tag: UInt16) -> lb_desc {
+        let out = policy.scratch
+        let body = Int(desc.caplen)                  // an inner Ethernet frame: at least 14 bytes
+        out.copyMemory(from: src, byteCount: 12)
+        (out + 12).storeBytes(of: UInt16(0x8100).bigEndian, as: UInt16.self)
+        (out + 14).storeBytes(of: (tag & 0x0FFF).bigEndian, as: UInt16.self)
+        (out + 16).copyMemory(from: src + 12, byteCount: body &- 12)
+        var d = desc
+        var caplen = body &+ 4
+        d.wirelen &+= 4
+        if d.l3_off != 0xFFFF { d.l3_off &+= 4 }
+        d.flags |= LB_F_VLAN | LB_F_TENANT_TAG
+        d.vlan = tag
+        if caplen > maxCaplen {
+            caplen = maxCaplen
+            if d.flags & LB_F_TRUNCATED == 0 { counters.add(.truncated) }
+            d.flags |= LB_F_TRUNCATED
+        }
+        if d.l3_off != 0xFFFF && Int(d.l3_off) >= caplen { d.l3_off = 0xFFFF }
+        d.caplen = UInt32(truncatingIfNeeded: caplen)
+        return d
+    }
+
+    /// Filters, slices and writes a fast-path packet (`src`, described by `desc`).
+    @inline(__always)
+    mutating func deliverFastPolicy(_ note: UnsafePointer<FastNote>, desc: UnsafePointer<lb_desc>, src: UnsafeRawPointer) {
         let ps = policy
-        let desc = note.pointer(to: \.desc)!
         let hash = desc.pointee.flow_hash
         var mask = shuntActive ? note.pointee.skip : 0
         if ps.filtered != 0 {

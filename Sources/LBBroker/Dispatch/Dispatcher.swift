@@ -144,7 +144,8 @@ public struct Dispatcher: ~Copyable {
     /// per-group filters and slices, and the tenant tag (Dispatcher+Policy.swift)
     let policy: PolicyState
     let policyActive: Bool
-    /// --tenant-tag: decapsulated packets go the general path, which writes the tag
+    /// --tenant-tag (and not --decap keep): decapsulated packets get a tag (a VXLAN packet on
+    /// the fast path too: Dispatcher+Policy.swift, `fastTagged`)
     let tagsTunnels: Bool
 
     /// `groups` lists, per group, its rings' memory in ring order. A dispatcher writes into
@@ -297,7 +298,7 @@ public struct Dispatcher: ~Copyable {
             bytes &+= UInt64(truncatingIfNeeded: fp.pointee.wireLength)
             let note = fastNotes + i
             let ff = note.pointer(to: \.frame)!
-            if fp.pointee.linkType == fastLinkType && decoder.classify(fp.pointee.bytes, into: ff) && !(tagsTunnels && ff.pointee.vxlan) {
+            if fp.pointee.linkType == fastLinkType && decoder.classify(fp.pointee.bytes, into: ff) {
                 let hash = decoder.flowHash(UnsafePointer(ff))
                 if shuntActive {
                     // shunted in every group: nothing more to do for it (no descriptor, no copy)
