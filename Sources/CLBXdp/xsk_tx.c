@@ -25,27 +25,45 @@ struct lbx_xsk_tx {
     /* UMEM frames not in the kernel's hands: a stack of their addresses */
     uint64_t *free;
     uint32_t nfree, frames;
+    /* frames the device dropped after taking them (copy mode: sendto says EBUSY, one each) */
+    uint64_t dropped;
     int zc;
 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+uint32_t lbx_xsk_tx_flush(struct lbx_xsk_tx *x, uint32_t idle_ms)
+{
+    uint64_t last = now_ms();
+    uint32_t held = x->frames - x->nfree;
+    while (held > 0) {
+        if (sendto(xsk_socket__fd(x->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno == EBUSY)
+            x->dropped++;
+        lbx_xsk_tx_reclaim(x);
+        uint32_t now_held = x->frames - x->nfree;
+        if (now_held < held) {
+            held = now_held;
+            last = now_ms();
+        } else if (now_ms() - last > idle_ms) {
+            break;
+        } else {
+            usleep(100);
+        }
+    }
+    return held;
+}
 
 void lbx_xsk_tx_close(struct lbx_xsk_tx *x)
 {
     if (!x)
         return;
     if (x->xsk) {
-        /* what is queued leaves before the socket goes (bounded: 100 ms) */
-        struct timespec start, now;
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        while (x->nfree < x->frames) {
-            lbx_xsk_tx_reclaim(x);
-            if (x->nfree == x->frames)
-                break;
-            sendto(xsk_socket__fd(x->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) > 100000000L)
-                break;
-            usleep(100);
-        }
+        lbx_xsk_tx_flush(x, 100);
         xsk_socket__delete(x->xsk);
     }
     if (x->umem)
@@ -68,7 +86,7 @@ static int tx_socket(struct lbx_xsk_tx *x, const char *ifname, uint32_t queue, u
     return xsk_socket__create(&x->xsk, ifname, queue, x->umem, NULL, &x->tx, &sc);
 }
 
-int lbx_xsk_tx_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t frame_size,
+int lbx_xsk_tx_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t frame_size, int zerocopy_only,
                     struct lbx_xsk_tx **out, char *err, size_t errlen)
 {
     struct lbx_xsk_tx *x = calloc(1, sizeof *x);
@@ -89,6 +107,11 @@ int lbx_xsk_tx_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_
     }
     /* zero-copy where the driver has it, else copy mode (veth, most virtual devices) */
     rc = tx_socket(x, ifname, queue, XDP_ZEROCOPY);
+    if (rc && zerocopy_only) {
+        x->xsk = NULL;
+        lbx_xsk_tx_close(x);
+        return lbx_fail(err, errlen, rc, "%s: no zero-copy AF_XDP TX (%s)", ifname, strerror(-rc));
+    }
     if (rc) {
         x->xsk = NULL;
         rc = tx_socket(x, ifname, queue, XDP_COPY);
@@ -108,6 +131,7 @@ int lbx_xsk_tx_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_
 }
 
 int lbx_xsk_tx_zerocopy(const struct lbx_xsk_tx *x) { return x->zc; }
+uint64_t lbx_xsk_tx_dropped(const struct lbx_xsk_tx *x) { return x->dropped; }
 uint32_t lbx_xsk_tx_frame_size(const struct lbx_xsk_tx *x) { return x->frame_size; }
 
 void lbx_xsk_tx_reclaim(struct lbx_xsk_tx *x)
@@ -141,13 +165,22 @@ int lbx_xsk_tx_send(struct lbx_xsk_tx *x, const uint8_t *base, const uint64_t *o
     }
     if (n > 0)
         xsk_ring_prod__submit(&x->tx, n);
-    /* the kernel sends when woken (copy mode: within this call); also when nothing fitted, so
-     * that the frames it holds complete */
-    if (n == 0 || xsk_ring_prod__needs_wakeup(&x->tx)) {
+    /* the kernel sends when woken (copy mode: within the call, at most 32 frames each); also
+     * when nothing fitted, so that the frames it holds complete */
+    uint32_t kicks = n == 0 ? 1 : (n + 31) / 32;
+    for (uint32_t i = 0; i < kicks && (n == 0 || xsk_ring_prod__needs_wakeup(&x->tx)); i++) {
         if (sendto(xsk_socket__fd(x->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
             int e = errno;
-            if (n == 0 && e != EAGAIN && e != EBUSY && e != ENOBUFS && e != EWOULDBLOCK)
+            /* copy mode: the device refused a frame it was given (NET_XMIT_DROP; a veth whose
+             * peer's backlog is full): that frame is gone, and the kernel stopped there */
+            if (e == EBUSY)
+                x->dropped++;
+            else if (e == EAGAIN || e == ENOBUFS || e == EWOULDBLOCK)
+                break;
+            else if (n == 0)
                 return -e;
+            else
+                break;
         }
     }
     return (int)n;

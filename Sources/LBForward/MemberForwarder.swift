@@ -87,7 +87,7 @@ public final class MemberForwarder: @unchecked Sendable {
             }
             if portTX != .afPacket {
                 do {
-                    let x = try XSKSender(interface: name, index: info.index)
+                    let x = try XSKSender(interface: name, index: info.index, zeroCopyOnly: portTX == .auto)
                     log("forward \(ring) → \(member): \(x.kind)")
                     return .xdp(PortLink(sender: x, interface: name, mtu: info.mtu))
                 } catch {
@@ -95,12 +95,12 @@ public final class MemberForwarder: @unchecked Sendable {
                         log("forward \(ring) → \(member): \(error); its packets are dropped and counted")
                         return nil
                     }
-                    log("forward \(ring) → \(member): no AF_XDP socket (\(error)); sending with AF_PACKET")
+                    log("forward \(ring) → \(member): \(error); sending with AF_PACKET")
                 }
             }
             do {
                 let p = try PacketSender(interfaceIndex: info.index, qdiscBypass: false, sendBuffer: 4 << 20)
-                if portTX == .afPacket { log("forward \(ring) → \(member): \(p.kind)") }
+                log("forward \(ring) → \(member): \(p.kind)")
                 return .packet(PortLink(sender: p, interface: name, mtu: info.mtu))
             } catch {
                 log("forward \(ring) → \(member): \(error); its packets are dropped and counted")
@@ -117,6 +117,7 @@ public final class MemberForwarder: @unchecked Sendable {
         let lengths = UnsafeMutablePointer<UInt32>.allocate(capacity: Self.batch)
         defer { staging.deallocate(); offsets.deallocate(); lengths.deallocate() }
         var wasDown = false
+        var countedDrops: UInt64 = 0
         while true {
             // wait until the member is there
             while !link.healthy(now: Sys.monoNanos()) { usleep(100_000) }
@@ -164,6 +165,11 @@ public final class MemberForwarder: @unchecked Sendable {
                         done += k
                     }
                     attempted &+= UInt64(n)
+                    let d = link.dropped
+                    if d != countedDrops {
+                        failed.add(d &- countedDrops, ordering: .relaxed)
+                        countedDrops = d
+                    }
                     consumer.report(processed: sent.load(ordering: .relaxed), lossGaps: failed.load(ordering: .relaxed), lossAcks: attempted)
                     consumer.release()
                 }
@@ -177,7 +183,12 @@ public final class MemberForwarder: @unchecked Sendable {
                 if n == 0 {
                     switch consumer.wait(timeoutNanos: 100_000_000) {
                     case .packets, .timeout: continue
-                    case .endOfStream, .producerGone: return
+                    case .endOfStream, .producerGone:
+                        // what the link still holds leaves (or is counted) before the ring is let go
+                        let left = link.flush()
+                        failed.add(left &+ (link.dropped &- countedDrops), ordering: .relaxed)
+                        consumer.report(processed: sent.load(ordering: .relaxed), lossGaps: failed.load(ordering: .relaxed), lossAcks: attempted)
+                        return
                     }
                 }
             }
@@ -200,6 +211,10 @@ protocol Link: ~Copyable {
     func send(base: UnsafePointer<UInt8>, offsets: UnsafePointer<UInt64>, lengths: UnsafePointer<UInt32>, count: Int) throws(SysError) -> Int
     mutating func sendFailed(_ e: SysError)
     mutating func healthy(now: UInt64) -> Bool
+    /// frames the device dropped after they were sent, so far (AF_XDP TX in copy mode)
+    var dropped: UInt64 { get }
+    /// lets what was sent leave before the member lets go of its ring; the frames that could not
+    func flush() -> UInt64
 }
 
 /// VXLAN to one remote host: [UDP][VXLAN][the frame as the ring holds it].
@@ -245,6 +260,9 @@ struct VXLANLink: Link, ~Copyable {
     func send(base: UnsafePointer<UInt8>, offsets: UnsafePointer<UInt64>, lengths: UnsafePointer<UInt32>, count: Int) throws(SysError) -> Int {
         try sock.send(base: base, offsets: offsets, lengths: lengths, count: count)
     }
+
+    var dropped: UInt64 { 0 }
+    func flush() -> UInt64 { 0 }
 
     mutating func sendFailed(_ e: SysError) {
         if e.code == ECONNREFUSED || e.code == EHOSTUNREACH || e.code == ENETUNREACH { refused = true }
@@ -301,6 +319,9 @@ struct PortLink<Sender: FrameSender & ~Copyable>: Link, ~Copyable {
     }
 
     mutating func sendFailed(_ e: SysError) {}
+
+    var dropped: UInt64 { sender.dropped }
+    func flush() -> UInt64 { sender.flush() }
 
     mutating func healthy(now: UInt64) -> Bool {
         if now >= nextLook {

@@ -240,9 +240,13 @@ final class SensorHost {
 
     /// Tool ports: group `tools` sends out of two local interfaces; tcpdump on their peers sees
     /// every packet once, and each flow on one port.
-    /// Tool ports through AF_XDP TX and through AF_PACKET; the ports have an MTU of 9000 and
-    /// the trace has jumbo frames, larger than an AF_XDP UMEM frame (those go by AF_PACKET).
-    @Test(arguments: ["af_xdp", "af_packet"]) func toolPortsGetEveryPacketOnceWithoutSplittingAFlow(_ tx: String) throws {
+    /// Tool ports: `auto` (a veth has no zero-copy AF_XDP TX: AF_PACKET), AF_PACKET forced (as
+    /// `--user nobody`), and AF_XDP TX forced (copy mode). The ports have an MTU of 9000 and the
+    /// trace has jumbo frames, larger than an AF_XDP UMEM frame (those go by AF_PACKET).
+    /// AF_PACKET delivers every packet exactly once; AF_XDP TX in copy mode loses the frames the
+    /// veth refuses when its peer's backlog is full (a loaded machine), and each such loss is
+    /// counted in forward_send_errors: delivered + counted = sent, and none twice.
+    @Test(arguments: ["auto", "af_packet", "af_xdp"]) func toolPortsGetEveryPacketOnceWithoutSplittingAFlow(_ tx: String) throws {
         let scratch = try ScratchDirectory("forward-ports-\(tx)")
         let generated = scratch.path + "/gen.pcap", trace = scratch.path + "/mix.pcap"
         try Self.generate(generated, packets: 5000, seed: 23, dir: scratch.path)
@@ -272,8 +276,9 @@ final class SensorHost {
                              // the ports' sockets are opened before lb becomes another user
                              + (tx == "af_packet" ? ["--user", "nobody"] : []), in: scratch.path, label: "front")
         #expect(try front.wait(seconds: 60) == 0, "\(front.stderr)")
-        let how = tx == "af_xdp" ? "AF_XDP TX" : "AF_PACKET"
+        let how = tx == "af_xdp" ? "AF_XDP TX (copy mode)" : "AF_PACKET"
         if tx == "af_packet" { #expect(front.stderr.contains("running as nobody"), "\(front.stderr)") }
+        if tx == "auto" { #expect(front.stderr.contains("no zero-copy AF_XDP TX"), "\(front.stderr)") }
         #expect(front.stderr.components(separatedBy: "tools:1 → port \(p2.outer): \(how)").count == 2
                 && front.stderr.components(separatedBy: "tools:0 → port \(p1.outer): \(how)").count == 2, "\(front.stderr)")
         usleep(1_000_000)
@@ -291,13 +296,19 @@ final class SensorHost {
                 if let p = port[h], p != i { split += 1 } else { port[h] = i }
             }
         }
-        #expect(got == want, "tcpdump saw \(got.values.reduce(0, +)) of \(want.values.reduce(0, +)) packets")
         #expect(split == 0)
         let stats = try LBStats(front.stdout)
         #expect((stats.int("tools:0", "packets_processed_by_worker") ?? 0) + (stats.int("tools:1", "packets_processed_by_worker") ?? 0) == 5020)
         #expect(want.keys.filter { $0.count > 5000 }.count == 20)
         let sendErrors = stats.aggregate["forward_send_errors"] as? [String: Any]
-        #expect(sendErrors?.values.allSatisfy { ($0 as? NSNumber)?.intValue == 0 } == true, "\(sendErrors ?? [:])")
+        let lost = sendErrors?.values.reduce(0) { $0 + (($1 as? NSNumber)?.intValue ?? 0) } ?? -1
+        let seen = got.values.reduce(0, +), total = want.values.reduce(0, +)
+        #expect(got.allSatisfy { want[$0.key]! >= $0.value }, "a packet arrived twice")
+        if tx == "af_xdp" {
+            #expect(seen + lost == total, "tcpdump saw \(seen) of \(total) packets, \(lost) counted as lost")
+        } else {
+            #expect(got == want && lost == 0, "tcpdump saw \(seen) of \(total) packets, \(lost) counted as lost")
+        }
     }
 
     /// `--forward-vni GROUP=packet`: the VXLAN header carries each packet's own tunnel id (the

@@ -97,10 +97,13 @@ void lbx_xsk_close(struct lbx_xsk *x);
 struct lbx_xsk_tx;
 
 /* A UMEM of `frames` frames of `frame_size` bytes and a socket with only a TX ring on
- * ifname/queue: zero-copy where the driver has it, else copy mode. No XDP program is needed. */
-int lbx_xsk_tx_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t frame_size,
+ * ifname/queue: zero-copy where the driver has it, else copy mode (unless zerocopy_only: then
+ * an error). No XDP program is needed. */
+int lbx_xsk_tx_open(const char *ifname, uint32_t queue, uint32_t frames, uint32_t frame_size, int zerocopy_only,
                     struct lbx_xsk_tx **out, char *err, size_t errlen);
 int lbx_xsk_tx_zerocopy(const struct lbx_xsk_tx *x);
+/* Frames the device dropped after the socket handed them over (copy mode), so far. */
+uint64_t lbx_xsk_tx_dropped(const struct lbx_xsk_tx *x);
 uint32_t lbx_xsk_tx_frame_size(const struct lbx_xsk_tx *x);
 /* Takes back the frames the kernel has sent (the completion ring). */
 void lbx_xsk_tx_reclaim(struct lbx_xsk_tx *x);
@@ -112,7 +115,10 @@ int lbx_xsk_tx_send(struct lbx_xsk_tx *x, const uint8_t *base, const uint64_t *o
                     uint32_t count);
 /* XDP_STATISTICS: descriptors the kernel found invalid, and times it found the TX ring empty. */
 int lbx_xsk_tx_stats(const struct lbx_xsk_tx *x, uint64_t *invalid, uint64_t *ring_empty);
-/* Lets what is queued leave (up to 100 ms), then closes the socket and frees the UMEM. */
+/* Wakes the kernel until every queued frame has left, giving up after idle_ms without
+ * progress; returns the frames still held (not sent). */
+uint32_t lbx_xsk_tx_flush(struct lbx_xsk_tx *x, uint32_t idle_ms);
+/* Lets what is queued leave (lbx_xsk_tx_flush, 100 ms), closes the socket, frees the UMEM. */
 void lbx_xsk_tx_close(struct lbx_xsk_tx *x);
 
 /* ---- AF_PACKET TPACKET_V3 ---- */
