@@ -45,6 +45,8 @@ public enum DataPathBench {
     /// --new-cycles (implied by --dedup): each cycle over the frames is shifted in packet time
     /// past the last one and the window, so no cycle's packet is a copy of the last one's
     nonisolated(unsafe) public static var newCycles = false
+    /// --tenant-tag vni|vlan: every session's dispatcher tags decapsulated packets
+    nonisolated(unsafe) public static var tenantTag: String? = nil
     /// The group size the issue asks for: one group of 8 rings.
     public static let rings = 8
 
@@ -107,6 +109,7 @@ public final class Session: @unchecked Sendable {
         rings = try BenchRings(rings: DataPathBench.rings, geometry: geometry, consumerCPU: consumerCPU)
         var config = base
         config.backpressure = false
+        if let t = DataPathBench.tenantTag { config.tenantTag = TenantTag(source: t == "vlan" ? .vlan : .vni) }
         if DataPathBench.newCycles || DataPathBench.dedupWindowNanos > 0 {
             let first = set.frames[0].timestampNanos, last = set.frames[set.count - 1].timestampNanos
             cycleShift = last &- first &+ 10_000_000

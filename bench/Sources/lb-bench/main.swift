@@ -56,6 +56,7 @@ func parseOptions() -> Options {
         // shifted in packet time (--new-cycles) so that none is a copy of the last
         case "--dedup": let v = value(a); DataPathBench.dedupWindowNanos = v == "on" ? 1_000_000 : UInt64(v) ?? 1_000_000
         case "--new-cycles": DataPathBench.newCycles = true
+        case "--tenant-tag": DataPathBench.tenantTag = value(a)
         case "-h", "--help":
             print("""
                 usage: lb-bench [--yardstick PATH] [--inputs udp64,trace,vxlan] [--rings default,small] [--repeat N]
