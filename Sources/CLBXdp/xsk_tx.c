@@ -167,7 +167,10 @@ int lbx_xsk_tx_send(struct lbx_xsk_tx *x, const uint8_t *base, const uint64_t *o
         xsk_ring_prod__submit(&x->tx, n);
     /* the kernel sends when woken (copy mode: within the call, at most 32 frames each); also
      * when nothing fitted, so that the frames it holds complete */
-    uint32_t kicks = n == 0 ? 1 : (n + 31) / 32;
+    uint32_t held = x->frames - x->nfree;   /* queued and not yet completed, these included */
+    uint32_t kicks = n == 0 ? 1 : (held + 31) / 32;
+    if (kicks > 64)
+        kicks = 64;
     for (uint32_t i = 0; i < kicks && (n == 0 || xsk_ring_prod__needs_wakeup(&x->tx)); i++) {
         if (sendto(xsk_socket__fd(x->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
             int e = errno;
@@ -175,7 +178,9 @@ int lbx_xsk_tx_send(struct lbx_xsk_tx *x, const uint8_t *base, const uint64_t *o
              * peer's backlog is full): that frame is gone, and the kernel stopped there */
             if (e == EBUSY)
                 x->dropped++;
-            else if (e == EAGAIN || e == ENOBUFS || e == EWOULDBLOCK)
+            else if (e == EAGAIN || e == EWOULDBLOCK)
+                continue;          /* copy mode: a budget of 32 frames was used up, or the device was busy */
+            else if (e == ENOBUFS)
                 break;
             else if (n == 0)
                 return -e;
