@@ -1,19 +1,16 @@
 #define _GNU_SOURCE
 #include "lb_shim_forward.h"
+#include "sockbuf.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 int lb_shim_forward_socket(int ipv6, const uint8_t *addr, int sndbuf) {
     int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
     if (fd < 0) return -1;
-    if (sndbuf > 0) {
-        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0 &&
-            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) != 0) goto fail;
-    }
+    if (sndbuf > 0 && lb_shim_set_sndbuf(fd, sndbuf) != 0) goto fail;
     if (ipv6) {
         int off = 6;                 /* the kernel fills the UDP checksum (mandatory in IPv6) */
         if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &off, sizeof off) != 0) goto fail;
@@ -34,11 +31,8 @@ int lb_shim_forward_socket(int ipv6, const uint8_t *addr, int sndbuf) {
         if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) goto fail;
     }
     return fd;
-fail:;
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
+fail:
+    return lb_shim_close_failed(fd);
 }
 
 int lb_shim_forward_path_mtu(int fd, int ipv6) {

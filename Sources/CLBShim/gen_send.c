@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "lb_shim_gen.h"
+#include "sockbuf.h"
 
 #include <errno.h>
 #include <linux/if_packet.h>
@@ -24,10 +25,7 @@ int lb_shim_gen_packet_socket(int ifindex, int qdisc_bypass, int sndbuf) {
         int one = 1;
         if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) != 0) goto fail;
     }
-    if (sndbuf > 0) {
-        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0 &&
-            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) != 0) goto fail;
-    }
+    if (sndbuf > 0 && lb_shim_set_sndbuf(fd, sndbuf) != 0) goto fail;
     struct sockaddr_ll sll;
     memset(&sll, 0, sizeof sll);
     sll.sll_family = AF_PACKET;
@@ -35,7 +33,16 @@ int lb_shim_gen_packet_socket(int ifindex, int qdisc_bypass, int sndbuf) {
     sll.sll_protocol = 0;            /* bound for sending only: no packets are queued to us */
     if (bind(fd, (struct sockaddr *)&sll, sizeof sll) != 0) goto fail;
     return fd;
-fail:;
+fail:
+    return lb_shim_close_failed(fd);
+}
+
+int lb_shim_set_sndbuf(int fd, int bytes) {
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) == 0) return 0;
+    return setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+}
+
+int lb_shim_close_failed(int fd) {
     int e = errno;
     close(fd);
     errno = e;

@@ -30,11 +30,7 @@ public struct ForwardSocket: ~Copyable {
     @inline(__always)
     public func send(base: UnsafePointer<UInt8>, offsets: UnsafePointer<UInt64>, lengths: UnsafePointer<UInt32>,
                      count: Int) throws(SysError) -> Int {
-        let n = lb_shim_gen_send_batch(fd, base, offsets, lengths, Int32(min(count, Int(LB_SHIM_GEN_MAX_BATCH))))
-        if n >= 0 { return Int(n) }
-        let e = errno
-        if e == ENOBUFS || e == EAGAIN || e == EWOULDBLOCK { return 0 }
-        throw SysError("sendmmsg", e)
+        try Sys.sendBatch(fd, base: base, offsets: offsets, lengths: lengths, count: count)
     }
 }
 

@@ -60,7 +60,18 @@ public struct PacketSender: ~Copyable {
     @inline(__always)
     public func send(base: UnsafePointer<UInt8>, offsets: UnsafePointer<UInt64>, lengths: UnsafePointer<UInt32>,
                      count: Int) throws(SysError) -> Int {
-        let n = lb_shim_gen_send_batch(fd, base, offsets, lengths, Int32(min(count, Self.maxBatch)))
+        try Sys.sendBatch(fd, base: base, offsets: offsets, lengths: lengths, count: count)
+    }
+}
+
+extension Sys {
+    /// One sendmmsg(2) of messages `0..<count` (at most `PacketSender.maxBatch`), message i being
+    /// `lengths[i]` bytes at `base + offsets[i]`; returns how many went. 0 means the device or
+    /// the socket buffer was full (ENOBUFS, EAGAIN): try again. Other errors throw.
+    @inline(__always)
+    public static func sendBatch(_ fd: Int32, base: UnsafePointer<UInt8>, offsets: UnsafePointer<UInt64>,
+                                 lengths: UnsafePointer<UInt32>, count: Int) throws(SysError) -> Int {
+        let n = lb_shim_gen_send_batch(fd, base, offsets, lengths, Int32(min(count, PacketSender.maxBatch)))
         if n >= 0 { return Int(n) }
         let e = errno
         if e == ENOBUFS || e == EAGAIN || e == EWOULDBLOCK { return 0 }
