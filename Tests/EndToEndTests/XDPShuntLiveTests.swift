@@ -10,6 +10,13 @@ import Testing
 @Suite(.serialized) struct XDPShuntLiveTests {
     static let client: IPv4 = "10.0.0.1", server: IPv4 = "10.9.9.9"
 
+    /// `lb shunt add GROUP` with the trace's TCP flow: it must be added.
+    static func shuntBulkFlow(_ group: String, _ run: LBRun, in dir: String) throws {
+        let flow = ["--proto", "tcp", "--src", "\(client)", "--sport", "40000", "--dst", "\(server)", "--dport", "443", "--run-dir", run.runDir]
+        let (s, out, err) = try Proc.run(Tool.lb, ["shunt", "add", group] + flow, in: dir, label: "shunt")
+        #expect(s == 0 && out.contains("added"), "\(out) \(err)")
+    }
+
     /// SYN, SYN-ACK, ACK, `data` segments (3 of 4 from the client), FIN, FIN, RST; a UDP flow beside it.
     static func trace(_ path: String, data: Int) throws -> (total: Int, shuntable: Int) {
         var frames: [(timestampNanos: UInt64, bytes: [UInt8])] = []
@@ -44,9 +51,7 @@ import Testing
         defer { if let lb = run.lb { lb.signal(SIGKILL) } }
         try run.startConsumers()
         try LiveIngressTests.waitFor(run, "consumer attached")
-        let flow = ["--proto", "tcp", "--src", "10.0.0.1", "--sport", "40000", "--dst", "10.9.9.9", "--dport", "443", "--run-dir", run.runDir]
-        let (s, out, err) = try Proc.run(Tool.lb, ["shunt", "add", "t"] + flow, in: scratch.path, label: "shunt")
-        #expect(s == 0 && out.contains("added"), "\(out) \(err)")
+        try Self.shuntBulkFlow("t", run, in: scratch.path)
         let sent = try veth.replay([file], pps: 5000)
         #expect(sent.packets == total)
         usleep(600_000)                              // the control thread credits the drops every 200 ms
@@ -121,9 +126,7 @@ import Testing
         defer { if let lb = run.lb { lb.signal(SIGKILL) } }
         try run.startConsumers()
         try LiveIngressTests.waitFor(run, "consumer attached")
-        let flow = ["--proto", "tcp", "--src", "10.0.0.1", "--sport", "40000", "--dst", "10.9.9.9", "--dport", "443", "--run-dir", run.runDir]
-        let (s, out, err) = try Proc.run(Tool.lb, ["shunt", "add", "t"] + flow, in: scratch.path, label: "shunt")
-        #expect(s == 0 && out.contains("added"), "\(out) \(err)")
+        try Self.shuntBulkFlow("t", run, in: scratch.path)
         let sent = try veth.replay([file], pps: 5000)
         #expect(sent.packets == total)
         let stats = try LiveIngressTests.stop(run)
