@@ -46,8 +46,8 @@ extension Dispatcher {
         if note.pointee.bytes != nil {
             // the fast path found the innermost IP header; its length bounds the digest
             d = PacketDigest.ip(base, l3: note.pointee.frame.l3, end: note.pointee.frame.end, key: key)
-                &+ (tagsTunnels && note.pointee.frame.vxlan
-                    ? tenantSalt(tunneled: true, vni: note.pointee.frame.vni, hasVLAN: note.pointee.frame.tagged, vlan: note.pointee.frame.vlan) : 0)
+                &+ tenantSalt(tunneled: note.pointee.frame.vxlan, vni: note.pointee.frame.vni, hasVLAN: note.pointee.frame.tagged,
+                              vlan: note.pointee.frame.vlan)
         } else {
             guard let s = slowDigest(fp, base, decoder, key) else { return 0 }
             d = s
@@ -95,16 +95,8 @@ extension Dispatcher {
 
     @inline(__always)
     func tenantSalt(tunneled: Bool, vni: UInt32, hasVLAN: Bool, vlan: UInt16) -> UInt64 {
-        let ps = policy
-        guard ps.tenant != 0, tunneled, !keep else { return 0 }
-        let id: UInt64
-        if ps.tenant == 2 {
-            guard hasVLAN else { return 0 }
-            id = UInt64(vlan)
-        } else {
-            id = UInt64(vni)
-        }
-        return (id &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        guard let id = tenantID(tunneled: tunneled, vni: vni, hasVLAN: hasVLAN, vlan: vlan) else { return 0 }
+        return (UInt64(id) &+ 1) &* 0x9E37_79B9_7F4A_7C15
     }
 }
 

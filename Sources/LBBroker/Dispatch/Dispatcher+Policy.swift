@@ -122,16 +122,11 @@ extension Dispatcher {
     /// tunnel, its innermost tunnel id, its outer VLAN.
     @inline(__always)
     func tenantVLAN(tunneled: Bool, vni: UInt32, hasVLAN: Bool, vlan: UInt16) -> UInt16? {
+        guard let id = tenantID(tunneled: tunneled, vni: vni, hasVLAN: hasVLAN, vlan: vlan) else { return nil }
         let ps = policy
-        guard ps.tenant != 0, tunneled, !keep else { return nil }    // --decap keep keeps the outer headers
-        if ps.tenant == 2 {
-            guard hasVLAN else { return nil }
-            counters.add(.tenantTagged)
-            return vlan
-        }
-        let id = vni
-        let t = TenantTag.vlan(for: id, in: ps.tenantMap, count: ps.tenantMapCount)
         counters.add(.tenantTagged)
+        if ps.tenant == 2 { return UInt16(truncatingIfNeeded: id) }
+        let t = TenantTag.vlan(for: id, in: ps.tenantMap, count: ps.tenantMapCount)
         if t.folded { counters.add(.tenantFolded) }
         let owner = ps.vlanOwner + Int(t.vlan & 0x0FFF)
         if owner.pointee == 0 {
@@ -140,6 +135,17 @@ extension Dispatcher {
             counters.add(.tenantCollisions)
         }
         return t.vlan
+    }
+
+    /// The tenant as --tenant-tag names it (nil: none): the innermost tunnel id, or with
+    /// `vlan` the outer VLAN, of a packet that came in a tunnel and is decapsulated (--decap
+    /// keep keeps the outer headers). The tag and the dedup digest (tenantSalt) both take it.
+    @inline(__always)
+    func tenantID(tunneled: Bool, vni: UInt32, hasVLAN: Bool, vlan: UInt16) -> UInt32? {
+        let ps = policy
+        guard ps.tenant != 0, tunneled, !keep else { return nil }
+        if ps.tenant == 2 { return hasVLAN ? UInt32(vlan) : nil }
+        return vni
     }
 
     /// The general path's delivery under a policy: the packet is put together (tag, synthesized
@@ -166,19 +172,9 @@ extension Dispatcher {
             if let tag, body >= 12 {
                 let rest = out + 12
                 (rest + 4).copyMemory(from: rest, byteCount: min(body &- 12, PolicyState.scratchSize &- 16))
-                rest.storeBytes(of: UInt16(0x8100).bigEndian, as: UInt16.self)
-                (rest + 2).storeBytes(of: (tag & 0x0FFF).bigEndian, as: UInt16.self)
-                caplen = body &+ 4
-                wire &+= 4
-                if l3 != 0xFFFF { l3 &+= 4 }
-                flags |= LB_F_VLAN | LB_F_TENANT_TAG
+                Self.writeTag(tag, at: rest)
+                caplen = taggedLengths(body: body, wire: &wire, l3: &l3, flags: &flags)
                 vlan = tag
-                if caplen > maxCaplen {
-                    caplen = maxCaplen
-                    if flags & LB_F_TRUNCATED == 0 { counters.add(.truncated) }
-                    flags |= LB_F_TRUNCATED
-                }
-                if l3 != 0xFFFF && Int(l3) >= caplen { l3 = 0xFFFF }
             }
             q = Packet(bytes: UnsafeRawPointer(out), prefix: 0, caplen: caplen, wire: UInt32(clamping: wire), tunnel: p.tunnel,
                        ts: p.ts, hash: p.hash, flags: flags, l3: l3, encap: p.encap, depth: p.depth, vni: p.vni, vlan: vlan,
@@ -199,8 +195,8 @@ extension Dispatcher {
     /// the scratch area first (`fastTagged`).
     @inline(never)
     mutating func deliverFastPolicy(_ note: UnsafePointer<FastNote>, _ frameBytes: UnsafeRawPointer) {
-        if tagsTunnels && note.pointee.frame.vxlan,
-           let tag = tenantVLAN(tunneled: true, vni: note.pointee.frame.vni, hasVLAN: note.pointee.frame.tagged, vlan: note.pointee.frame.vlan) {
+        if let tag = tenantVLAN(tunneled: note.pointee.frame.vxlan, vni: note.pointee.frame.vni, hasVLAN: note.pointee.frame.tagged,
+                                vlan: note.pointee.frame.vlan) {
             var tagged = fastTagged(note.pointee.desc, frameBytes, tag: tag)
             deliverFastPolicy(note, desc: &tagged, src: UnsafeRawPointer(policy.scratch))
             return
@@ -215,23 +211,39 @@ extension Dispatcher {
         let out = policy.scratch
         let body = Int(desc.caplen)                  // an inner Ethernet frame: at least 14 bytes
         out.copyMemory(from: src, byteCount: 12)
-        (out + 12).storeBytes(of: UInt16(0x8100).bigEndian, as: UInt16.self)
-        (out + 14).storeBytes(of: (tag & 0x0FFF).bigEndian, as: UInt16.self)
+        Self.writeTag(tag, at: out + 12)
         (out + 16).copyMemory(from: src + 12, byteCount: body &- 12)
         var d = desc
-        var caplen = body &+ 4
-        d.wirelen &+= 4
-        if d.l3_off != 0xFFFF { d.l3_off &+= 4 }
-        d.flags |= LB_F_VLAN | LB_F_TENANT_TAG
+        var wire = Int(d.wirelen)
+        d.caplen = UInt32(truncatingIfNeeded: taggedLengths(body: body, wire: &wire, l3: &d.l3_off, flags: &d.flags))
+        d.wirelen = UInt32(clamping: wire)
         d.vlan = tag
+        return d
+    }
+
+    /// The 802.1Q tag with a tenant's VLAN id, 4 bytes at `at`.
+    @inline(__always)
+    static func writeTag(_ tag: UInt16, at: UnsafeMutableRawPointer) {
+        at.storeBytes(of: UInt16(0x8100).bigEndian, as: UInt16.self)
+        (at + 2).storeBytes(of: (tag & 0x0FFF).bigEndian, as: UInt16.self)
+    }
+
+    /// A packet's lengths and flags once its tenant tag is in (both paths): 4 bytes more on
+    /// the wire and before the IP header, LB_F_VLAN | LB_F_TENANT_TAG; returns its caplen
+    /// (`body` + 4), cut to the slot size and counted as truncated when it is longer.
+    @inline(__always)
+    func taggedLengths(body: Int, wire: inout Int, l3: inout UInt16, flags: inout UInt32) -> Int {
+        var caplen = body &+ 4
+        wire &+= 4
+        if l3 != 0xFFFF { l3 &+= 4 }
+        flags |= LB_F_VLAN | LB_F_TENANT_TAG
         if caplen > maxCaplen {
             caplen = maxCaplen
-            if d.flags & LB_F_TRUNCATED == 0 { counters.add(.truncated) }
-            d.flags |= LB_F_TRUNCATED
+            if flags & LB_F_TRUNCATED == 0 { counters.add(.truncated) }
+            flags |= LB_F_TRUNCATED
         }
-        if d.l3_off != 0xFFFF && Int(d.l3_off) >= caplen { d.l3_off = 0xFFFF }
-        d.caplen = UInt32(truncatingIfNeeded: caplen)
-        return d
+        if l3 != 0xFFFF && Int(l3) >= caplen { l3 = 0xFFFF }
+        return caplen
     }
 
     /// Filters, slices and writes a fast-path packet (`src`, described by `desc`).

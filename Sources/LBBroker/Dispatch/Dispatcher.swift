@@ -144,9 +144,6 @@ public struct Dispatcher: ~Copyable {
     /// per-group filters and slices, and the tenant tag (Dispatcher+Policy.swift)
     let policy: PolicyState
     let policyActive: Bool
-    /// --tenant-tag (and not --decap keep): decapsulated packets get a tag (a VXLAN packet on
-    /// the fast path too: Dispatcher+Policy.swift, `fastTagged`)
-    let tagsTunnels: Bool
 
     /// `groups` lists, per group, its rings' memory in ring order. A dispatcher writes into
     /// `lane` of every ring and counts into `counters` (default: the shared ones); several
@@ -199,7 +196,6 @@ public struct Dispatcher: ~Copyable {
         hashVLAN = config.decode.hashVLAN
         policy = PolicyState(groups: groups.count, policies: config.policies, tenant: config.tenantTag)
         policyActive = config.tenantTag != nil || config.policies.contains { !$0.isDefault }
-        tagsTunnels = config.tenantTag != nil && !config.decode.keepEncapsulation
     }
 
     deinit {
