@@ -165,12 +165,8 @@ public final class MemberForwarder: @unchecked Sendable {
                         done += k
                     }
                     attempted &+= UInt64(n)
-                    let d = link.dropped
-                    if d != countedDrops {
-                        failed.add(d &- countedDrops, ordering: .relaxed)
-                        countedDrops = d
-                    }
-                    consumer.report(processed: sent.load(ordering: .relaxed), lossGaps: failed.load(ordering: .relaxed), lossAcks: attempted)
+                    countDrops(link.dropped, since: &countedDrops)
+                    report(&consumer, attempted: attempted)
                     consumer.release()
                 }
                 if !link.healthy(now: Sys.monoNanos()) {
@@ -185,15 +181,30 @@ public final class MemberForwarder: @unchecked Sendable {
                     case .packets, .timeout: continue
                     case .endOfStream, .producerGone:
                         // what the link still holds leaves (or is counted) before the ring is let go
-                        let left = link.flush()
-                        failed.add(left &+ (link.dropped &- countedDrops), ordering: .relaxed)
-                        consumer.report(processed: sent.load(ordering: .relaxed), lossGaps: failed.load(ordering: .relaxed), lossAcks: attempted)
+                        failed.add(link.flush(), ordering: .relaxed)
+                        countDrops(link.dropped, since: &countedDrops)
+                        report(&consumer, attempted: attempted)
                         return
                     }
                 }
             }
             _ = consumer          // dropped here: detached
         }
+    }
+}
+
+extension MemberForwarder {
+    /// Counts as not sent the frames the link's device dropped since `counted` (AF_XDP TX in
+    /// copy mode learns of them after the send).
+    func countDrops(_ dropped: UInt64, since counted: inout UInt64) {
+        guard dropped != counted else { return }
+        failed.add(dropped &- counted, ordering: .relaxed)
+        counted = dropped
+    }
+
+    /// The member's worker report to lb: sent, not sent, and handed to it.
+    func report(_ consumer: inout RingConsumer, attempted: UInt64) {
+        consumer.report(processed: sent.load(ordering: .relaxed), lossGaps: failed.load(ordering: .relaxed), lossAcks: attempted)
     }
 }
 
