@@ -192,15 +192,18 @@ public enum Broker {
         shared.buckets = BucketTables(groupSizes: config.groups.map(\.count))
         let server = ControlServer(runDir: runDir, rings: records, shared: shared, log: log)
         server.ringGroup = try RingPermissions.groupID(config.ringGroup)
-        if let user = config.user {
-            guard let (uid, _) = Sys.lookupUser(user) else { throw BrokerError("--user \(user): no such user") }
+        // --user: looked up once; the sockets are the user's from the start
+        var user: (name: String, uid: UInt32, gid: UInt32)? = nil
+        if let name = config.user {
+            guard let (uid, gid) = Sys.lookupUser(name) else { throw BrokerError("--user \(name): no such user") }
+            user = (name, uid, gid)
             server.socketOwner = uid
         }
         do { try server.start() } catch {
             server.shutdown()           // sockets already made go too
             throw error
         }
-        if let user = config.user {
+        if let user {
             do {
                 try dropPrivileges(to: user, rings: records, log: log)
             } catch {

@@ -8,8 +8,9 @@ import Synchronization
 extension Broker {
     /// `--user NAME`: after the sockets, the XDP program and the rings exist, lb needs no
     /// privilege; it becomes NAME (all threads; every capability is gone).
-    static func dropPrivileges(to user: String, rings: [RingRecord], log: (String) -> Void) throws(BrokerError) {
-        guard let (uid, gid) = Sys.lookupUser(user) else { throw BrokerError("--user \(user): no such user") }
+    static func dropPrivileges(to account: (name: String, uid: UInt32, gid: UInt32), rings: [RingRecord],
+                               log: (String) -> Void) throws(BrokerError) {
+        let (user, uid, gid) = account
         // The ring memory becomes the user's (the sockets were bound as the user's, see
         // ControlServer.socketOwner): consumers check that both belong to the user lb runs as
         // (LB_USER), and consumers running as that user can connect. The group stays
