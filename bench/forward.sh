@@ -39,17 +39,22 @@ sink=$!
 trace="$work/mix.pcap"
 "$lb" gen -w "$trace" --packets "$packets" --seed 9 --sizes imix >/dev/null 2>&1
 cpu() { awk '{print $1 + $2}' "$1"; }
-printf "%-10s %12s %12s %16s\n" run "sender" "kpps (wall)" "kpps per core"
-for i in $(seq 1 "$runs"); do
-    /usr/bin/time -f "%U %S %e" -o "$work/lb.time" "$lb" -i "pcap:$trace" -p fwd:vxlan=10.78.0.2 --no-forward-keepalive \
-        --run-dir "$work/run" -w 10 >"$work/lb.out" 2>"$work/lb.err"
-    sent=$(grep -o '"packets_forwarded":[0-9]*' "$work/lb.out" | tail -1 | cut -d: -f2)
-    wall=$(awk '{print $3}' "$work/lb.time")
-    printf "%-10s %12s %12.1f %16.1f\n" "$i" "lb" "$(echo "$sent / $wall / 1000" | bc -l)" "$(echo "$sent / $(cpu "$work/lb.time") / 1000" | bc -l)"
+# one row: run, sender, packets sent, and the /usr/bin/time file of the sending process
+row() { printf "%-10s %22s %12.1f %16.1f\n" "$1" "$2" "$(echo "$3 / $(awk '{print $3}' "$4") / 1000" | bc -l)" "$(echo "$3 / $(cpu "$4") / 1000" | bc -l)"; }
+# lb ARGS...: lb replays the trace with these group options; one row
+run_lb() {
+    local i="$1" label="$2"; shift 2
+    /usr/bin/time -f "%U %S %e" -o "$work/lb.time" "$lb" -i "pcap:$trace" "$@" --run-dir "$work/run" -w 10 >"$work/lb.out" 2>"$work/lb.err"
+    row "$i" "$label" "$(grep -o '"packets_forwarded":[0-9]*' "$work/lb.out" | tail -1 | cut -d: -f2)" "$work/lb.time"
+}
+run_tcpreplay() {
     /usr/bin/time -f "%U %S %e" -o "$work/tr.time" tcpreplay --topspeed -i lbfwd0 "$trace" >"$work/tr.out" 2>&1
-    trsent=$(grep -o 'Actual: [0-9]*' "$work/tr.out" | grep -o '[0-9]*')
-    trwall=$(awk '{print $3}' "$work/tr.time")
-    printf "%-10s %12s %12.1f %16.1f\n" "$i" "tcpreplay" "$(echo "$trsent / $trwall / 1000" | bc -l)" "$(echo "$trsent / $(cpu "$work/tr.time") / 1000" | bc -l)"
+    row "$1" tcpreplay "$(grep -o 'Actual: [0-9]*' "$work/tr.out" | grep -o '[0-9]*')" "$work/tr.time"
+}
+printf "%-10s %22s %12s %16s\n" run "sender" "kpps (wall)" "kpps per core"
+for i in $(seq 1 "$runs"); do
+    run_lb "$i" lb -p fwd:vxlan=10.78.0.2 --no-forward-keepalive
+    run_tcpreplay "$i"
 done
 grep -o '"forward_fragmented":{[^}]*}\|"forward_send_errors":{[^}]*}' "$work/lb.out" | tail -2
 
@@ -59,15 +64,8 @@ echo
 printf "%-10s %22s %12s %16s\n" run "sender" "kpps (wall)" "kpps per core"
 for i in $(seq 1 "$runs"); do
     for tx in af_xdp af_packet; do
-        /usr/bin/time -f "%U %S %e" -o "$work/lb.time" "$lb" -i "pcap:$trace" -p fwd:port=lbfwd0 --forward-port-tx "$tx" \
-            --run-dir "$work/run" -w 10 >"$work/lb.out" 2>"$work/lb.err"
-        sent=$(grep -o '"packets_forwarded":[0-9]*' "$work/lb.out" | tail -1 | cut -d: -f2)
-        wall=$(awk '{print $3}' "$work/lb.time")
-        printf "%-10s %22s %12.1f %16.1f\n" "$i" "lb port ($tx)" "$(echo "$sent / $wall / 1000" | bc -l)" "$(echo "$sent / $(cpu "$work/lb.time") / 1000" | bc -l)"
+        run_lb "$i" "lb port ($tx)" -p fwd:port=lbfwd0 --forward-port-tx "$tx"
     done
-    /usr/bin/time -f "%U %S %e" -o "$work/tr.time" tcpreplay --topspeed -i lbfwd0 "$trace" >"$work/tr.out" 2>&1
-    trsent=$(grep -o 'Actual: [0-9]*' "$work/tr.out" | grep -o '[0-9]*')
-    trwall=$(awk '{print $3}' "$work/tr.time")
-    printf "%-10s %22s %12.1f %16.1f\n" "$i" "tcpreplay" "$(echo "$trsent / $trwall / 1000" | bc -l)" "$(echo "$trsent / $(cpu "$work/tr.time") / 1000" | bc -l)"
+    run_tcpreplay "$i"
 done
 grep -o '"forward_send_errors":{[^}]*}' "$work/lb.out" | tail -1
